@@ -1,0 +1,159 @@
+"""Schedules: plain ``step -> float`` callables that compose (optax style).
+
+A schedule is any ``Callable[[int], float]``; the constructors here return closures that
+validate their arguments once, at construction. :class:`AutoScale` is the exception: it
+sets a weight from the current term values, so it is a small stateful object rather than a
+function of the step.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor
+
+Schedule = Callable[[int], float]
+
+
+def constant(value: float) -> Schedule:
+    """``value`` at every step."""
+    value = float(value)
+
+    def schedule(step: int) -> float:
+        return value
+
+    return schedule
+
+
+def linear_warmup(start: float, end: float, steps: int) -> Schedule:
+    """Linear from ``start`` at step 0 to ``end`` at ``steps``, then ``end``.
+
+    ``linear_warmup(0.0, 0.05, 500)`` is the Bayesian GPM's KL warm-up: 0.025 at step 250.
+    """
+    if steps < 0:
+        raise ValueError(f"linear_warmup: steps must be >= 0, got {steps}")
+    start, end = float(start), float(end)
+
+    def schedule(step: int) -> float:
+        if steps == 0 or step >= steps:
+            return end
+        return start + (end - start) * max(step, 0) / steps
+
+    return schedule
+
+
+def piecewise(boundaries: Sequence[int], values: Sequence[float]) -> Schedule:
+    """Piecewise constant: ``values[0]`` before ``boundaries[0]``, ``values[i]`` from
+    ``boundaries[i-1]`` on. ``len(values) == len(boundaries) + 1``.
+
+    The epoch margin ramp "0.02 / 0.04 / 0.05 at epochs 0 / 2 / 5" is
+    ``piecewise([2, 5], [0.02, 0.04, 0.05])`` called with the epoch.
+    """
+    bounds = [int(b) for b in boundaries]
+    vals = [float(v) for v in values]
+    if len(vals) != len(bounds) + 1:
+        raise ValueError(
+            f"piecewise: need len(values) == len(boundaries) + 1, got {len(vals)} values "
+            f"for {len(bounds)} boundaries"
+        )
+    if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
+        raise ValueError(f"piecewise: boundaries must increase strictly, got {bounds}")
+
+    def schedule(step: int) -> float:
+        return vals[bisect.bisect_right(bounds, step)]
+
+    return schedule
+
+
+def cyclical(
+    total_steps: int,
+    n_cycle: int = 4,
+    ratio: float = 0.5,
+    start: float = 0.0,
+    end: float = 1.0,
+) -> Schedule:
+    """Cyclical annealing (Fu et al. 2019): ``n_cycle`` cycles over ``total_steps``; in each,
+    the value rises linearly from ``start`` to ``end`` over the first ``ratio`` of the
+    cycle, then holds at ``end``. After ``total_steps`` it stays at ``end``."""
+    if total_steps <= 0 or n_cycle <= 0:
+        raise ValueError("cyclical: total_steps and n_cycle must be > 0")
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"cyclical: ratio must be in (0, 1], got {ratio}")
+    period = total_steps / n_cycle
+    rise = period * ratio
+
+    def schedule(step: int) -> float:
+        if step >= total_steps:
+            return float(end)
+        position = math.fmod(max(step, 0), period)
+        if position >= rise:
+            return float(end)
+        return start + (end - start) * position / rise
+
+    return schedule
+
+
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]`` with its step
+    counted from that boundary, and so on (optax ``join_schedules``)."""
+    bounds = [int(b) for b in boundaries]
+    if len(schedules) != len(bounds) + 1:
+        raise ValueError(
+            f"join: need len(schedules) == len(boundaries) + 1, got {len(schedules)} and "
+            f"{len(bounds)}"
+        )
+    if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
+        raise ValueError(f"join: boundaries must increase strictly, got {bounds}")
+    starts = [0, *bounds]
+
+    def schedule(step: int) -> float:
+        index = bisect.bisect_right(bounds, step)
+        return schedules[index](step - starts[index])
+
+    return schedule
+
+
+@dataclass
+class AutoScale:
+    """Weight that keeps a term at ``target_fraction`` of a reference term.
+
+    ``lambda_eff = clamp(reference.detach() * target_fraction / term.detach(), lo, hi)``.
+    Both values are detached: the weight is a setting, not a path for gradients (with a
+    gradient through lambda the term could shrink its own weight by growing).
+
+    Used as a weight of :class:`termwise.Objective` with ``reference`` naming the term to
+    scale against (e.g. the directional margin auto-scaled to the MSE). A lambda sitting at
+    ``lo`` or ``hi`` is not following its target any more; the objective reports that per
+    step and the health rule ``autoscale.pinned`` flags a window where it happens >= 90 %.
+    """
+
+    target_fraction: float
+    lo: float
+    hi: float
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.target_fraction <= 0:
+            raise ValueError(f"AutoScale: target_fraction must be > 0, got {self.target_fraction}")
+        if not 0 <= self.lo < self.hi:
+            raise ValueError(f"AutoScale: need 0 <= lo < hi, got lo={self.lo}, hi={self.hi}")
+
+    def __call__(self, term: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(lambda_eff, at_bound)`` as 0-dim detached tensors (no host sync)."""
+        term = term.detach().float()
+        reference = reference.detach().float()
+        raw = reference * self.target_fraction / term.abs().clamp_min(1e-12)
+        lam = raw.clamp(self.lo, self.hi)
+        at_bound = ((raw <= self.lo) | (raw >= self.hi)).float()
+        return lam, at_bound
+
+    def state_dict(self) -> dict[str, float | int | str | None]:
+        return {
+            "target_fraction": self.target_fraction,
+            "lo": self.lo,
+            "hi": self.hi,
+            "reference": self.reference,
+        }

@@ -1,0 +1,24 @@
+"""Loss terms: pure functions on tensors returning per-example values and detached stats.
+
+Every term returns :class:`TermOutput` ``(values, stats)``: ``values`` keeps the batch
+shape (reduce it yourself, or hand the output to :class:`termwise.Objective`), and
+``stats`` holds 0-dim detached tensors the health monitor reads every N steps.
+"""
+
+from termwise.terms._output import TermOutput
+from termwise.terms.directional import directional_margin
+from termwise.terms.kl import BayesianLayer, bayes_layer_kl, free_bits_kl, gaussian_kl
+from termwise.terms.ranking import bradley_terry, log_square, saturation_fraction, soft_cap
+
+__all__ = [
+    "BayesianLayer",
+    "TermOutput",
+    "bayes_layer_kl",
+    "bradley_terry",
+    "directional_margin",
+    "free_bits_kl",
+    "gaussian_kl",
+    "log_square",
+    "saturation_fraction",
+    "soft_cap",
+]

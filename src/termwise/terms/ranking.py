@@ -1,0 +1,101 @@
+"""Ranking terms for reward models: Bradley-Terry, the log-square regulariser, the soft cap."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from termwise.terms._output import TermOutput
+
+
+def bradley_terry(
+    r_pos: Tensor,
+    r_neg: Tensor,
+    weight: Tensor | None = None,
+    margin: float | Tensor = 0.0,
+) -> TermOutput:
+    r"""Bradley-Terry ranking loss per pair.
+
+    .. math:: \ell_i = -w_i \log \sigma(r^+_i - r^-_i - m_i)
+
+    ``logsigmoid`` is used rather than ``log(sigmoid(.))`` so the loss stays finite and
+    exact at |r| = 1e4 (it becomes ``-x`` for very negative ``x`` instead of ``log(0)``).
+
+    Args:
+        r_pos: scores of the preferred items, any shape.
+        r_neg: scores of the dispreferred items, broadcastable to ``r_pos``.
+        weight: optional per-pair weights (e.g. negative-tier weights), broadcastable.
+            The values are ``w * loss``; a weighted mean is ``values.sum() / w.sum()``.
+        margin: required score gap, scalar or per pair.
+
+    Stats: ``accuracy`` (share of pairs ranked correctly, r+ > r-), ``mean_gap``.
+    """
+    gap = r_pos - r_neg
+    values = -F.logsigmoid(gap - margin)
+    if weight is not None:
+        values = values * weight
+    detached = gap.detach()
+    stats = {
+        "accuracy": (detached > 0).float().mean(),
+        "mean_gap": detached.float().mean(),
+    }
+    return TermOutput(values, stats)
+
+
+def log_square(
+    r: Tensor, eps: float = 1e-6, form: Literal["abs", "squared"] = "abs"
+) -> TermOutput:
+    r"""Regulariser that holds (positive-example) scores near :math:`|r| = 1`.
+
+    ``form="abs"`` (default): :math:`|\log(r^2 + \epsilon)|`, which is 0 at |r| = 1 and
+    4.6 at r = 0.1 and at r = 10. ``form="squared"``: :math:`\log(r^2 + \epsilon)^2 / 4`,
+    smooth at the optimum (same zeros, gradient that shrinks near |r| = 1).
+
+    Why not the literal source formula :math:`\log(r^2+\epsilon)`: it is monotone in |r|,
+    so its minimum is at r -> 0 (value log(eps) = -13.8), and gradient descent on it pulls
+    every positive score towards zero, the opposite of the intended "optimal at |r| = 1,
+    penalised at 0.1 and at 10". Taking the absolute value keeps the source's numbers
+    (0, -4.6 -> 4.6, 4.6) as a penalty magnitude with its minimum where intended.
+
+    Note ``r = 0`` exactly is a stationary point of both forms (the gradient is 0 there);
+    any non-zero start moves towards |r| = 1.
+
+    Stats: ``mean_abs_score``, ``mean_log_r2`` (signed, 0 when scores sit at |r| = 1).
+    """
+    log_r2 = torch.log(r * r + eps)
+    if form == "abs":
+        values = log_r2.abs()
+    elif form == "squared":
+        values = log_r2.square() / 4.0
+    else:
+        raise ValueError(f"log_square: form must be 'abs' or 'squared', got {form!r}")
+    stats = {
+        "mean_abs_score": r.detach().abs().float().mean(),
+        "mean_log_r2": log_r2.detach().float().mean(),
+    }
+    return TermOutput(values, stats)
+
+
+def soft_cap(scores: Tensor, cap: float) -> Tensor:
+    r"""Soft logit cap :math:`c \tanh(s / c)`: near-identity for |s| << c, bounded by c.
+
+    ``cap <= 0`` disables the cap and returns ``scores`` unchanged.
+    """
+    if cap <= 0:
+        return scores
+    return cap * torch.tanh(scores / cap)
+
+
+def saturation_fraction(scores: Tensor, cap: float, threshold: float = 0.9) -> Tensor:
+    """Share of scores with ``|score| > threshold * cap`` (0-dim, detached).
+
+    The health rule ``logits.saturated`` reads it: a capped score near the cap has
+    almost no gradient (tanh' -> 0), so a high share means the head stopped learning.
+    Returns 0 when the cap is disabled.
+    """
+    if cap <= 0:
+        return torch.zeros((), device=scores.device)
+    return (scores.detach().abs() > threshold * cap).float().mean()
