@@ -150,8 +150,10 @@ class Objective:
                         f"other terms, got {spec.reference!r}"
                     )
             elif not (callable(spec) or isinstance(spec, int | float)):
-                raise TypeError(f"Objective: weight of {name!r} must be a number, schedule or "
-                                f"AutoScale, got {type(spec).__name__}")
+                raise TypeError(
+                    f"Objective: weight of {name!r} must be a number, schedule or "
+                    f"AutoScale, got {type(spec).__name__}"
+                )
         self.weights: dict[str, WeightSpec] = {n: weights.get(n, 1.0) for n in self.names}
         self.autoscaled = tuple(isinstance(self.weights[n], AutoScale) for n in self.names)
 

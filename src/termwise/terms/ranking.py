@@ -45,9 +45,7 @@ def bradley_terry(
     return TermOutput(values, stats)
 
 
-def log_square(
-    r: Tensor, eps: float = 1e-6, form: Literal["abs", "squared"] = "abs"
-) -> TermOutput:
+def log_square(r: Tensor, eps: float = 1e-6, form: Literal["abs", "squared"] = "abs") -> TermOutput:
     r"""Regulariser that holds (positive-example) scores near :math:`|r| = 1`.
 
     ``form="abs"`` (default): :math:`|\log(r^2 + \epsilon)|`, which is 0 at |r| = 1 and

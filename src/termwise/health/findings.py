@@ -1,0 +1,94 @@
+"""Findings: what a health rule saw, why it matters and what to change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+Severity = Literal["info", "warning", "error"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation of a rule at one step.
+
+    ``code`` names the rule (``free_bits.all_free``), ``subject`` what it is about (a term
+    or metric name, may be empty), ``evidence`` the numbers it was decided on.
+    """
+
+    step: int
+    severity: Severity
+    code: str
+    message: str
+    suggestion: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    subject: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.code, self.subject)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            step=int(data["step"]),
+            severity=data["severity"],
+            code=str(data["code"]),
+            message=str(data["message"]),
+            suggestion=str(data.get("suggestion", "")),
+            evidence=dict(data.get("evidence", {})),
+            subject=str(data.get("subject", "")),
+        )
+
+
+@dataclass
+class FindingGroup:
+    """All findings with the same (code, subject): how often, when, and the latest one."""
+
+    latest: Finding
+    count: int
+    first_step: int
+    worst: Severity
+
+
+def group_findings(findings: Iterable[Finding]) -> list[FindingGroup]:
+    """Group by (code, subject), worst severity first, then by first appearance."""
+    groups: dict[tuple[str, str], FindingGroup] = {}
+    for finding in findings:
+        group = groups.get(finding.key)
+        if group is None:
+            groups[finding.key] = FindingGroup(finding, 1, finding.step, finding.severity)
+            continue
+        group.count += 1
+        if finding.step >= group.latest.step:
+            group.latest = finding
+        group.first_step = min(group.first_step, finding.step)
+        if SEVERITY_RANK[finding.severity] > SEVERITY_RANK[group.worst]:
+            group.worst = finding.severity
+    return sorted(groups.values(), key=lambda g: (-SEVERITY_RANK[g.worst], g.first_step))
+
+
+def read_findings(path: Path) -> tuple[list[Finding], int]:
+    """Findings from a ``health.jsonl``; also the number of unreadable lines.
+
+    A run that is still writing may leave a half-written last line: it is counted, not fatal.
+    """
+    findings: list[Finding] = []
+    unreadable = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                findings.append(Finding.from_dict(orjson.loads(raw)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                unreadable += 1
+    return findings, unreadable

@@ -1,0 +1,150 @@
+"""The health monitor: accumulates breakdowns on the device, runs rules every N steps."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import Tensor
+
+from termwise.health.base import MetricReport, Rule, Window
+from termwise.health.findings import SEVERITY_RANK, Finding
+from termwise.health.report import finding_line
+from termwise.meter import DeviceMeter
+from termwise.objective import Breakdown
+
+HEALTH_FILE = "health.jsonl"
+
+
+class HealthMonitor:
+    """Watches an objective while it trains.
+
+    ``observe(step, breakdown, stats)`` costs one device op per step (no host sync); every
+    ``every`` observed steps the means are read once and each rule checks the window.
+    Findings go to the console (the first of each (code, subject), and again when its
+    severity rises), to ``run_dir/health.jsonl`` (all of them, flushed as written) and to
+    :attr:`findings` for the final report.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] | None = None,
+        every: int = 50,
+        run_dir: str | Path | None = None,
+        console: Console | None = None,
+        history: int = 200,
+    ) -> None:
+        from termwise.health import default_rules  # the package imports this module
+
+        if every < 1:
+            raise ValueError(f"HealthMonitor: every must be >= 1, got {every}")
+        self.rules: list[Rule] = list(default_rules() if rules is None else rules)
+        self.every = every
+        self.console = console
+        self.path = None if run_dir is None else Path(run_dir) / HEALTH_FILE
+        self.findings: list[Finding] = []
+        self.windows: deque[Window] = deque(maxlen=history)
+        self.reports: list[MetricReport] = []
+        self.listeners: list[Callable[[Finding], None]] = []
+        self._meter = DeviceMeter()
+        self._terms: tuple[str, ...] = ()
+        self._roles: tuple[str, ...] = ()
+        self._nonfinite = 0
+        self._window_index = 0
+        self._shown: dict[tuple[str, str], int] = {}
+        self._last_step = -1
+
+    def observe(
+        self, step: int, breakdown: Breakdown, stats: Mapping[str, Tensor] | None = None
+    ) -> list[Finding]:
+        """Add one step; returns the findings when this step closes a window."""
+        keys, values = breakdown.flat_keys(), breakdown.flat_values()
+        if stats:
+            keys = keys + list(stats)
+            values = torch.cat(
+                [values, torch.stack([v.detach().float().reshape(()) for v in stats.values()])]
+            )
+        self._meter.add(keys, values)
+        self._terms, self._roles = breakdown.names, breakdown.roles
+        return self._tick(step)
+
+    def record_nonfinite(self, step: int) -> list[Finding]:
+        """Count a step that was skipped because its loss or gradient was not finite."""
+        self._nonfinite += 1
+        return self._tick(step)
+
+    def _tick(self, step: int) -> list[Finding]:
+        self._last_step = step
+        if (step + 1) % self.every == 0:
+            return self.flush(step)
+        return []
+
+    def flush(self, step: int | None = None) -> list[Finding]:
+        """Close the current window now (also called at the end of training)."""
+        step = self._last_step if step is None else step
+        if self._meter.count == 0 and self._nonfinite == 0:
+            return []
+        window = Window(
+            self._window_index,
+            step,
+            self._meter.count,
+            self._meter.pop(),
+            self._terms,
+            self._roles,
+            self._nonfinite,
+        )
+        self._window_index += 1
+        self._nonfinite = 0
+        history = list(self.windows)
+        found = [f for rule in self.rules for f in rule.check_window(window, history)]
+        self.windows.append(window)
+        self._emit(found)
+        return found
+
+    def report_metrics(self, step: int, metrics: Mapping[str, float]) -> list[Finding]:
+        """Evaluation metrics (``train_loss``, ``val_loss`` ...) for the fit rules."""
+        self.reports.append(MetricReport(step, dict(metrics)))
+        found = [f for rule in self.rules for f in rule.check_metrics(self.reports)]
+        self._emit(found)
+        return found
+
+    def _emit(self, found: list[Finding]) -> None:
+        if not found:
+            return
+        self.findings.extend(found)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as handle:
+                for finding in found:
+                    handle.write(finding.to_json() + b"\n")
+        for finding in found:
+            rank = SEVERITY_RANK[finding.severity]
+            if self.console is not None and rank > self._shown.get(finding.key, -1):
+                self.console.print(finding_line(finding))
+            self._shown[finding.key] = max(rank, self._shown.get(finding.key, -1))
+            for listener in self.listeners:
+                listener(finding)
+
+    def newest(self, code: str | None = None) -> Finding | None:
+        matches = [f for f in self.findings if code is None or f.code == code]
+        return matches[-1] if matches else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rules": {rule.code: rule.state_dict() for rule in self.rules},
+            "window_index": self._window_index,
+            "shown": [[code, subject, rank] for (code, subject), rank in self._shown.items()],
+            "reports": [{"step": r.step, "metrics": dict(r.metrics)} for r in self.reports],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for rule in self.rules:
+            rule.load_state_dict(state.get("rules", {}).get(rule.code, {}))
+        self._window_index = int(state.get("window_index", 0))
+        self._shown = {(c, s): int(r) for c, s, r in state.get("shown", [])}
+        reports = state.get("reports", [])
+        self.reports = [MetricReport(int(r["step"]), r["metrics"]) for r in reports]

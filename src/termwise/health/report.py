@@ -1,0 +1,53 @@
+"""Rendering findings for people: one line per new finding, a grouped summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from termwise.health.findings import Finding, group_findings
+
+STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+
+
+def finding_line(finding: Finding) -> Text:
+    text = Text()
+    text.append(f"[step {finding.step}] ", style="dim")
+    text.append(f"{finding.severity.upper()} {finding.code}", style=STYLE[finding.severity])
+    text.append(f": {finding.message}")
+    if finding.suggestion:
+        text.append(f"\n    -> {finding.suggestion}", style="green")
+    return text
+
+
+def summary_table(findings: Iterable[Finding], title: str = "Health summary") -> Table:
+    table = Table(title=title, show_lines=True)
+    for column in ("severity", "code", "subject", "steps", "count", "latest finding"):
+        table.add_column(column, overflow="fold")
+    for group in group_findings(findings):
+        latest = group.latest
+        steps = (
+            str(group.first_step)
+            if group.first_step == latest.step
+            else f"{group.first_step}-{latest.step}"
+        )
+        detail = latest.message + (f"\n-> {latest.suggestion}" if latest.suggestion else "")
+        table.add_row(
+            Text(group.worst, style=STYLE[group.worst]),
+            latest.code,
+            latest.subject,
+            steps,
+            str(group.count),
+            detail,
+        )
+    return table
+
+
+def print_summary(findings: list[Finding], console: Console, title: str = "Health summary") -> None:
+    if not findings:
+        console.print(f"{title}: no findings.")
+        return
+    console.print(summary_table(findings, title))

@@ -1,0 +1,369 @@
+"""Rules on the objective's terms: free bits, shares, KL versus data, auto-scaled weights."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from termwise.health.base import Rule, Window, pct, weight_for_share
+from termwise.health.findings import Finding
+
+SUGGESTED_FREE_BITS_RATIO = 0.3  # free bits at 0.3 x observed KL free ~30 % of the penalty
+
+
+def _suggested_free_bits(kl_raw: float) -> float:
+    return float(f"{SUGGESTED_FREE_BITS_RATIO * kl_raw:.3g}")
+
+
+class FreeBitsAllFree(Rule):
+    """``kl_after == 0`` while ``kl_raw > 0``: free bits above the KL the model has, so the
+    KL term is inert (its gradient is exactly zero)."""
+
+    code = "free_bits.all_free"
+
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        found = []
+        for term in window.terms_with_stat("kl_after"):
+            kl_raw = window.get(f"{term}.kl_raw")
+            kl_after = window.get(f"{term}.kl_after")
+            if not (kl_raw > 0 and kl_after <= 1e-12):
+                continue
+            free_bits = window.get(f"{term}.free_bits")
+            suggested = _suggested_free_bits(kl_raw)
+            found.append(
+                self.finding(
+                    window.step,
+                    "warning",
+                    f"{term}: all KL is free: free_bits {free_bits:.3g} is above the observed KL "
+                    f"{kl_raw:.3g}, so kl_after is 0 and the KL term has no gradient "
+                    f"(free_fraction {pct(window.get(f'{term}.free_fraction'))})",
+                    f"set free_bits to {suggested:g} (0.3 x observed KL), which leaves about "
+                    "70 % of the KL penalty in force",
+                    {
+                        "kl_raw": kl_raw,
+                        "kl_after": kl_after,
+                        "free_bits": free_bits,
+                        "free_fraction": window.get(f"{term}.free_fraction"),
+                        "suggested_free_bits": suggested,
+                    },
+                    subject=term,
+                )
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class Band:
+    """Penalty-reduction thresholds: below ``tight`` the threshold frees too little to
+    matter, above ``generous`` it frees too much; ``healthy`` is the target range."""
+
+    tight: float = 0.10
+    healthy: tuple[float, float] = (0.20, 0.40)
+    generous: float = 0.60
+
+    @property
+    def centre(self) -> float:
+        return (self.healthy[0] + self.healthy[1]) / 2
+
+    def shifted(self, offset: float) -> Band:
+        low, high = self.healthy
+        return Band(self.tight + offset, (low + offset, high + offset), self.generous + offset)
+
+
+class FreeBitsBand(Rule):
+    """Where ``penalty_reduction`` sits: < 10 % too tight, > 60 % too generous, 20-40 %
+    healthy. ``calibrate_after=K`` re-centres the band on the median of the first K
+    windows (when that median is inside the default tight..generous range), as the source
+    practice does after 15 epochs: later windows are then judged against what this model
+    showed early on."""
+
+    code = "free_bits.band"
+
+    def __init__(self, band: Band | None = None, calibrate_after: int | None = None) -> None:
+        self.band = band or Band()
+        self.calibrate_after = calibrate_after
+        self.observed: list[float] = []
+        self.calibrated = False
+
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        found = []
+        for term in window.terms_with_stat("penalty_reduction"):
+            reduction = window.get(f"{term}.penalty_reduction")
+            kl_raw = window.get(f"{term}.kl_raw")
+            if not kl_raw > 0 or window.get(f"{term}.kl_after") <= 1e-12:
+                continue  # nothing to judge, or free_bits.all_free covers it
+            calibration = self._calibrate(window.step, reduction, term)
+            if calibration is not None:
+                found.append(calibration)
+            found.append(self._judge(window, term, reduction, kl_raw))
+        return found
+
+    def _judge(self, window: Window, term: str, reduction: float, kl_raw: float) -> Finding:
+        band = self.band
+        evidence = {
+            "penalty_reduction": reduction,
+            "kl_raw": kl_raw,
+            "free_bits": window.get(f"{term}.free_bits"),
+            "free_fraction": window.get(f"{term}.free_fraction"),
+            "healthy_low": band.healthy[0],
+            "healthy_high": band.healthy[1],
+            "suggested_free_bits": _suggested_free_bits(kl_raw),
+        }
+        suggestion = f"set free_bits to {_suggested_free_bits(kl_raw):g} (0.3 x observed KL)"
+        free = pct(evidence["free_fraction"])
+        status = f"penalty reduction {pct(reduction)}, free_fraction {free}"
+        if reduction < band.tight:
+            return self.finding(
+                window.step,
+                "warning",
+                f"{term}: free bits too tight ({status}): they barely matter",
+                suggestion,
+                evidence,
+                term,
+            )
+        if reduction > band.generous:
+            return self.finding(
+                window.step,
+                "warning",
+                f"{term}: free bits too generous ({status}): most KL is free",
+                suggestion,
+                evidence,
+                term,
+            )
+        low, high = band.healthy
+        if low <= reduction <= high:
+            return self.finding(
+                window.step,
+                "info",
+                f"{term}: free bits healthy ({status})",
+                "no change needed",
+                evidence,
+                term,
+            )
+        return self.finding(
+            window.step,
+            "info",
+            f"{term}: free bits borderline ({status})",
+            suggestion,
+            evidence,
+            term,
+        )
+
+    def _calibrate(self, step: int, reduction: float, term: str) -> Finding | None:
+        if self.calibrate_after is None or self.calibrated:
+            return None
+        self.observed.append(reduction)
+        if len(self.observed) < self.calibrate_after:
+            return None
+        self.calibrated = True
+        centre = statistics.median(self.observed)
+        if not self.band.tight < centre < self.band.generous:
+            return self.finding(
+                step,
+                "info",
+                f"{term}: free-bits band not calibrated: the first {len(self.observed)} windows "
+                f"had a median penalty reduction of {pct(centre)}, outside the usable range",
+                "fix free_bits first; calibration only re-centres a working setting",
+                {"median_reduction": centre},
+                term,
+            )
+        self.band = self.band.shifted(centre - self.band.centre)
+        low, high = self.band.healthy
+        return self.finding(
+            step,
+            "info",
+            f"{term}: free-bits band calibrated on the first {len(self.observed)} windows: "
+            f"healthy is now {pct(low)}-{pct(high)}",
+            "later findings compare against this run's own early behaviour",
+            {"median_reduction": centre, "healthy_low": low, "healthy_high": high},
+            term,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "observed": self.observed,
+            "calibrated": self.calibrated,
+            "tight": self.band.tight,
+            "healthy": list(self.band.healthy),
+            "generous": self.band.generous,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.observed = list(state.get("observed", []))
+        self.calibrated = bool(state.get("calibrated", False))
+        if "healthy" in state:
+            low, high = state["healthy"]
+            self.band = Band(state["tight"], (low, high), state["generous"])
+
+
+def _ramping(term: str, window: Window, history: Sequence[Window], tolerance: float) -> bool:
+    """True while the term's weight still moves between windows (a warm-up in progress)."""
+    if not history:
+        return False
+    before, now = history[-1].get(f"{term}.weight"), window.get(f"{term}.weight")
+    return abs(now - before) > tolerance * max(abs(now), 1e-12)
+
+
+class TermShare(Rule):
+    """Base for share rules on non-data terms; terms whose weight is still ramping (a
+    warm-up), or that are inactive or exactly 0, are skipped."""
+
+    description = ""
+
+    def __init__(
+        self,
+        threshold: float,
+        target: float,
+        roles: tuple[str, ...] = ("kl", "aux", "regularizer"),
+        ramp_tolerance: float = 0.05,
+    ) -> None:
+        self.threshold = threshold
+        self.target = target
+        self.roles = roles
+        self.ramp_tolerance = ramp_tolerance
+
+    def fires(self, share: float) -> bool:
+        raise NotImplementedError
+
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        if len(window.terms) < 2:
+            return []
+        found = []
+        for term in window.terms_with_role(*self.roles):
+            share, weight = window.get(f"{term}.share"), window.get(f"{term}.weight")
+            raw = window.get(f"{term}.raw")
+            if not (weight > 0 and raw != 0 and window.get(f"{term}.active") > 0):
+                continue
+            if not self.fires(share) or _ramping(term, window, history, self.ramp_tolerance):
+                continue
+            evidence = {"share": share, "weight": weight, "raw": raw}
+            if 0 < share < 1:
+                suggested = weight_for_share(weight, share, self.target)
+                evidence["suggested_weight"] = suggested
+                suggestion = f"weight {suggested:.3g} would give it a {pct(self.target)} share"
+            else:
+                suggestion = "check that the other terms are computed at all"
+            found.append(
+                self.finding(
+                    window.step,
+                    "warning",
+                    f"{term} ({window.roles[window.terms.index(term)]}) {self.description}: "
+                    f"{pct(share)} of the total at weight {weight:.3g}",
+                    suggestion,
+                    evidence,
+                    term,
+                )
+            )
+        return found
+
+
+class TermNegligible(TermShare):
+    """A term below 3 % of the total (a teacher term contributing 2 %)."""
+
+    code = "term.negligible"
+    description = "contributes almost nothing"
+
+    def __init__(self, threshold: float = 0.03, target: float = 0.10, **kwargs: Any) -> None:
+        super().__init__(threshold, target, **kwargs)
+
+    def fires(self, share: float) -> bool:
+        return share < self.threshold
+
+
+class TermDominant(TermShare):
+    """A non-data term above 80 % of the total (a KL that swamps the data loss)."""
+
+    code = "term.dominant"
+    description = "swamps the other terms"
+
+    def __init__(self, threshold: float = 0.80, target: float = 0.50, **kwargs: Any) -> None:
+        super().__init__(threshold, target, **kwargs)
+
+    def fires(self, share: float) -> bool:
+        return share > self.threshold
+
+
+class KLBlocksLearning(Rule):
+    """The data term has not improved by ``min_improvement`` over ``patience`` windows
+    while KL terms hold more than ``kl_share`` of the total."""
+
+    code = "kl.blocks_learning"
+
+    def __init__(
+        self, kl_share: float = 0.5, patience: int = 3, min_improvement: float = 0.01
+    ) -> None:
+        self.kl_share = kl_share
+        self.patience = patience
+        self.min_improvement = min_improvement
+
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        data_terms = window.terms_with_role("data")
+        kl_terms = window.terms_with_role("kl")
+        if not data_terms or not kl_terms or len(history) < self.patience:
+            return []
+        recent = [*history[-(self.patience - 1) :], window] if self.patience > 1 else [window]
+        earlier = history[: len(history) - (self.patience - 1)]
+
+        def data_loss(w: Window) -> float:
+            return sum(w.get(f"{t}.raw") for t in data_terms)
+
+        def kl_share(w: Window) -> float:
+            return sum(w.get(f"{t}.share") for t in kl_terms)
+
+        best_before = min(data_loss(w) for w in earlier)
+        best_recent = min(data_loss(w) for w in recent)
+        share = statistics.fmean(kl_share(w) for w in recent)
+        improved = best_recent < best_before - self.min_improvement * abs(best_before)
+        if improved or share <= self.kl_share:
+            return []
+        return [
+            self.finding(
+                window.step,
+                "warning",
+                f"KL blocks learning: the data loss ({', '.join(data_terms)}) has not improved for "
+                f"{self.patience} windows ({best_before:.4g} -> {best_recent:.4g}) while KL terms "
+                f"hold {pct(share)} of the total",
+                "lower the KL weight (10x), warm it up from 0, widen the prior (prior_sigma), or "
+                "check with a run without KL that the data can be fitted at all",
+                {
+                    "data_loss_before": best_before,
+                    "data_loss_recent": best_recent,
+                    "kl_share": share,
+                    "patience_windows": self.patience,
+                },
+                ",".join(kl_terms),
+            )
+        ]
+
+
+class AutoScalePinned(Rule):
+    """An :class:`~termwise.schedules.AutoScale` weight at its clamp in >= ``fraction``
+    of a window's steps: the term is no longer held at its target fraction."""
+
+    code = "autoscale.pinned"
+
+    def __init__(self, fraction: float = 0.9) -> None:
+        self.fraction = fraction
+
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        found = []
+        for term in window.terms_with_stat("at_bound"):
+            pinned = window.get(f"{term}.at_bound")
+            if pinned < self.fraction:
+                continue
+            weight, share = window.get(f"{term}.weight"), window.get(f"{term}.share")
+            found.append(
+                self.finding(
+                    window.step,
+                    "warning",
+                    f"{term}: auto-scaled weight pinned at its clamp in {pct(pinned)} of steps "
+                    f"(weight {weight:.3g}, share {pct(share)})",
+                    "widen the AutoScale bounds (lo, hi) or change target_fraction: while pinned "
+                    "the weight is a constant, not a scale",
+                    {"pinned_fraction": pinned, "weight": weight, "share": share},
+                    term,
+                )
+            )
+        return found

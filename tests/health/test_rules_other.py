@@ -1,0 +1,45 @@
+import math
+
+from termwise.health import (
+    FitTestAboveTrain,
+    FitValRising,
+    LogitsSaturated,
+    MetricReport,
+    NonFinite,
+)
+from tests.health.helpers import window
+
+
+def test_logits_saturated():
+    (finding,) = LogitsSaturated().check_window(window({"logits.saturation": 0.5}), [])
+    assert finding.subject == "logits.saturation"
+    assert LogitsSaturated().check_window(window({"logits.saturation": 0.05}), []) == []
+
+
+def test_nonfinite_on_values_and_skipped_steps():
+    (finding,) = NonFinite().check_window(window({"total": math.nan, "kl.raw": 1.0}), [])
+    assert finding.severity == "error" and "total" in finding.message
+    (skipped,) = NonFinite().check_window(window({"total": 1.0}, nonfinite=2), [])
+    assert skipped.evidence["nonfinite_steps"] == 2
+    assert NonFinite().check_window(window({"total": 1.0, "grad_norm": 3.0}), []) == []
+
+
+def test_test_above_train():
+    rule = FitTestAboveTrain()
+    (finding,) = rule.check_metrics([MetricReport(10, {"train_loss": 0.5, "test_loss": 0.8})])
+    assert finding.subject == "test_loss"
+    assert rule.check_metrics([MetricReport(10, {"train_loss": 0.5, "val_loss": 0.52})]) == []
+    assert rule.check_metrics([MetricReport(10, {"val_loss": 0.52})]) == []
+
+
+def test_val_rising():
+    rule = FitValRising(patience=3)
+    val = [1.0, 0.8, 0.85, 0.9, 0.95]
+    train = [1.0, 0.7, 0.6, 0.5, 0.4]
+    reports = [MetricReport(i * 100, {"val_loss": v, "train_loss": t})
+               for i, (v, t) in enumerate(zip(val, train, strict=True))]
+    (finding,) = rule.check_metrics(reports)
+    assert finding.evidence["best_step"] == 100
+    assert rule.check_metrics(reports[:-1]) == []  # only two rises so far
+    flat = [MetricReport(i, {"val_loss": 1.0 - 0.1 * i, "train_loss": 1.0}) for i in range(5)]
+    assert rule.check_metrics(flat) == []

@@ -1,0 +1,114 @@
+import pytest
+
+from termwise.health import (
+    AutoScalePinned,
+    FreeBitsAllFree,
+    FreeBitsBand,
+    KLBlocksLearning,
+    TermDominant,
+    TermNegligible,
+)
+from tests.health.helpers import share_means, window
+
+
+def free_bits_window(kl_raw, kl_after, free_bits, free_fraction, **kw):
+    reduction = (kl_raw - kl_after) / kl_raw if kl_raw else 0.0
+    return window({"kl.kl_raw": kl_raw, "kl.kl_after": kl_after, "kl.free_bits": free_bits,
+                   "kl.free_fraction": free_fraction, "kl.penalty_reduction": reduction}, **kw)
+
+
+def test_all_free_fires_with_suggestion():
+    (finding,) = FreeBitsAllFree().check_window(free_bits_window(0.05, 0.0, 0.1, 1.0), [])
+    assert finding.code == "free_bits.all_free" and finding.subject == "kl"
+    assert finding.evidence["suggested_free_bits"] == pytest.approx(0.015)
+    assert "0.015" in finding.suggestion and "100.0 %" in finding.message
+
+
+def test_all_free_quiet_when_penalty_active():
+    assert FreeBitsAllFree().check_window(free_bits_window(0.05, 0.03, 0.02, 0.0), []) == []
+    assert FreeBitsAllFree().check_window(free_bits_window(0.0, 0.0, 0.1, 1.0), []) == []
+
+
+@pytest.mark.parametrize(
+    ("kl_raw", "free_bits", "severity", "word"),
+    [(0.05, 0.002, "warning", "too tight"), (0.05, 0.04, "warning", "too generous"),
+     (0.05, 0.015, "info", "healthy"), (0.05, 0.0075, "info", "borderline")],
+)
+def test_band_classifies_penalty_reduction(kl_raw, free_bits, severity, word):
+    w = free_bits_window(kl_raw, kl_raw - free_bits, free_bits, 0.0)
+    (finding,) = FreeBitsBand().check_window(w, [])
+    assert finding.severity == severity and word in finding.message
+    assert finding.evidence["suggested_free_bits"] == pytest.approx(0.015)
+
+
+def test_band_skips_all_free_case():
+    assert FreeBitsBand().check_window(free_bits_window(0.05, 0.0, 0.1, 1.0), []) == []
+
+
+def test_band_calibration_recentres_on_first_windows():
+    rule = FreeBitsBand(calibrate_after=3)
+    for _ in range(2):  # 50 % reduction: "borderline" under the default band
+        (f,) = rule.check_window(free_bits_window(0.04, 0.02, 0.02, 0.0), [])
+        assert "borderline" in f.message
+    calibration, judged = rule.check_window(free_bits_window(0.04, 0.02, 0.02, 0.0), [])
+    assert "calibrated" in calibration.message
+    assert rule.band.healthy == pytest.approx((0.4, 0.6))
+    assert "healthy" in judged.message
+    restored = FreeBitsBand(calibrate_after=3)
+    restored.load_state_dict(rule.state_dict())
+    assert restored.calibrated and restored.band.healthy == pytest.approx((0.4, 0.6))
+
+
+def test_negligible_fires_with_weight_suggestion_and_quiet_otherwise():
+    means = share_means(recon=(1.0, 1.0, 0.98), teacher=(0.2, 0.1, 0.02))
+    w = window(means, terms=("recon", "teacher"), roles=("data", "aux"))
+    (finding,) = TermNegligible().check_window(w, [])
+    assert finding.subject == "teacher"
+    # share 2 % at weight 0.1 -> weight for 10 %: 0.1 * 0.1 * 0.98 / (0.9 * 0.02)
+    assert finding.evidence["suggested_weight"] == pytest.approx(0.1 * 0.1 * 0.98 / 0.018, rel=1e-5)
+    healthy = share_means(recon=(1.0, 1.0, 0.8), teacher=(2.0, 0.1, 0.2))
+    assert TermNegligible().check_window(
+        window(healthy, terms=("recon", "teacher"), roles=("data", "aux")), []) == []
+
+
+def test_negligible_skips_ramping_weight():
+    before = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.005, 0.005)))
+    now = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.01, 0.01)), index=1)
+    assert TermNegligible().check_window(now, [before]) == []
+    assert len(TermNegligible().check_window(now, [now])) == 1
+
+
+def test_dominant_fires_on_kl_not_on_data():
+    means = share_means(recon=(0.1, 1.0, 0.1), kl=(0.9, 1.0, 0.9))
+    (finding,) = TermDominant().check_window(window(means), [])
+    assert finding.subject == "kl" and finding.code == "term.dominant"
+    assert finding.evidence["suggested_weight"] == pytest.approx(0.5 * 0.1 / (0.5 * 0.9), rel=1e-5)
+    data_heavy = share_means(recon=(0.9, 1.0, 0.9), kl=(0.1, 1.0, 0.1))
+    assert TermDominant().check_window(window(data_heavy), []) == []
+
+
+def _kl_windows(data_losses, kl_share):
+    return [window(share_means(recon=(loss, 1.0, 1 - kl_share), kl=(1.0, 1.0, kl_share)),
+                   index=i) for i, loss in enumerate(data_losses)]
+
+
+def test_kl_blocks_learning_fires_when_data_loss_flat_and_kl_dominant():
+    *history, now = _kl_windows([2.30, 2.30, 2.301, 2.299], kl_share=0.9)
+    (finding,) = KLBlocksLearning(patience=3).check_window(now, history)
+    assert finding.code == "kl.blocks_learning"
+
+
+def test_kl_blocks_learning_quiet_when_improving_or_kl_small():
+    *history, now = _kl_windows([2.3, 2.0, 1.7, 1.4], kl_share=0.9)
+    assert KLBlocksLearning(patience=3).check_window(now, history) == []
+    *history, now = _kl_windows([2.3, 2.3, 2.3, 2.3], kl_share=0.2)
+    assert KLBlocksLearning(patience=3).check_window(now, history) == []
+
+
+def test_autoscale_pinned():
+    means = share_means(mse=(1.0, 1.0, 0.9), dir=(0.1, 10.0, 0.1))
+    pinned = window({**means, "dir.at_bound": 0.95}, terms=("mse", "dir"), roles=("data", "aux"))
+    (finding,) = AutoScalePinned().check_window(pinned, [])
+    assert finding.subject == "dir" and "95.0 %" in finding.message
+    free = window({**means, "dir.at_bound": 0.5}, terms=("mse", "dir"), roles=("data", "aux"))
+    assert AutoScalePinned().check_window(free, []) == []
