@@ -35,10 +35,12 @@ def test_cyclical_rises_then_holds_each_cycle():
 
 
 def test_join_restarts_step_count():
-    sched = join([linear_warmup(0.0, 1.0, 10), constant(1.0), linear_warmup(1.0, 0.0, 10)],
-                 [10, 20])
+    sched = join(
+        [linear_warmup(0.0, 1.0, 10), constant(1.0), linear_warmup(1.0, 0.0, 10)], [10, 20]
+    )
     assert [sched(s) for s in (0, 5, 10, 19, 20, 25, 30)] == pytest.approx(
-        [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0])
+        [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]
+    )
     with pytest.raises(ValueError):
         join([constant(1.0)], [3])
 

@@ -36,8 +36,10 @@ def test_val_rising():
     rule = FitValRising(patience=3)
     val = [1.0, 0.8, 0.85, 0.9, 0.95]
     train = [1.0, 0.7, 0.6, 0.5, 0.4]
-    reports = [MetricReport(i * 100, {"val_loss": v, "train_loss": t})
-               for i, (v, t) in enumerate(zip(val, train, strict=True))]
+    reports = [
+        MetricReport(i * 100, {"val_loss": v, "train_loss": t})
+        for i, (v, t) in enumerate(zip(val, train, strict=True))
+    ]
     (finding,) = rule.check_metrics(reports)
     assert finding.evidence["best_step"] == 100
     assert rule.check_metrics(reports[:-1]) == []  # only two rises so far

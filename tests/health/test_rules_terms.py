@@ -13,8 +13,16 @@ from tests.health.helpers import share_means, window
 
 def free_bits_window(kl_raw, kl_after, free_bits, free_fraction, **kw):
     reduction = (kl_raw - kl_after) / kl_raw if kl_raw else 0.0
-    return window({"kl.kl_raw": kl_raw, "kl.kl_after": kl_after, "kl.free_bits": free_bits,
-                   "kl.free_fraction": free_fraction, "kl.penalty_reduction": reduction}, **kw)
+    return window(
+        {
+            "kl.kl_raw": kl_raw,
+            "kl.kl_after": kl_after,
+            "kl.free_bits": free_bits,
+            "kl.free_fraction": free_fraction,
+            "kl.penalty_reduction": reduction,
+        },
+        **kw,
+    )
 
 
 def test_all_free_fires_with_suggestion():
@@ -31,8 +39,12 @@ def test_all_free_quiet_when_penalty_active():
 
 @pytest.mark.parametrize(
     ("kl_raw", "free_bits", "severity", "word"),
-    [(0.05, 0.002, "warning", "too tight"), (0.05, 0.04, "warning", "too generous"),
-     (0.05, 0.015, "info", "healthy"), (0.05, 0.0075, "info", "borderline")],
+    [
+        (0.05, 0.002, "warning", "too tight"),
+        (0.05, 0.04, "warning", "too generous"),
+        (0.05, 0.015, "info", "healthy"),
+        (0.05, 0.0075, "info", "borderline"),
+    ],
 )
 def test_band_classifies_penalty_reduction(kl_raw, free_bits, severity, word):
     w = free_bits_window(kl_raw, kl_raw - free_bits, free_bits, 0.0)
@@ -67,8 +79,12 @@ def test_negligible_fires_with_weight_suggestion_and_quiet_otherwise():
     # share 2 % at weight 0.1 -> weight for 10 %: 0.1 * 0.1 * 0.98 / (0.9 * 0.02)
     assert finding.evidence["suggested_weight"] == pytest.approx(0.1 * 0.1 * 0.98 / 0.018, rel=1e-5)
     healthy = share_means(recon=(1.0, 1.0, 0.8), teacher=(2.0, 0.1, 0.2))
-    assert TermNegligible().check_window(
-        window(healthy, terms=("recon", "teacher"), roles=("data", "aux")), []) == []
+    assert (
+        TermNegligible().check_window(
+            window(healthy, terms=("recon", "teacher"), roles=("data", "aux")), []
+        )
+        == []
+    )
 
 
 def test_negligible_skips_ramping_weight():
@@ -88,8 +104,10 @@ def test_dominant_fires_on_kl_not_on_data():
 
 
 def _kl_windows(data_losses, kl_share):
-    return [window(share_means(recon=(loss, 1.0, 1 - kl_share), kl=(1.0, 1.0, kl_share)),
-                   index=i) for i, loss in enumerate(data_losses)]
+    return [
+        window(share_means(recon=(loss, 1.0, 1 - kl_share), kl=(1.0, 1.0, kl_share)), index=i)
+        for i, loss in enumerate(data_losses)
+    ]
 
 
 def test_kl_blocks_learning_fires_when_data_loss_flat_and_kl_dominant():

@@ -29,8 +29,9 @@ def test_matches_formula_and_stats():
 def test_random_triples_mean_is_above_zero_gap_value():
     # Convexity: E[softplus(g(m - gap))/g] > value at E[gap] = 0.
     gen = torch.Generator().manual_seed(0)
-    pred, y_next, y_prev = (F.normalize(torch.randn(10_000, 384, generator=gen), dim=-1)
-                            for _ in range(3))
+    pred, y_next, y_prev = (
+        F.normalize(torch.randn(10_000, 384, generator=gen), dim=-1) for _ in range(3)
+    )
     mean = directional_margin(pred, y_next, y_prev).values.mean().item()
     assert mean == pytest.approx(0.119, abs=0.003)
     assert mean > 0.1141

@@ -45,8 +45,12 @@ def _uniform_kl(kl_per_token: float, n: int = 8, dims: int = 4) -> tuple[torch.T
 
 @pytest.mark.parametrize(
     ("kl_raw", "free_bits", "kl_after", "reduction"),
-    [(0.05, 0.1, 0.0, 1.0), (0.05, 0.02, 0.03, 0.4), (0.08, 0.02, 0.06, 0.25),
-     (0.03, 0.02, 0.01, 2 / 3)],
+    [
+        (0.05, 0.1, 0.0, 1.0),
+        (0.05, 0.02, 0.03, 0.4),
+        (0.08, 0.02, 0.06, 0.25),
+        (0.03, 0.02, 0.01, 2 / 3),
+    ],
 )
 def test_free_bits_source_numbers(kl_raw, free_bits, kl_after, reduction):
     out = free_bits_kl(*_uniform_kl(kl_raw), free_bits=free_bits)

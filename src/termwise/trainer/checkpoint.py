@@ -1,0 +1,151 @@
+"""Atomic checkpoints: safetensors weights, optimizer state, RNG state and JSON metadata.
+
+Layout of ``run_dir/checkpoints/step_00000100/``::
+
+    model.safetensors     weights (or whatever the recipe's save_model hook writes)
+    optimizer.pt          optimizer state dict (tensors and numbers: weights_only loads it)
+    scheduler.pt          LR scheduler state dict (if any)
+    rng.safetensors       torch CPU (and CUDA) generator states
+    state.json            step, data position, Python/NumPy RNG, monitor state
+
+A checkpoint is written into a temporary folder and renamed into place, then the
+``latest`` pointer is replaced: a crash mid-write leaves the previous checkpoint intact.
+Nothing is ever unpickled: ``torch.load(..., weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import orjson
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from termwise.errors import TermwiseUserError
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+ModelSaver = Callable[[nn.Module, Path], None]
+
+
+def save_weights(model: nn.Module, directory: Path) -> None:
+    """Default model saver: every parameter and buffer in ``model.safetensors``."""
+    save_model(model, str(directory / "model.safetensors"))
+
+
+def load_weights(model: nn.Module, directory: Path) -> None:
+    """Default model loader, the inverse of :func:`save_weights` (strict)."""
+    load_model(model, str(directory / "model.safetensors"))
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{index}"] = state
+    kind, keys, pos, has_gauss, cached = cast(
+        tuple[str, np.ndarray, int, int, float], np.random.get_state()
+    )
+    python_state = random.getstate()
+    meta = {
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+        "python": [python_state[0], list(python_state[1]), python_state[2]],
+    }
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda_")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class CheckpointManager:
+    """Writes, finds and prunes the checkpoints of one run directory."""
+
+    def __init__(self, run_dir: Path, keep: int = 2) -> None:
+        self.root = run_dir / CHECKPOINTS
+        self.keep = keep
+
+    def latest(self) -> Path | None:
+        pointer = self.root / LATEST
+        if not pointer.is_file():
+            return None
+        path = self.root / pointer.read_text(encoding="utf-8").strip()
+        return path if path.is_dir() else None
+
+    def save(
+        self,
+        step: int,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        state: dict[str, Any],
+        save_model_fn: ModelSaver = save_weights,
+    ) -> Path:
+        name = f"step_{step:08d}"
+        final = self.root / name
+        tmp = self.root / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_model_fn(model, tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        tensors, rng_meta = rng_state()
+        save_file(tensors, str(tmp / "rng.safetensors"))
+        (tmp / "state.json").write_bytes(
+            orjson.dumps({**state, "rng": rng_meta}, option=orjson.OPT_INDENT_2)
+        )
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        self._point_to(name)
+        self._prune()
+        return final
+
+    def _point_to(self, name: str) -> None:
+        tmp = self.root / f".{LATEST}.tmp"
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(name)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.root / LATEST)
+
+    def _prune(self) -> None:
+        done = sorted(p for p in self.root.glob("step_*") if p.is_dir())
+        for old in done[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def load(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        load_model_fn: ModelSaver = load_weights,
+    ) -> dict[str, Any]:
+        """Restore the latest checkpoint into the given objects; returns its state.json."""
+        path = self.latest()
+        if path is None:
+            raise TermwiseUserError(
+                "no checkpoint to resume from (expected checkpoints/latest)", path=self.root.parent
+            )
+        load_model_fn(model, path)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        if scheduler is not None and (path / "scheduler.pt").exists():
+            scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        state: dict[str, Any] = orjson.loads((path / "state.json").read_bytes())
+        set_rng_state(load_file(str(path / "rng.safetensors")), state["rng"])
+        return state

@@ -1,0 +1,345 @@
+"""The training loop shared by every recipe, built on Hugging Face Accelerate."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+import torch
+from accelerate import Accelerator
+from accelerate.utils import send_to_device
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from termwise.errors import TrainingDiverged
+from termwise.health import HealthMonitor
+from termwise.health.findings import Finding
+from termwise.health.report import print_summary
+from termwise.meter import DeviceMeter
+from termwise.objective import Breakdown
+from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weights, save_weights
+from termwise.trainer.config import TrainerConfig
+from termwise.trainer.sampler import EpochSampler
+from termwise.trainer.scalars import ScalarWriter
+
+
+class StepOutput(NamedTuple):
+    """What a recipe's loss function returns for one batch."""
+
+    loss: Tensor
+    breakdown: Breakdown
+    stats: Mapping[str, Tensor] | None = None
+
+
+LossFn = Callable[[nn.Module, Any, int], StepOutput]
+EvalFn = Callable[[nn.Module], Mapping[str, float]]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices). Call before building the model."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainState:
+    """Where a run is: saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    nonfinite_steps: int = 0
+    consecutive_nonfinite: int = 0
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    metrics: dict[str, float]
+    findings: list[Finding]
+    last_checkpoint: Path | None
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` with ``loss_fn``; logs every term, watches health.
+
+    ``loss_fn(model, batch, step)`` returns a :class:`StepOutput` (the loss, the objective's
+    breakdown and optional extra stats). ``eval_fn(model)`` returns metrics such as
+    ``train_loss``/``val_loss`` for the fit rules. ``save_model``/``load_model`` let a recipe
+    save adapters instead of full weights.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_data: Dataset[Any],
+        loss_fn: LossFn,
+        config: TrainerConfig,
+        run_dir: str | Path,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        lr_scheduler: Any = None,
+        monitor: HealthMonitor | None = None,
+        eval_fn: EvalFn | None = None,
+        console: Console | None = None,
+        save_model: ModelSaver = save_weights,
+        load_model: ModelSaver = load_weights,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.console = console or Console()
+        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+        main = self.accelerator.is_main_process
+        self.monitor = monitor
+        self.loss_fn = loss_fn
+        self.eval_fn = eval_fn
+        self.save_model_fn = save_model
+        self.load_model_fn = load_model
+        size = len(train_data)  # type: ignore[arg-type]
+        if size == 0:
+            raise ValueError("Trainer: train_data is empty")
+        # The loader is not passed to accelerator.prepare: the sampler shards by rank itself,
+        # so its position can be saved and restored exactly (prepare would copy it).
+        self.sampler = EpochSampler(
+            size,
+            config.seed,
+            rank=self.accelerator.process_index,
+            world_size=self.accelerator.num_processes,
+        )
+        self.loader = DataLoader(
+            train_data,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate_fn,
+            num_workers=config.num_workers,
+            # Its own generator: each new iterator draws a base seed, and drawing it from the
+            # global RNG would shift dropout noise after a resume.
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.lr_scheduler = (
+            self.accelerator.prepare(lr_scheduler) if lr_scheduler is not None else None
+        )
+        self.checkpoints = CheckpointManager(self.run_dir, config.keep_checkpoints)
+        self.state = TrainState()
+        self.meter = DeviceMeter()
+        self.metrics: dict[str, float] = {}
+        self.last_scalars: dict[str, float] = {}
+        self._saved_step = -1
+        self._newest: Finding | None = None
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if monitor is not None and main:
+            monitor.listeners.append(self._on_finding)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        if resume:
+            self._resume()
+        else:
+            seed_everything(self.config.seed)
+        writer = (
+            ScalarWriter(self.run_dir, self.config.tensorboard)
+            if self.accelerator.is_main_process
+            else None
+        )
+        try:
+            with self._progress() as progress:
+                task = progress.add_task(
+                    "train", total=self.config.max_steps, completed=self.state.step, status=""
+                )
+                self._run(writer, progress, task)
+            if self.monitor is not None:
+                self.monitor.flush()
+            self._evaluate(writer)
+            last = self._save() if self.state.step > self._saved_step else None
+        except TrainingDiverged:
+            raise  # the current weights are not good: the last good checkpoint stays as it is
+        except BaseException:
+            # Interrupted (Ctrl-C, an error in recipe code): save the last completed step so
+            # the run can resume, unless it is already on disk.
+            if self._saved_step < self.state.step > 0 and self.state.consecutive_nonfinite == 0:
+                self._save()
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+        return self._finish(last or self.checkpoints.latest())
+
+    def _run(self, writer: ScalarWriter | None, progress: Progress, task: Any) -> None:
+        cfg = self.config
+        while self.state.step < cfg.max_steps:
+            consumed = self.state.batches_in_epoch * cfg.batch_size
+            self.sampler.set_epoch(self.state.epoch, consumed * self.accelerator.num_processes)
+            for batch in self.loader:
+                self._train_step(send_to_device(batch, self.accelerator.device))
+                self.state.batches_in_epoch += 1
+                step = self.state.step
+                if step % cfg.log_every == 0 or step == cfg.max_steps:
+                    self._log(writer, progress, task)
+                if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
+                    self._evaluate(writer)
+                healthy = self.state.consecutive_nonfinite == 0  # never save mid-divergence
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and healthy:
+                    self._save()
+                progress.update(task, completed=step)
+                if step >= cfg.max_steps:
+                    return
+            self.state.epoch += 1
+            self.state.batches_in_epoch = 0
+
+    def _train_step(self, batch: Any) -> None:
+        step = self.state.step
+        self.model.train()
+        with self.accelerator.autocast():
+            out = self.loss_fn(self.model, batch, step)
+        self.accelerator.backward(out.loss)
+        clip = self.config.grad_clip if self.config.grad_clip is not None else float("inf")
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), clip)
+        # The one host sync per step: whether to apply this update must be known now.
+        finite = bool(torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm))
+        self.state.step += 1
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.nonfinite_steps += 1
+            self.state.consecutive_nonfinite += 1
+            if self.monitor is not None:
+                self.monitor.record_nonfinite(step)
+            if self.state.consecutive_nonfinite >= self.config.max_consecutive_nonfinite:
+                last = self.checkpoints.latest()
+                raise TrainingDiverged(
+                    f"stopped at step {step}: {self.state.consecutive_nonfinite} consecutive "
+                    "steps with a non-finite loss or gradient; last good checkpoint: "
+                    f"{last if last is not None else 'none yet'}"
+                )
+            return
+        self.optimizer.step()
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.consecutive_nonfinite = 0
+        stats = {**(out.stats or {}), "grad_norm": grad_norm.detach()}
+        if self.monitor is not None:
+            self.monitor.observe(step, out.breakdown, stats)
+        keys = out.breakdown.flat_keys() + list(stats)
+        values = torch.cat(
+            [
+                out.breakdown.flat_values(),
+                torch.stack([v.float().reshape(()) for v in stats.values()]),
+            ]
+        )
+        self.meter.add(keys, values)
+
+    # -- periodic work ----------------------------------------------------------------
+
+    def _log(self, writer: ScalarWriter | None, progress: Progress, task: Any) -> None:
+        scalars = self.meter.pop()
+        if not scalars:
+            return
+        scalars["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        scalars["nonfinite_steps"] = float(self.state.nonfinite_steps)
+        self.last_scalars = scalars
+        if writer is not None:
+            writer.write(self.state.step, scalars)
+        shares = " ".join(
+            f"{k.removesuffix('.share')} {100 * v:.0f}%"
+            for k, v in scalars.items()
+            if k.endswith(".share")
+        )
+        status = f"loss {scalars.get('total', float('nan')):.4g} | {shares}"
+        if self._newest is not None:
+            status += f" | {self._newest.code}"
+        progress.update(task, status=status)
+
+    def _evaluate(self, writer: ScalarWriter | None) -> None:
+        if self.eval_fn is None:
+            return
+        self.model.eval()
+        with torch.no_grad():
+            metrics = dict(self.eval_fn(self.accelerator.unwrap_model(self.model)))
+        self.metrics = metrics
+        if writer is not None:
+            writer.write(self.state.step, metrics, prefix="eval/")
+            with (self.run_dir / "metrics.jsonl").open("ab") as handle:
+                handle.write(orjson.dumps({"step": self.state.step, **metrics}) + b"\n")
+        if self.monitor is not None:
+            self.monitor.report_metrics(self.state.step, metrics)
+
+    def _save(self) -> Path | None:
+        self.accelerator.wait_for_everyone()
+        path = None
+        if self.accelerator.is_main_process:
+            state = {
+                "train": asdict(self.state),
+                "seed": self.config.seed,
+                "monitor": self.monitor.state_dict() if self.monitor is not None else None,
+            }
+            path = self.checkpoints.save(
+                self.state.step,
+                self.accelerator.unwrap_model(self.model),
+                self.optimizer,
+                self.lr_scheduler,
+                state,
+                self.save_model_fn,
+            )
+        self._saved_step = self.state.step
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _resume(self) -> None:
+        state = self.checkpoints.load(
+            self.accelerator.unwrap_model(self.model),
+            self.optimizer,
+            self.lr_scheduler,
+            self.load_model_fn,
+        )
+        self.state = TrainState(**state["train"])
+        self.state.consecutive_nonfinite = 0
+        if self.monitor is not None and state.get("monitor"):
+            self.monitor.load_state_dict(state["monitor"])
+        self._saved_step = self.state.step
+        self.console.print(f"resumed from step {self.state.step} ({self.checkpoints.latest()})")
+
+    def _finish(self, last: Path | None) -> TrainResult:
+        findings = list(self.monitor.findings) if self.monitor is not None else []
+        if self.accelerator.is_main_process:
+            report = {
+                "step": self.state.step,
+                "nonfinite_steps": self.state.nonfinite_steps,
+                "metrics": self.metrics,
+                "scalars": self.last_scalars,
+                "findings": [orjson.loads(f.to_json()) for f in findings],
+            }
+            (self.run_dir / "report.json").write_bytes(
+                orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+            )
+            if self.monitor is not None:
+                print_summary(findings, self.console)
+        return TrainResult(self.state, self.metrics, findings, last, self.last_scalars)
+
+    def _on_finding(self, finding: Finding) -> None:
+        if finding.severity != "info":
+            self._newest = finding
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            disable=not (self.config.progress and self.accelerator.is_main_process),
+        )
