@@ -74,7 +74,7 @@ def test_band_calibration_recentres_on_first_windows():
 def test_negligible_fires_with_weight_suggestion_and_quiet_otherwise():
     means = share_means(recon=(1.0, 1.0, 0.98), teacher=(0.2, 0.1, 0.02))
     w = window(means, terms=("recon", "teacher"), roles=("data", "aux"))
-    (finding,) = TermNegligible().check_window(w, [])
+    (finding,) = TermNegligible().check_window(w, [w])
     assert finding.subject == "teacher"
     # share 2 % at weight 0.1 -> weight for 10 %: 0.1 * 0.1 * 0.98 / (0.9 * 0.02)
     assert finding.evidence["suggested_weight"] == pytest.approx(0.1 * 0.1 * 0.98 / 0.018, rel=1e-5)
@@ -92,15 +92,16 @@ def test_negligible_skips_ramping_weight():
     now = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.01, 0.01)), index=1)
     assert TermNegligible().check_window(now, [before]) == []
     assert len(TermNegligible().check_window(now, [now])) == 1
+    assert TermNegligible().check_window(now, []) == []  # first window: may be mid-ramp
 
 
 def test_dominant_fires_on_kl_not_on_data():
     means = share_means(recon=(0.1, 1.0, 0.1), kl=(0.9, 1.0, 0.9))
-    (finding,) = TermDominant().check_window(window(means), [])
+    (finding,) = TermDominant().check_window(window(means), [window(means)])
     assert finding.subject == "kl" and finding.code == "term.dominant"
     assert finding.evidence["suggested_weight"] == pytest.approx(0.5 * 0.1 / (0.5 * 0.9), rel=1e-5)
     data_heavy = share_means(recon=(0.9, 1.0, 0.9), kl=(0.1, 1.0, 0.1))
-    assert TermDominant().check_window(window(data_heavy), []) == []
+    assert TermDominant().check_window(window(data_heavy), [window(data_heavy)]) == []
 
 
 def _kl_windows(data_losses, kl_share):

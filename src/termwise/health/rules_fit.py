@@ -20,7 +20,7 @@ class FitTestAboveTrain(Rule):
 
     def __init__(
         self,
-        gap: float = 0.10,
+        gap: float = 0.50,
         train: str = "train_loss",
         held_out: Sequence[str] = ("test_loss", "val_loss"),
     ) -> None:

@@ -199,9 +199,13 @@ class FreeBitsBand(Rule):
 
 
 def _ramping(term: str, window: Window, history: Sequence[Window], tolerance: float) -> bool:
-    """True while the term's weight still moves between windows (a warm-up in progress)."""
+    """True while the term's weight still moves between windows (a warm-up in progress).
+
+    The first window has nothing to compare with: it counts as ramping, since a weight
+    warm-up usually starts there and a share judged mid-ramp would be misleading.
+    """
     if not history:
-        return False
+        return True
     before, now = history[-1].get(f"{term}.weight"), window.get(f"{term}.weight")
     return abs(now - before) > tolerance * max(abs(now), 1e-12)
 

@@ -1,0 +1,1 @@
+"""Recipes: one readable file per trainer (setup, train, evaluate, save)."""
