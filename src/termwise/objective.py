@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import torch
@@ -23,6 +23,13 @@ def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def stack_scalars(values: list[Tensor]) -> Tensor:
+    """0-dim tensors as one float32 vector (one op when they already are float32 0-dim)."""
+    if all(v.dtype == torch.float32 and v.dim() == 0 for v in values):
+        return torch.stack(values)
+    return torch.stack([v.float().reshape(()) for v in values])
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Breakdown:
     autoscaled: tuple[bool, ...]
     at_bound: Tensor
     stats: dict[str, Tensor]
+    _flat: list[tuple[list[str], Tensor]] = field(default_factory=list, compare=False, repr=False)
 
     def term(self, name: str) -> TermReport:
         if name not in self.names:
@@ -88,8 +96,15 @@ class Breakdown:
                 keys.append(f"{name}.at_bound")
         return keys + list(self.stats)
 
+    def flat(self) -> tuple[list[str], Tensor]:
+        """``(flat_keys(), flat_values())``, computed once per breakdown: the trainer's scalar
+        log and the health monitor read the same vector."""
+        if not self._flat:
+            self._flat.append((self.flat_keys(), self.flat_values()))
+        return self._flat[0]
+
     def flat_values(self) -> Tensor:
-        """All scalars as one float32 vector, in :meth:`flat_keys` order (one device op)."""
+        """All scalars as one float32 vector, in :meth:`flat_keys` order."""
         per_term = torch.stack([self.raw, self.weight, self.weighted, self.share, self.active], 1)
         parts: list[Tensor] = [self.total.reshape(1).float()]
         if any(self.autoscaled):
@@ -100,7 +115,7 @@ class Breakdown:
         else:
             parts.append(per_term.reshape(-1))
         if self.stats:
-            parts.append(torch.stack([v.float().reshape(()) for v in self.stats.values()]))
+            parts.append(stack_scalars(list(self.stats.values())))
         return torch.cat(parts)
 
     def to_dict(self) -> dict[str, float]:

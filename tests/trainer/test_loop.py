@@ -117,13 +117,13 @@ def test_nonfinite_step_is_skipped_and_reported(tmp_path):
     monitor = HealthMonitor(every=4, run_dir=tmp_path)
     trainer, model = build(tmp_path, loss_fn=nan_at({5}), monitor=monitor)
     snapshots = {}
-    original = trainer._train_step
+    original = trainer.train_step
 
     def spy(batch):
         snapshots[trainer.state.step] = params(model)
         original(batch)
 
-    trainer._train_step = spy
+    trainer.train_step = spy
     result = trainer.fit()
     assert result.state.nonfinite_steps == 1
     assert all(torch.equal(a, b) for a, b in zip(snapshots[5], snapshots[6], strict=True))

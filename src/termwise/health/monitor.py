@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from termwise.health.base import MetricReport, Rule, Window
 from termwise.health.findings import SEVERITY_RANK, Finding
 from termwise.health.report import finding_line
 from termwise.meter import DeviceMeter
-from termwise.objective import Breakdown
+from termwise.objective import Breakdown, stack_scalars
 
 HEALTH_FILE = "health.jsonl"
 
@@ -62,14 +62,24 @@ class HealthMonitor:
         self, step: int, breakdown: Breakdown, stats: Mapping[str, Tensor] | None = None
     ) -> list[Finding]:
         """Add one step; returns the findings when this step closes a window."""
-        keys, values = breakdown.flat_keys(), breakdown.flat_values()
+        keys, values = breakdown.flat()
         if stats:
             keys = keys + list(stats)
-            values = torch.cat(
-                [values, torch.stack([v.detach().float().reshape(()) for v in stats.values()])]
-            )
+            values = torch.cat([values, stack_scalars(list(stats.values()))])
+        return self.observe_flat(step, keys, values, breakdown.names, breakdown.roles)
+
+    def observe_flat(
+        self,
+        step: int,
+        keys: Sequence[str],
+        values: Tensor,
+        terms: tuple[str, ...],
+        roles: tuple[str, ...],
+    ) -> list[Finding]:
+        """:meth:`observe` for a caller that already built the flat vector (the trainer
+        builds it once for its scalar log and the monitor)."""
         self._meter.add(keys, values)
-        self._terms, self._roles = breakdown.names, breakdown.roles
+        self._terms, self._roles = terms, roles
         return self._tick(step)
 
     def record_nonfinite(self, step: int) -> list[Finding]:

@@ -23,7 +23,7 @@ from termwise.health import HealthMonitor
 from termwise.health.findings import Finding
 from termwise.health.report import print_summary
 from termwise.meter import DeviceMeter
-from termwise.objective import Breakdown
+from termwise.objective import Breakdown, stack_scalars
 from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weights, save_weights
 from termwise.trainer.config import TrainerConfig
 from termwise.trainer.sampler import EpochSampler
@@ -184,7 +184,7 @@ class Trainer:
             consumed = self.state.batches_in_epoch * cfg.batch_size
             self.sampler.set_epoch(self.state.epoch, consumed * self.accelerator.num_processes)
             for batch in self.loader:
-                self._train_step(send_to_device(batch, self.accelerator.device))
+                self.train_step(send_to_device(batch, self.accelerator.device))
                 self.state.batches_in_epoch += 1
                 step = self.state.step
                 if step % cfg.log_every == 0 or step == cfg.max_steps:
@@ -200,7 +200,10 @@ class Trainer:
             self.state.epoch += 1
             self.state.batches_in_epoch = 0
 
-    def _train_step(self, batch: Any) -> None:
+    def train_step(self, batch: Any) -> None:
+        """One optimizer step on ``batch`` (already on the device), with the non-finite
+        guard, scalar accumulation and health observation. :meth:`fit` calls it per batch;
+        it is public for custom loops and benchmarks."""
         step = self.state.step
         self.model.train()
         with self.accelerator.autocast():
@@ -230,17 +233,13 @@ class Trainer:
             self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.consecutive_nonfinite = 0
-        stats = {**(out.stats or {}), "grad_norm": grad_norm.detach()}
-        if self.monitor is not None:
-            self.monitor.observe(step, out.breakdown, stats)
-        keys = out.breakdown.flat_keys() + list(stats)
-        values = torch.cat(
-            [
-                out.breakdown.flat_values(),
-                torch.stack([v.float().reshape(()) for v in stats.values()]),
-            ]
-        )
+        stats = {**(out.stats or {}), "grad_norm": grad_norm.detach().float()}
+        term_keys, term_values = out.breakdown.flat()
+        keys = term_keys + list(stats)
+        values = torch.cat([term_values, stack_scalars(list(stats.values()))])
         self.meter.add(keys, values)
+        if self.monitor is not None:
+            self.monitor.observe_flat(step, keys, values, out.breakdown.names, out.breakdown.roles)
 
     # -- periodic work ----------------------------------------------------------------
 
