@@ -55,8 +55,9 @@ def main() -> None:
         rows = [r for c in sorted(by_category) for r in sample(by_category[c], per_category, c)]
         write_jsonl(out / "preferences" / f"{split}.jsonl", rows)
     for path in sorted((args.source / "sequences").glob("*.jsonl")):
-        write_jsonl(out / "sequences" / path.name,
-                    sample(read_jsonl(path), SEQUENCE_ARTICLES, path.name))
+        write_jsonl(
+            out / "sequences" / path.name, sample(read_jsonl(path), SEQUENCE_ARTICLES, path.name)
+        )
     series = out / "timeseries"
     series.mkdir(parents=True, exist_ok=True)
     intraday = args.source / "timeseries" / "sp500_intraday_1min.csv"
