@@ -10,6 +10,7 @@ from rich.console import Console
 from termwise import __version__
 from termwise.cli.demo import demo_app
 from termwise.cli.health import health_app
+from termwise.cli.probe import probe
 from termwise.errors import TermwiseUserError, TrainingDiverged
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(health_app, name="health")
 app.add_typer(demo_app, name="demo")
+app.command("probe")(probe)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,110 @@
+"""Run every probe on one target and decide the verdict."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from termwise.probes.features import FeatureProbeSettings, FeatureResult, probe_features
+from termwise.probes.models import ModelProbe, probe_models
+from termwise.probes.splits import make_split
+from termwise.probes.target import TargetSummary, infer_kind, summarize_target
+from termwise.probes.verdict import Verdict, decide
+
+
+@dataclass
+class ProbeSettings:
+    """How thoroughly to probe. Defaults finish 100,000 rows x 30 features in well under
+    two minutes on 2 cores."""
+
+    permutations: int = 200
+    test_fraction: float = 0.25
+    seed: int = 0
+    task: str = "auto"
+    mi_rows: int = 2000
+
+
+@dataclass
+class ProbeReport:
+    target_name: str
+    target: TargetSummary
+    split: str
+    train_rows: int
+    test_rows: int
+    features: list[FeatureResult]
+    models: list[ModelProbe]
+    verdict: Verdict
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe_arrays(
+    names: list[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    target_name: str,
+    settings: ProbeSettings | None = None,
+    times: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    label_end: np.ndarray | None = None,
+    dropped_rows: int = 0,
+) -> ProbeReport:
+    """Probe features ``x`` (rows x features) against target ``y``."""
+    settings = settings or ProbeSettings()
+    started = time.perf_counter()
+    kind = infer_kind(y, settings.task)
+    target = summarize_target(y, kind)
+    codes = y.astype(float) if kind == "regression" else np.unique(y, return_inverse=True)[1]
+    time_ordered = times is not None
+    if time_ordered:
+        assert times is not None
+        order = np.argsort(times, kind="stable")  # circular-shift nulls need time order
+        x, codes, times = x[order], codes[order], times[order]
+        groups = None if groups is None else groups[order]
+        label_end = None if label_end is None else label_end[order]
+    train, test, how = make_split(
+        len(codes),
+        settings.test_fraction,
+        settings.seed,
+        times=times,
+        groups=groups,
+        strata=None if kind == "regression" else codes,
+        label_end=label_end,
+    )
+    feature_settings = FeatureProbeSettings(
+        permutations=settings.permutations,
+        mi_rows=settings.mi_rows,
+        mi_permutations=settings.permutations,
+        seed=settings.seed,
+        time_ordered=time_ordered,
+    )
+    features, usage = probe_features(names, x, codes, kind, train, test, feature_settings)
+    models, model_usage = probe_models(x, codes, kind, train, test, settings.seed, time_ordered)
+    notes = [
+        f"nulls: {'circular shifts of the time-ordered target' if time_ordered else 'random permutations of the target'}"  # noqa: E501
+        f" ({usage['permutations']} per statistic, seeded)",
+        f"mutual information on {usage['mi_rows']} of {usage['rows']} rows (kNN estimator)",
+        f"models trained on {model_usage['train_rows']} rows, scored on "
+        f"{model_usage['test_rows']}; intervals from {model_usage['bootstraps']} bootstraps",
+    ]
+    if dropped_rows:
+        notes.append(f"{dropped_rows} rows with missing values dropped (--on-missing drop)")
+    verdict = decide(target, features, models, time_ordered)
+    return ProbeReport(
+        target_name,
+        target,
+        how,
+        len(train),
+        len(test),
+        features,
+        models,
+        verdict,
+        notes,
+        time.perf_counter() - started,
+    )
