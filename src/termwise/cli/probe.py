@@ -12,7 +12,9 @@ from rich.console import Console
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:  # the probe stack (pandas, scikit-learn) loads only when a probe runs
-    pass
+    import pandas as pd
+
+    from termwise.probes.run import ProbeReport, ProbeSettings
 
 
 class Task(StrEnum):
