@@ -13,7 +13,12 @@ import numpy as np
 from scipy.stats import rankdata
 
 from termwise.probes.mutual_info import jitter, mutual_info_discrete
-from termwise.probes.nulls import benjamini_hochberg, permutation_pvalue, shuffled_indices
+from termwise.probes.nulls import (
+    benjamini_hochberg,
+    iter_shuffles,
+    permutation_pvalue,
+    shuffled_indices,
+)
 from termwise.probes.target import TaskKind
 
 STATS = ("pearson", "spearman", "mutual_info", "one_feature")
@@ -31,7 +36,6 @@ class FeatureResult:
     values: dict[str, float] = field(default_factory=dict)
     p: dict[str, float] = field(default_factory=dict)
     q: dict[str, float] = field(default_factory=dict)
-    tail_approx: dict[str, bool] = field(default_factory=dict)
 
     def significant(self, alpha: float) -> list[str]:
         return [s for s, q in self.q.items() if q <= alpha]
@@ -44,6 +48,7 @@ class FeatureProbeSettings:
     mi_permutations: int = 200
     seed: int = 0
     time_ordered: bool = False
+    alpha: float = 0.0125  # the per-statistic level the verdict uses (0.05 / 4 statistics)
 
 
 def _standardize(a: np.ndarray) -> np.ndarray:
@@ -53,18 +58,34 @@ def _standardize(a: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, out, 0.0)
 
 
-def abs_correlation_null(
-    x: np.ndarray, y: np.ndarray, orders: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """|corr(x_j, y)| for every column and its null under the row ``orders`` ([B, n])."""
-    xs = _standardize(x).astype(np.float32)
-    ys = _standardize(y[:, None])[:, 0].astype(np.float32)
+def abs_correlation_nulls(
+    x: np.ndarray, y: np.ndarray, count: int, seed: int, time_ordered: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """|Pearson| and |Spearman| of every column with ``y``, each with its null over the
+    same ``count`` shuffles of ``y`` (generating the shuffles costs more than using them)."""
     n = len(y)
-    observed = np.abs(ys @ xs) / n
-    null = np.concatenate(
-        [np.abs(ys[orders[i : i + CHUNK]] @ xs) / n for i in range(0, len(orders), CHUNK)]
-    )
-    return observed.astype(float), null.astype(float)
+    columns = {
+        "pearson": (_standardize(x), _standardize(y[:, None])[:, 0]),
+        "spearman": (_standardize(rankdata(x, axis=0)), _standardize(rankdata(y)[:, None])[:, 0]),
+    }
+    as32 = {k: (a.astype(np.float32), b.astype(np.float32)) for k, (a, b) in columns.items()}
+    nulls: dict[str, list[np.ndarray]] = {k: [] for k in columns}
+    for orders in iter_shuffles(n, count, seed, time_ordered, CHUNK):
+        for name, (xs, ys) in as32.items():
+            nulls[name].append(np.abs(ys[orders] @ xs) / n)
+    return {
+        name: (np.abs(ys @ xs) / n, np.concatenate(nulls[name]).astype(float))
+        for name, (xs, ys) in as32.items()
+    }
+
+
+def correlation_shuffles(settings: FeatureProbeSettings, features: int) -> int:
+    """Shuffles for the correlation nulls: enough that the smallest attainable p-value,
+    1 / (B + 1), sits 2x below the first Benjamini-Hochberg threshold at ``alpha`` (so a
+    strong feature can pass the correction over all features), and at least 10x the base
+    count: each is a single matrix product."""
+    needed = int(2 * features / settings.alpha)
+    return max(10 * settings.permutations, needed)
 
 
 def _bins(train_x: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -174,13 +195,13 @@ def probe_features(
     results = [FeatureResult(name) for name in names]
     observed: dict[str, np.ndarray] = {}
     nulls: dict[str, np.ndarray] = {}
-    orders = shuffled_indices(len(y), settings.permutations, settings.seed, settings.time_ordered)
+    corr_shuffles = correlation_shuffles(settings, x.shape[1])
     if kind != "multiclass":  # correlation with unordered class codes means nothing
-        observed["pearson"], nulls["pearson"] = abs_correlation_null(x, y, orders)
-        ranked_x = rankdata(x, axis=0)
-        observed["spearman"], nulls["spearman"] = abs_correlation_null(
-            ranked_x, rankdata(y), orders
+        correlations = abs_correlation_nulls(
+            x, y, corr_shuffles, settings.seed, settings.time_ordered
         )
+        for name, (values, null) in correlations.items():
+            observed[name], nulls[name] = values.astype(float), null
     observed["mutual_info"], nulls["mutual_info"], mi_rows = mutual_info_null(x, y, kind, settings)
     train_orders = shuffled_indices(
         len(train), settings.permutations, settings.seed + 3, settings.time_ordered
@@ -192,16 +213,16 @@ def probe_features(
     observed["one_feature"] = np.array([o for o, _ in one])
     nulls["one_feature"] = np.stack([n for _, n in one], axis=1)
     for stat, values in observed.items():
-        p, tail = permutation_pvalue(values, nulls[stat])
+        p = permutation_pvalue(values, nulls[stat])
         q = benjamini_hochberg(p)
         for j, result in enumerate(results):
             result.values[stat] = float(values[j])
             result.p[stat] = float(p[j])
             result.q[stat] = float(q[j])
-            result.tail_approx[stat] = bool(tail[j])
     usage = {
         "rows": len(y),
         "permutations": settings.permutations,
+        "correlation_permutations": corr_shuffles if kind != "multiclass" else 0,
         "mi_rows": mi_rows,
         "mi_permutations": settings.mi_permutations,
     }

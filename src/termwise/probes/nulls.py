@@ -9,7 +9,7 @@ alignment with the features.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -25,25 +25,27 @@ def shuffled_indices(n: int, count: int, seed: int, time_ordered: bool) -> np.nd
     return (np.arange(n)[None, :] + shifts[:, None]) % n
 
 
-def permutation_pvalue(observed: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Right-tail p-values of ``observed`` (shape [p]) against ``null`` (shape [B, p]).
+def iter_shuffles(
+    n: int, count: int, seed: int, time_ordered: bool, chunk: int = 64
+) -> Iterator[np.ndarray]:
+    """:func:`shuffled_indices` in blocks of at most ``chunk`` rows, so a null of many
+    thousand shuffles over many rows never holds all its row orders at once."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, count, chunk):
+        size = min(chunk, count - start)
+        yield shuffled_indices(n, size, int(rng.integers(2**63 - 1)), time_ordered)
 
-    ``(k + 1) / (B + 1)`` where ``k`` null values reach the observed one. With few
-    exceedances (k < 10) that count cannot resolve small p-values (never below
-    1 / (B + 1)), which multiple-testing correction needs; there the normal tail of the
-    null (its mean and sd) is used instead, capped at the count-based value. Returns the
-    p-values and a boolean mask of where the tail approximation was used.
+
+def permutation_pvalue(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Right-tail p-values ``(k + 1) / (B + 1)`` of ``observed`` ([p]) against ``null``
+    ([B, p]), where ``k`` null values reach the observed one.
+
+    Exact for exchangeable rows whatever the statistic's distribution; the smallest value
+    it can give is 1 / (B + 1), so a test that must survive a correction over many features
+    needs many shuffles (the correlations get them; they are one matrix product each).
     """
-    count = null.shape[0]
     exceed = (null >= observed[None, :] - 1e-12).sum(axis=0)
-    p_count = (exceed + 1) / (count + 1)
-    mean, sd = null.mean(axis=0), null.std(axis=0, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (observed - mean) / sd
-    tail = np.array([0.5 * math.erfc(v / math.sqrt(2)) if np.isfinite(v) else 1.0 for v in z])
-    use_tail = (exceed < 10) & np.isfinite(z) & (sd > 0)
-    p = np.where(use_tail, np.minimum(np.maximum(tail, 1e-300), p_count), p_count)
-    return p, use_tail
+    return np.asarray((exceed + 1) / (null.shape[0] + 1), dtype=float)
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:

@@ -86,9 +86,16 @@ def probe_arrays(
     )
     features, usage = probe_features(names, x, codes, kind, train, test, feature_settings)
     models, model_usage = probe_models(x, codes, kind, train, test, settings.seed, time_ordered)
+    null_kind = (
+        "circular shifts of the time-ordered target"
+        if time_ordered
+        else "random permutations of the target"
+    )
     notes = [
-        f"nulls: {'circular shifts of the time-ordered target' if time_ordered else 'random permutations of the target'}"  # noqa: E501
-        f" ({usage['permutations']} per statistic, seeded)",
+        f"nulls: {null_kind}, seeded: {usage['correlation_permutations']} for each "
+        f"correlation, {usage['permutations']} for the one-feature model and "
+        f"{usage['mi_permutations']} for mutual information (p-values are exact counts, so "
+        f"none is below 1 / (shuffles + 1))",
         f"mutual information on {usage['mi_rows']} of {usage['rows']} rows (kNN estimator)",
         f"models trained on {model_usage['train_rows']} rows, scored on "
         f"{model_usage['test_rows']}; intervals from {model_usage['bootstraps']} bootstraps",
