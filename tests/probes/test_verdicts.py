@@ -102,5 +102,5 @@ def test_test_far_above_train_is_suspected_leakage_but_small_gaps_are_not():
     target = summarize_target(np.array([0, 1] * 50), "binary")
     assert decide(target, [], [_probe(0.60, 0.80)], False).label == "leakage-suspected"
     assert decide(target, [], [_probe(0.78, 0.80)], False).label == "signal"
-    assert decide(target, [], [_probe(0.60, 0.53)], False).label == "weak-signal"
+    assert decide(target, [], [_probe(0.60, 0.545)], False).label == "weak-signal"
     assert decide(target, [], [_probe(0.60, 0.50)], False).label == "no-signal"
