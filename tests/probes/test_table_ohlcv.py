@@ -81,9 +81,9 @@ def test_ohlcv_features_and_targets_stay_within_a_session():
     assert move == pytest.approx(
         (f.loc[10, "close"] - f.loc[15, "close"]) * side / f.loc[10, "close"]
     )
-    x, y, times, known_at, dropped = ohlcv.target_arrays(frame, "direction_5")
-    assert x.shape[1] == len(ohlcv.FEATURES) and dropped > 0
-    assert (known_at > times).all() and set(np.unique(y)) <= {False, True}
+    rows = ohlcv.target_arrays(frame, "direction_5")
+    assert rows.x.shape[1] == len(ohlcv.FEATURES) and rows.dropped > 0
+    assert (rows.known_at > rows.times).all() and set(np.unique(rows.y)) <= {False, True}
 
 
 def test_ohlcv_needs_price_columns(tmp_path):

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from termwise import __version__
+from termwise.cli.bayes_clf import bayes_app
 from termwise.cli.demo import demo_app
 from termwise.cli.health import health_app
 from termwise.cli.probe import probe
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(health_app, name="health")
 app.add_typer(demo_app, name="demo")
 app.command("probe")(probe)
+app.add_typer(bayes_app, name="bayes-clf")
 
 
 def _version(value: bool) -> None:

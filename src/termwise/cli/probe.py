@@ -128,19 +128,18 @@ def _probe_ohlcv(
         )
     reports = []
     for name in [target] if target else names:
-        x, y, times, known_at, dropped = ohlcv.target_arrays(bars, name)
+        rows = ohlcv.target_arrays(bars, name)
         report = probe_arrays(
             list(ohlcv.FEATURES),
-            x,
-            y,
+            rows.x,
+            rows.y,
             name,
             settings,
-            times=times,
-            label_end=known_at,
-            dropped_rows=0,
+            times=rows.times,
+            label_end=rows.known_at,
         )
         report.notes.append(
-            f"{dropped} bars without enough history or future dropped; "
+            f"{rows.dropped} bars without enough history or future dropped; "
             f"series split by {bars.grouping}; training rows whose target "
             "reaches into the test period purged"
         )

@@ -148,23 +148,37 @@ def target_names() -> list[str]:
     return [f"{t}_{h}" for t in TARGETS for h in HORIZONS]
 
 
-def target_arrays(
-    bars: OhlcvFrame, target: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Features, target, row time and label time for ``target``; rows lacking any are
-    dropped (and counted): the first bars of a series have no history, the last no future."""
+@dataclass
+class TargetData:
+    """One target's rows: features, target, row time, when the target is known, series."""
+
+    x: np.ndarray
+    y: np.ndarray
+    times: np.ndarray
+    known_at: np.ndarray
+    groups: np.ndarray
+    dropped: int
+
+
+def target_arrays(bars: OhlcvFrame, target: str) -> TargetData:
+    """Features and ``target`` for every bar that has both; rows lacking any are dropped
+    (and counted): the first bars of a series have no history, the last no future."""
     h = int(target.rsplit("_", 1)[1])
-    columns = [*FEATURES, target, "time", f"known_at_{h}"]
+    columns = [*FEATURES, target, "time", f"known_at_{h}", "ticker"]
     subset = bars.frame[columns].replace([np.inf, -np.inf], np.nan)
     usable = subset.notna().all(axis=1)
     subset = subset[usable]
     values = subset[target].to_numpy()
     y = values.astype(float) if target.startswith("vwap_move") else values.astype(bool)
-    to_ns = lambda s: s.to_numpy().astype("datetime64[ns]").astype(np.int64).astype(float)  # noqa: E731
-    return (
-        subset[list(FEATURES)].to_numpy(dtype=float),
-        y,
-        to_ns(subset["time"]),
-        to_ns(subset[f"known_at_{h}"]),
-        int((~usable).sum()),
+    return TargetData(
+        x=subset[list(FEATURES)].to_numpy(dtype=float),
+        y=y,
+        times=_nanoseconds(subset["time"]),
+        known_at=_nanoseconds(subset[f"known_at_{h}"]),
+        groups=subset["ticker"].astype(str).to_numpy(),
+        dropped=int((~usable).sum()),
     )
+
+
+def _nanoseconds(times: pd.Series) -> np.ndarray:
+    return times.to_numpy().astype("datetime64[ns]").astype(np.int64).astype(float)

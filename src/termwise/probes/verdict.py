@@ -24,9 +24,10 @@ class Verdict:
 
 
 def beats_control(probe: ModelProbe, metric: str) -> bool:
-    """The real-label test interval lies entirely above the shuffled-label one."""
+    """The real-label test interval lies entirely above the shuffled-label one, and above
+    chance: with autocorrelated series a control can land away from chance either way."""
     real, control = probe.test[metric], probe.control_test[metric]
-    return real.low > control.high
+    return bool(real.low > max(control.high, CHANCE[metric]))
 
 
 def _leaking_features(target: TargetSummary, features: list[FeatureResult]) -> list[str]:
