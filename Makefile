@@ -32,7 +32,8 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python bench/monitor_overhead.py
+	$(BIN)/python bench/monitor_overhead.py --write
+	$(BIN)/python bench/probe_scale.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from _doc import publish
 from termwise import Objective
 from termwise.health import HealthMonitor
 from termwise.schedules import linear_warmup
 from termwise.terms import free_bits_kl
 from termwise.trainer import StepOutput, Trainer, TrainerConfig
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- monitor_overhead -->"
 
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=15)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--write", action="store_true", help=f"update {DOC.name}")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one thread: less scheduler noise on a shared machine
     monitor = HealthMonitor(every=50)
@@ -109,7 +109,6 @@ def main() -> None:
     with_monitor = statistics.median(arms["with"])
     ratio = with_monitor / without
     lines = [
-        MARK,
         "## Health-monitor overhead (`bench/monitor_overhead.py`)",
         "",
         f"Command: `.venv/bin/python bench/monitor_overhead.py --blocks {args.blocks} "
@@ -125,19 +124,8 @@ def main() -> None:
         "",
         f"Goal <= 1.02: {'met' if ratio <= 1.02 else 'NOT met'}. Medians of {args.blocks} "
         f"interleaved blocks of {args.steps} steps per arm; {len(monitor.findings)} findings.",
-        MARK,
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-        if MARK in text:
-            head, _, rest = text.partition(MARK)
-            _, _, tail = rest.partition(MARK)
-            text = head + report + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + report + "\n"
-        DOC.write_text(text, encoding="utf-8")
+    publish(MARK, lines, args.write)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
+from _doc import publish
 from termwise.probes.run import ProbeSettings, probe_arrays
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARK = "<!-- probe_scale -->"
 
 
@@ -37,7 +36,6 @@ def main() -> None:
     report = probe_arrays(names, x, y, "planted", ProbeSettings())
     seconds = time.perf_counter() - started
     lines = [
-        MARK,
         "## Probe on a large table (`bench/probe_scale.py`)",
         "",
         f"Command: `.venv/bin/python bench/probe_scale.py --rows {args.rows} "
@@ -53,18 +51,8 @@ def main() -> None:
         "What is subsampled, and why it stays sound (from the report's notes):",
         "",
         *[f"- {note}" for note in report.notes],
-        MARK,
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-        if MARK in doc:
-            head, _, rest = doc.partition(MARK)
-            doc = head + text + rest.partition(MARK)[2]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-        DOC.write_text(doc, encoding="utf-8")
+    publish(MARK, lines, args.write)
 
 
 if __name__ == "__main__":

@@ -329,8 +329,9 @@ class KLBlocksLearning(Rule):
                 f"KL blocks learning: the data loss ({', '.join(data_terms)}) has not improved for "
                 f"{self.patience} windows ({best_before:.4g} -> {best_recent:.4g}) while KL terms "
                 f"hold {pct(share)} of the total",
-                "lower the KL weight (10x), warm it up from 0, widen the prior (prior_sigma), or "
-                "check with a run without KL that the data can be fitted at all",
+                "first check that a run without KL can fit the data at all (termwise bayes-clf "
+                "diagnose does this; with no signal in the data this finding also fires); if it "
+                "can, lower the KL weight (10x), warm it up from 0 or widen the prior",
                 {
                     "data_loss_before": best_before,
                     "data_loss_recent": best_recent,
