@@ -8,10 +8,12 @@ shape (reduce it yourself, or hand the output to :class:`termwise.Objective`), a
 from termwise.terms._output import TermOutput
 from termwise.terms.directional import directional_margin
 from termwise.terms.kl import BayesianLayer, bayes_layer_kl, free_bits_kl, gaussian_kl
+from termwise.terms.multihead import MultiHeadTerms, multihead_bradley_terry
 from termwise.terms.ranking import bradley_terry, log_square, saturation_fraction, soft_cap
 
 __all__ = [
     "BayesianLayer",
+    "MultiHeadTerms",
     "TermOutput",
     "bayes_layer_kl",
     "bradley_terry",
@@ -19,6 +21,7 @@ __all__ = [
     "free_bits_kl",
     "gaussian_kl",
     "log_square",
+    "multihead_bradley_terry",
     "saturation_fraction",
     "soft_cap",
 ]

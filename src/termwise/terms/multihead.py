@@ -1,0 +1,59 @@
+"""Bradley-Terry and log-square terms for many heads at once, with per-head masking."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from termwise.terms.ranking import log_square
+
+
+class MultiHeadTerms(NamedTuple):
+    """Per-head values (shape ``[heads]``); a head is ``active`` when the batch holds at
+    least one of its positives and one of its negatives, and contributes nothing otherwise."""
+
+    bradley_terry: Tensor
+    log_square: Tensor
+    active: Tensor
+    pair_accuracy: Tensor
+    pairs: Tensor
+
+
+def multihead_bradley_terry(
+    scores: Tensor, positive: Tensor, negative_weight: Tensor, eps: float = 1e-6
+) -> MultiHeadTerms:
+    r"""Every (positive, negative) pair of every head, vectorised over pairs and heads.
+
+    ``scores``: ``[batch, heads]``; ``positive``: bool ``[batch, heads]``;
+    ``negative_weight``: ``[batch, heads]``, the tier weight of a negative, 0 where the
+    example is not a negative of that head. Per head h:
+
+    .. math::
+        BT_h = \frac{\sum_{p \in P_h, n \in N_h} w_n \, (-\log\sigma(r_p - r_n))}
+                    {\sum_{p \in P_h, n \in N_h} w_n},
+        \qquad LS_h = \frac{1}{|P_h|} \sum_{p \in P_h} |\log(r_p^2 + \epsilon)|
+
+    Only positives are regularised towards |r| = 1; negatives are free to go low.
+    Inactive heads get 0 (and ``active`` False), so masking needs no Python branch.
+    """
+    pos = positive.to(scores.dtype)
+    gap = scores[:, None, :] - scores[None, :, :]  # [p, n, heads]: r_p - r_n
+    weight = pos[:, None, :] * negative_weight.to(scores.dtype)[None, :, :]
+    pair_weight = weight.sum(dim=(0, 1))
+    bt = (-F.logsigmoid(gap) * weight).sum(dim=(0, 1)) / pair_weight.clamp_min(eps)
+    positives = pos.sum(dim=0)
+    logsq = (log_square(scores, eps).values * pos).sum(dim=0) / positives.clamp_min(1.0)
+    active = (positives > 0) & ((negative_weight > 0).any(dim=0))
+    correct = ((gap.detach() > 0).to(scores.dtype) * weight.detach()).sum(dim=(0, 1))
+    accuracy = correct / pair_weight.detach().clamp_min(eps)
+    zero = torch.zeros_like(bt)
+    return MultiHeadTerms(
+        torch.where(active, bt, zero),
+        torch.where(active, logsq, zero),
+        active,
+        accuracy.detach(),
+        (pos[:, None, :] * (negative_weight > 0).to(scores.dtype)[None]).sum((0, 1)).detach(),
+    )
