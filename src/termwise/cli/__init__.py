@@ -9,6 +9,7 @@ from rich.console import Console
 
 from termwise import __version__
 from termwise.cli.bayes_clf import bayes_app
+from termwise.cli.btrm import btrm_app
 from termwise.cli.demo import demo_app
 from termwise.cli.health import health_app
 from termwise.cli.probe import probe
@@ -25,6 +26,7 @@ app.add_typer(health_app, name="health")
 app.add_typer(demo_app, name="demo")
 app.command("probe")(probe)
 app.add_typer(bayes_app, name="bayes-clf")
+app.add_typer(btrm_app, name="btrm")
 
 
 def _version(value: bool) -> None:

@@ -1,6 +1,12 @@
 """The training loop shared by recipes: Accelerate, checkpoints, scalars, health."""
 
-from termwise.trainer.checkpoint import CheckpointManager, load_weights, save_weights
+from termwise.trainer.checkpoint import (
+    CheckpointManager,
+    load_trainable,
+    load_weights,
+    save_trainable,
+    save_weights,
+)
 from termwise.trainer.config import TrainerConfig
 from termwise.trainer.loop import (
     StepOutput,
@@ -20,8 +26,10 @@ __all__ = [
     "TrainState",
     "Trainer",
     "TrainerConfig",
+    "load_trainable",
     "load_weights",
     "read_scalars",
+    "save_trainable",
     "save_weights",
     "seed_everything",
 ]

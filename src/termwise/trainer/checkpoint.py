@@ -45,6 +45,28 @@ def load_weights(model: nn.Module, directory: Path) -> None:
     load_model(model, str(directory / "model.safetensors"))
 
 
+def save_trainable(model: nn.Module, directory: Path) -> None:
+    """Saver for adapter training: only parameters that train (LoRA, heads, norms). The
+    frozen backbone is reloaded from its own path, so checkpoints stay small."""
+    tensors = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(tensors, str(directory / "trainable.safetensors"))
+
+
+def load_trainable(model: nn.Module, directory: Path) -> None:
+    """Inverse of :func:`save_trainable`; every trainable parameter must be in the file."""
+    tensors = load_file(str(directory / "trainable.safetensors"))
+    expected = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing = sorted(expected - set(tensors))
+    if missing:
+        raise TermwiseUserError(
+            f"checkpoint lacks trainable parameters: {missing[:3]}", path=directory
+        )
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in tensors:
+                parameter.copy_(tensors[name])
+
+
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -1,0 +1,89 @@
+"""Using a trained multi-head reward model from Python.
+
+>>> scorer = termwise.btrm.load("runs/btrm/model")
+>>> scorer.score(["Mr. Smith said the council would meet on Tuesday."])
+[{'fiction': -1.9, 'news': 0.97, ...}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from termwise.models.reward import MultiHeadRewardModel, load_reward_model
+
+TEXT_LINE = "text:"
+
+
+def prompt_prefix(meta_prompt: str) -> str:
+    """What precedes every text: the meta-prompt, then a ``text:`` line."""
+    return f"{meta_prompt}\n{TEXT_LINE}"
+
+
+def encode(
+    tokenizer: Any, meta_prompt: str, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
+    """Token ids of ``meta-prompt + text:`` followed by each text. Truncation cuts the text
+    only, never the meta-prompt (the prefix is the first segment of a pair)."""
+    prefix = prompt_prefix(meta_prompt)
+    encoded = tokenizer(
+        [prefix] * len(texts), list(texts), truncation="only_second", max_length=max_length
+    )
+    return [list(ids) for ids in encoded["input_ids"]]
+
+
+def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask``."""
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped by similar length (longest first), so padding stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+@dataclass
+class RewardScorer:
+    model: MultiHeadRewardModel
+    tokenizer: Any
+    manifest: dict[str, Any]
+
+    @property
+    def heads(self) -> list[str]:
+        return list(self.model.head_names)
+
+    @torch.no_grad()
+    def score_tensor(self, texts: Sequence[str], batch_size: int = 64) -> Tensor:
+        """Scores ``[len(texts), heads]`` in input order, computed in length-sorted batches."""
+        ids = encode(
+            self.tokenizer, self.manifest["meta_prompt"], texts, self.manifest["max_length"]
+        )
+        out = torch.empty(len(texts), len(self.heads))
+        device = next(self.model.parameters()).device
+        for batch in length_batches([len(row) for row in ids], batch_size):
+            input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id or 0)
+            out[batch] = self.model(input_ids.to(device), mask.to(device)).float().cpu()
+        return out
+
+    def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, float]]:
+        scores = self.score_tensor(texts, batch_size).tolist()
+        return [dict(zip(self.heads, row, strict=True)) for row in scores]
+
+
+def load(path: str | Path) -> RewardScorer:
+    """A saved reward model directory (``termwise btrm train`` writes ``OUT/model``)."""
+    model, tokenizer, manifest = load_reward_model(Path(path))
+    return RewardScorer(model, tokenizer, manifest)

