@@ -137,11 +137,11 @@ def plan_batches(
 ) -> list[np.ndarray]:
     """Batches that keep most heads active and padding low.
 
-    Half of each batch is drawn as positives spread over the heads, the other half from
-    the negatives (every example is drawn with probability inverse to its source's size,
-    so small sources are not drowned by large ones). ``bucket`` batches are drawn at a time
-    and each half sorted by length before being cut into batches, so a batch holds texts of
-    similar length without losing its mix.
+    Half of each batch is positives, the same number for every head (the remainder from any
+    head), the other half negatives, drawn with probability inverse to their source's size
+    so small sources are not drowned by large ones. ``bucket`` batches are drawn at a time
+    and every column of picks is sorted by length before being dealt out, so a batch holds
+    texts of similar length without losing its mix.
     """
     rng = np.random.default_rng(seed)
     positive_pools = [rows[table.positive[rows, h]] for h in range(len(table.heads))]
@@ -156,25 +156,28 @@ def plan_batches(
     neg_probability = np.array([1.0 / sizes[k] for k in table.source[negatives]])
     neg_probability /= neg_probability.sum()
     half = max(1, batch_size // 2)
+    per_head, extra = divmod(half, len(positive_pools))
+    all_positives = np.concatenate(positive_pools)
     planned: list[np.ndarray] = []
     while len(planned) < batches:
         count = min(bucket, batches - len(planned))
-        heads = np.concatenate(
-            [
-                rng.permutation(len(positive_pools))
-                for _ in range(count * half // len(positive_pools) + 1)
-            ]
-        )
-        positives = np.array([rng.choice(positive_pools[h]) for h in heads[: count * half]])
-        negatives_drawn = rng.choice(negatives, size=count * (batch_size - half), p=neg_probability)
-        # Sort each half by length and cut both in step: batch i takes the i-th slice of
-        # each, so every batch keeps its positive/negative balance and similar lengths.
-        positives = positives[np.argsort(lengths[positives], kind="stable")]
-        negatives_drawn = negatives_drawn[np.argsort(lengths[negatives_drawn], kind="stable")]
+        # Columns of [count, ...] picks, each sorted by length down the batches: batch i
+        # takes the i-th shortest pick of every column, so lengths match within a batch
+        # while each batch keeps per_head positives of every head and its negative half.
+        columns = [rng.choice(pool, size=count) for pool in positive_pools for _ in range(per_head)]
+        columns += [rng.choice(all_positives, size=count) for _ in range(extra)]
+        negative_block = rng.choice(
+            negatives, size=(count, batch_size - half), p=neg_probability
+        ).reshape(-1)
+        columns_sorted = [c[np.argsort(lengths[c], kind="stable")] for c in columns]
+        negative_block = negative_block[np.argsort(lengths[negative_block], kind="stable")]
         step = batch_size - half
         block = [
             np.concatenate(
-                [positives[i * half : (i + 1) * half], negatives_drawn[i * step : (i + 1) * step]]
+                [
+                    np.array([c[i] for c in columns_sorted], dtype=np.int64),
+                    negative_block[i * step : (i + 1) * step],
+                ]
             )
             for i in range(count)
         ]

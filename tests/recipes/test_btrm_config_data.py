@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from termwise.config import load_yaml_config
+from termwise.errors import TermwiseUserError
+from termwise.recipes.btrm_config import BtrmConfig
+from termwise.recipes.btrm_data import build_table, head_sources, is_heldout, plan_batches
+from termwise.recipes.btrm_template import default_config
+
+CORPORA = Path("data/corpora")
+
+
+def test_default_config_over_bundled_data_validates(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(default_config(CORPORA))
+    config = load_yaml_config(path, BtrmConfig)
+    assert [h.name for h in config.heads] == [
+        "fiction",
+        "news",
+        "learned",
+        "government",
+        "reviews",
+        "multiturn_dialogue",
+        "glossary",
+    ]
+    assert len(config.heads[0].positive_sources) == 5
+
+
+def test_gen_config_names_missing_corpora(tmp_path):
+    with pytest.raises(TermwiseUserError, match="missing corpora: brown_adventure.jsonl"):
+        default_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "heads:\n  - name: a\n    positive_sources:\n      - {path: nope.jsonl}\n",
+            ":4: heads.0.positive_sources.0.path: file not found",
+        ),
+        ("heads:\n  - name: a\n    positive_sources: []\n", ":3: heads.0.positive_sources"),
+        ("hedas: []\n", ":1: hedas: unknown key 'hedas' (did you mean 'heads'?)"),
+    ],
+)
+def test_config_errors(tmp_path, text, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(TermwiseUserError) as info:
+        load_yaml_config(path, BtrmConfig)
+    assert expected in str(info.value)
+
+
+def small_config(tmp_path, **overrides) -> BtrmConfig:
+    path = tmp_path / "c.yaml"
+    path.write_text(default_config(CORPORA))
+    config = load_yaml_config(path, BtrmConfig)
+    return config.model_copy(update=overrides)
+
+
+def test_positives_are_never_negatives_and_cross_corpus_adds_soft_negatives(tmp_path):
+    config = small_config(tmp_path)
+    for positives, negatives in head_sources(config):
+        assert not {s.key for s in positives} & {s.key for s in negatives}
+    fiction_negatives = {s.path.stem: s.neg_tier for s in head_sources(config)[0][1]}
+    assert fiction_negatives["brown_news"] == "soft_neg"  # another head's positive
+    assert fiction_negatives["web_c4"] == "furthest_neg"  # shared
+    off = config.model_copy(update={"cross_corpus_negatives": None})
+    assert "brown_news" not in {s.path.stem for s in head_sources(off)[0][1]}
+
+
+def test_table_labels_and_stable_heldout(tmp_path):
+    config = small_config(tmp_path)
+    table = build_table(config)
+    news = table.heads.index("news")
+    is_news = np.array([k.startswith(str(CORPORA / "brown_news")) for k in table.source])
+    assert table.positive[is_news, news].all() and not table.positive[~is_news, news].any()
+    assert (table.negative_tier[is_news, news] == 0).all()
+    assert (table.negative_tier[is_news, table.heads.index("fiction")] == 1).all()
+    assert is_heldout("row-1", "src", 0.15) == is_heldout("row-1", "src", 0.15)
+    assert 0.05 < table.heldout.mean() < 0.3
+
+
+def test_planned_batches_keep_positives_and_negatives(tmp_path):
+    table = build_table(small_config(tmp_path))
+    rows = table.split(heldout=False)
+    lengths = np.array([len(t) for t in table.texts])
+    plan = plan_batches(table, rows, lengths, batch_size=16, batches=40, seed=0)
+    assert len(plan) == 40 and all(len(b) == 16 for b in plan)
+    for batch in plan:
+        assert table.positive[batch].any()
+        assert (table.negative_tier[batch] > 0).any()
+        assert set(batch) <= set(rows)
+    active = [(table.positive[b].any(0) & (table.negative_tier[b] > 0).any(0)).mean() for b in plan]
+    assert np.mean(active) > 0.7  # most heads are active most steps
