@@ -131,3 +131,14 @@ def test_autoscale_pinned():
     assert finding.subject == "dir" and "95.0 %" in finding.message
     free = window({**means, "dir.at_bound": 0.5}, terms=("mse", "dir"), roles=("data", "aux"))
     assert AutoScalePinned().check_window(free, []) == []
+
+
+def test_starved_term():
+    from termwise.health import TermStarved
+
+    means = share_means(recon=(1.0, 1.0, 0.9), kl=(0.1, 1.0, 0.1))
+    means["kl.active"] = 0.1
+    (finding,) = TermStarved().check_window(window(means), [])
+    assert finding.subject == "kl" and "10.0 %" in finding.message
+    means["kl.active"] = 0.9
+    assert TermStarved().check_window(window(means), []) == []

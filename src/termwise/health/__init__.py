@@ -17,6 +17,7 @@ from termwise.health.rules_terms import (
     KLBlocksLearning,
     TermDominant,
     TermNegligible,
+    TermStarved,
 )
 
 
@@ -28,6 +29,7 @@ def default_rules(calibrate_after: int | None = None) -> list[Rule]:
         FreeBitsBand(calibrate_after=calibrate_after),
         TermNegligible(),
         TermDominant(),
+        TermStarved(),
         KLBlocksLearning(),
         AutoScalePinned(),
         LogitsSaturated(),
@@ -54,6 +56,7 @@ __all__ = [
     "Rule",
     "TermDominant",
     "TermNegligible",
+    "TermStarved",
     "Window",
     "default_rules",
     "group_findings",

@@ -372,3 +372,33 @@ class AutoScalePinned(Rule):
                 )
             )
         return found
+
+
+class TermStarved(Rule):
+    """A term computed in fewer than ``fraction`` of a window's steps: e.g. a reward head
+    whose batches rarely hold both a positive and a negative, so it barely trains."""
+
+    code = "term.starved"
+
+    def __init__(self, fraction: float = 0.25) -> None:
+        self.fraction = fraction
+
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        found = []
+        for term in window.terms:
+            active = window.get(f"{term}.active", 1.0)
+            if active >= self.fraction:
+                continue
+            found.append(
+                self.finding(
+                    window.step,
+                    "warning",
+                    f"{term} was computed in only {pct(active)} of the last {window.steps} "
+                    "steps (nothing to compute in the other batches)",
+                    "check its data (termwise btrm test-decoders), sample it more often, or "
+                    "raise the batch size",
+                    {"active_fraction": active, "steps": window.steps},
+                    term,
+                )
+            )
+        return found

@@ -51,7 +51,7 @@ def default_config(directory: Path, max_steps: int = 300) -> str:
 backbone:
   path: null            # local Hugging Face model dir; null: all-MiniLM-L6-v2 (bundled)
   pooling: auto         # auto: masked mean for encoders, last non-pad token for causal LMs
-  max_length: 256       # tokens per sample; truncation cuts the text, never the meta-prompt
+  max_length: 128       # tokens per sample; truncation cuts the text, never the meta-prompt
 
 lora:
   enabled: true         # false: full fine-tuning
@@ -73,7 +73,7 @@ cross_corpus_negatives: soft_neg
 
 logit_cap: 10.0         # soft tanh cap; 0 disables
 log_square_weight: 0.1  # holds positive scores near |r| = 1
-learning_rate: 0.0002
+learning_rate: 0.0005
 weight_decay: 0.0
 heldout_fraction: 0.15  # per source, for the final per-head AUCs
 max_rows_per_source: null
