@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from termwise.errors import TermwiseUserError
 from termwise.objective import suggest
 
 ModelT = TypeVar("ModelT", bound="StrictModel")
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+"""A config field naming a file that must exist when the config is validated."""
 
 
 class StrictModel(BaseModel):

@@ -71,7 +71,7 @@ def read_source(
                 continue
             report.rows += 1
             try:
-                row = _parse(raw, path, number)
+                row = parse_object(raw, path, number)
                 if report.text_field is None:
                     report.text_field = _choose_field(row, text_field)
                     if report.text_field is None:
@@ -100,7 +100,8 @@ def read_source(
     return records, report
 
 
-def _parse(raw: bytes, path: Path, number: int) -> dict[str, Any]:
+def parse_object(raw: bytes, path: Path, number: int) -> dict[str, Any]:
+    """One JSONL line as an object, or a ``file:line`` error."""
     try:
         row = orjson.loads(raw)
     except orjson.JSONDecodeError as error:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
 
+from termwise.data.jsonl import parse_object
 from termwise.errors import TermwiseUserError
 from termwise.objective import suggest
 
@@ -39,13 +39,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                raise TermwiseUserError(f"invalid JSON: {error}", path=path, line=number) from None
-            if not isinstance(row, dict):
-                raise TermwiseUserError("each line must be a JSON object", path=path, line=number)
-            rows.append(row)
+            rows.append(parse_object(line, path, number))
     return pd.DataFrame(rows)
 
 

@@ -28,12 +28,12 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
-from termwise.config import StrictModel
+from termwise.config import ExistingFile, StrictModel
 from termwise.data.windows import WindowDataset, window_ends
 from termwise.health import HealthMonitor
 from termwise.models.sequence import BayesSequenceClassifier
@@ -48,7 +48,7 @@ from termwise.trainer import StepOutput, Trainer, TrainerConfig, seed_everything
 class BayesDataConfig(StrictModel):
     """Where the sequences come from."""
 
-    path: Path = Field(..., description="CSV, Parquet or JSONL table (or OHLCV bars).")
+    path: ExistingFile = Field(..., description="CSV, Parquet or JSONL table (or OHLCV bars).")
     target: str = Field(
         ..., description="Target column, or with ohlcv a built target such as direction_5."
     )
@@ -60,13 +60,6 @@ class BayesDataConfig(StrictModel):
     group_col: str | None = Field(None, description="Series id: windows never span two.")
     window: int = Field(32, ge=2, description="Steps per sequence.")
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Latest share held out.")
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, path: Path) -> Path:
-        if not path.is_file():
-            raise ValueError(f"file not found: {path}")
-        return path
 
 
 class BayesModelConfig(StrictModel):

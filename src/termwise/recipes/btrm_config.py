@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from termwise.config import StrictModel
+from termwise.config import ExistingFile, StrictModel
 from termwise.trainer import TrainerConfig
 
 NegativeTier = Literal["soft_neg", "semi_firm_neg", "furthest_neg"]
@@ -17,7 +17,7 @@ DERIVED_TIERS = ("single_quote",)  # built from other rows, not stored in the fi
 class SourceConfig(StrictModel):
     """One JSONL file, optionally filtered by tier."""
 
-    path: Path = Field(..., description="JSONL file, one object per line.")
+    path: ExistingFile = Field(..., description="JSONL file, one object per line.")
     text_field: str = Field(
         "auto",
         description="Field holding the text; auto picks the first "
@@ -31,13 +31,6 @@ class SourceConfig(StrictModel):
     neg_tier: NegativeTier | None = Field(
         None, description="As a negative: its tier (sets its pair weight). Positives: unused."
     )
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, path: Path) -> Path:
-        if not path.is_file():
-            raise ValueError(f"file not found: {path}")
-        return path
 
     @property
     def tiers(self) -> list[str] | None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from termwise.btrm import load
-from termwise.data.jsonl import TEXT_FIELDS
+from termwise.data.jsonl import TEXT_FIELDS, parse_object
 from termwise.errors import TermwiseUserError
 
 
@@ -24,13 +24,7 @@ def _chunks(path: Path, size: int) -> Iterator[tuple[list[tuple[int, dict[str, A
             consumed += len(raw)
             if not raw.strip():
                 continue
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise TermwiseUserError(f"invalid JSON ({error})", path=path, line=number) from None
-            if not isinstance(record, dict):
-                raise TermwiseUserError("expected a JSON object", path=path, line=number)
-            chunk.append((number, record))
+            chunk.append((number, parse_object(raw, path, number)))
             if len(chunk) == size:
                 yield chunk, consumed
                 chunk = []
