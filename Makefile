@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run demo test lint typecheck unit bench clean
+.PHONY: run demo test lint typecheck unit bench bench-btrm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/monitor_overhead.py --write
 	$(BIN)/python bench/probe_scale.py --write
+	$(BIN)/python bench/multihead.py --write
+
+# About 20 minutes: trains the reward model on ../shared/data/corpora, then the baseline.
+bench-btrm: $(STAMP)
+	$(BIN)/python bench/btrm_vs_tfidf.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
