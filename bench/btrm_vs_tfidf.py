@@ -78,6 +78,12 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/corpora"))
     parser.add_argument("--max-steps", type=int, default=600)
     parser.add_argument("--output", type=Path, default=Path("runs/btrm-full"))
+    parser.add_argument(
+        "--log-square-weight",
+        type=float,
+        default=None,
+        help="override the config's log_square_weight",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
@@ -85,6 +91,8 @@ def main() -> None:
     config_text = default_config(args.data_dir, args.max_steps)
     raw = yaml.safe_load(config_text)
     raw["trainer"]["progress"] = False
+    if args.log_square_weight is not None:
+        raw["log_square_weight"] = args.log_square_weight
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
@@ -110,7 +118,9 @@ def report_lines(
         "## Multi-head reward model vs TF-IDF baseline (`bench/btrm_vs_tfidf.py`)",
         "",
         f"Command: `.venv/bin/python bench/btrm_vs_tfidf.py --data-dir {args.data_dir} "
-        f"--max-steps {args.max_steps} --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
+        f"--max-steps {args.max_steps}"
+        + (f" --log-square-weight {args.log_square_weight}" if args.log_square_weight else "")
+        + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
         f"batch 32, 128 tokens; training and evaluation took {minutes:.1f} min on 2 CPU cores).",
         "",
         "Goals: AUC >= 0.97 against the semi-firm and furthest negatives; against each "
