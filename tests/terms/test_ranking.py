@@ -75,3 +75,20 @@ def test_soft_cap():
     assert soft_cap(scores, 0.0) is scores
     assert saturation_fraction(capped, 10.0).item() == pytest.approx(0.5)
     assert saturation_fraction(scores, 0.0).item() == 0.0
+
+
+def test_positive_form_has_its_only_minimum_near_plus_one():
+    r = torch.linspace(-3, 3, 601)
+    values = log_square(r, form="positive").values
+    best = r[values.argmin()].item()
+    assert best == pytest.approx(1.0, abs=0.02)
+    assert values[r < 0].min() > values[r > 0.9].min() + 1.0  # no second minimum at -1
+    symmetric = log_square(r).values
+    assert symmetric[r.sub(-1).abs().argmin()] < 0.01  # the abs form's second minimum
+    start = torch.tensor([-1.0], requires_grad=True)
+    optimizer = torch.optim.SGD([start], lr=0.05)
+    for _ in range(2000):
+        optimizer.zero_grad()
+        log_square(start, form="positive").values.sum().backward()
+        optimizer.step()
+    assert abs(start.item() - 1.0) < 0.05

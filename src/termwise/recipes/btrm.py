@@ -151,7 +151,12 @@ def make_loss(
 
     def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
         scores = model(batch["input_ids"], batch["attention_mask"])
-        terms = multihead_bradley_terry(scores, batch["positive"], batch["negative_weight"])
+        terms = multihead_bradley_terry(
+            scores,
+            batch["positive"],
+            batch["negative_weight"],
+            log_square_form=config.log_square_form,
+        )
         active = terms.active.tolist()  # which heads had pairs: decides the mean below
         values: dict[str, TermOutput | None] = {}
         for h, name in enumerate(names):

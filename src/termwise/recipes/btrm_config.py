@@ -115,6 +115,11 @@ class BtrmConfig(StrictModel):
     log_square_weight: float = Field(
         0.1, ge=0, description="Weight of the log-square term holding positive scores near 1."
     )
+    log_square_form: Literal["abs", "squared", "positive"] = Field(
+        "abs",
+        description="abs: |log(r^2)|, minimal at r = +1 and -1; positive: on "
+        "softplus(4r)/4, minimal only at r ~ +1 (heads cannot park positives at -1).",
+    )
     learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     heldout_fraction: float = Field(

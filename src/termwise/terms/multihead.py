@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from termwise.terms.ranking import log_square
+from termwise.terms.ranking import LogSquareForm, log_square
 
 
 class MultiHeadTerms(NamedTuple):
@@ -23,7 +23,11 @@ class MultiHeadTerms(NamedTuple):
 
 
 def multihead_bradley_terry(
-    scores: Tensor, positive: Tensor, negative_weight: Tensor, eps: float = 1e-6
+    scores: Tensor,
+    positive: Tensor,
+    negative_weight: Tensor,
+    eps: float = 1e-6,
+    log_square_form: LogSquareForm = "abs",
 ) -> MultiHeadTerms:
     r"""Every (positive, negative) pair of every head, vectorised over pairs and heads.
 
@@ -37,6 +41,7 @@ def multihead_bradley_terry(
         \qquad LS_h = \frac{1}{|P_h|} \sum_{p \in P_h} |\log(r_p^2 + \epsilon)|
 
     Only positives are regularised towards |r| = 1; negatives are free to go low.
+    ``log_square_form`` picks the :func:`log_square` form (``positive`` pins r ~ +1).
     Inactive heads get 0 (and ``active`` False), so masking needs no Python branch.
     """
     pos = positive.to(scores.dtype)
@@ -45,7 +50,9 @@ def multihead_bradley_terry(
     pair_weight = weight.sum(dim=(0, 1))
     bt = (-F.logsigmoid(gap) * weight).sum(dim=(0, 1)) / pair_weight.clamp_min(eps)
     positives = pos.sum(dim=0)
-    logsq = (log_square(scores, eps).values * pos).sum(dim=0) / positives.clamp_min(1.0)
+    logsq = (log_square(scores, eps, log_square_form).values * pos).sum(
+        dim=0
+    ) / positives.clamp_min(1.0)
     active = (positives > 0) & ((negative_weight > 0).any(dim=0))
     correct = ((gap.detach() > 0).to(scores.dtype) * weight.detach()).sum(dim=(0, 1))
     accuracy = correct / pair_weight.detach().clamp_min(eps)

@@ -45,7 +45,11 @@ def bradley_terry(
     return TermOutput(values, stats)
 
 
-def log_square(r: Tensor, eps: float = 1e-6, form: Literal["abs", "squared"] = "abs") -> TermOutput:
+LogSquareForm = Literal["abs", "squared", "positive"]
+POSITIVE_SHARPNESS = 4.0  # softplus(4 r) / 4 is within 0.5 % of r at r = 1
+
+
+def log_square(r: Tensor, eps: float = 1e-6, form: LogSquareForm = "abs") -> TermOutput:
     r"""Regulariser that holds (positive-example) scores near :math:`|r| = 1`.
 
     ``form="abs"`` (default): :math:`|\log(r^2 + \epsilon)|`, which is 0 at |r| = 1 and
@@ -61,15 +65,22 @@ def log_square(r: Tensor, eps: float = 1e-6, form: Literal["abs", "squared"] = "
     Note ``r = 0`` exactly is a stationary point of both forms (the gradient is 0 there);
     any non-zero start moves towards |r| = 1.
 
+    Both forms are symmetric: r = -1 is as good as r = +1. Under a Bradley-Terry term, which
+    sees only score differences, a head may then park its positives at -1. ``form="positive"``
+    applies the abs form to ``softplus(4 r) / 4``: the same values for r around 1, but
+    increasing all the way down through 0 and the negatives, so the only minimum is r ~ +1.
+
     Stats: ``mean_abs_score``, ``mean_log_r2`` (signed, 0 when scores sit at |r| = 1).
     """
+    if form == "positive":
+        r = F.softplus(POSITIVE_SHARPNESS * r) / POSITIVE_SHARPNESS
     log_r2 = torch.log(r * r + eps)
-    if form == "abs":
+    if form in ("abs", "positive"):
         values = log_r2.abs()
     elif form == "squared":
         values = log_r2.square() / 4.0
     else:
-        raise ValueError(f"log_square: form must be 'abs' or 'squared', got {form!r}")
+        raise ValueError(f"log_square: form must be abs, squared or positive, got {form!r}")
     stats = {
         "mean_abs_score": r.detach().abs().float().mean(),
         "mean_log_r2": log_r2.detach().float().mean(),
