@@ -84,6 +84,7 @@ def main() -> None:
         default=None,
         help="override the config's log_square_weight",
     )
+    parser.add_argument("--log-square-form", default=None, help="override log_square_form")
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
@@ -93,6 +94,8 @@ def main() -> None:
     raw["trainer"]["progress"] = False
     if args.log_square_weight is not None:
         raw["log_square_weight"] = args.log_square_weight
+    if args.log_square_form is not None:
+        raw["log_square_form"] = args.log_square_form
     if args.log_square_form is not None:
         raw["log_square_form"] = args.log_square_form
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -122,6 +125,7 @@ def report_lines(
         f"Command: `.venv/bin/python bench/btrm_vs_tfidf.py --data-dir {args.data_dir} "
         f"--max-steps {args.max_steps}"
         + (f" --log-square-weight {args.log_square_weight}" if args.log_square_weight else "")
+        + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
         + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
         f"batch 32, 128 tokens; training and evaluation took {minutes:.1f} min on 2 CPU cores).",
