@@ -126,7 +126,6 @@ def report_lines(
         f"--max-steps {args.max_steps}"
         + (f" --log-square-weight {args.log_square_weight}" if args.log_square_weight else "")
         + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
-        + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
         f"batch 32, 128 tokens; training and evaluation took {minutes:.1f} min on 2 CPU cores).",
         "",

@@ -116,7 +116,7 @@ class BtrmConfig(StrictModel):
         0.1, ge=0, description="Weight of the log-square term holding positive scores near 1."
     )
     log_square_form: Literal["abs", "squared", "positive"] = Field(
-        "abs",
+        "positive",
         description="abs: |log(r^2)|, minimal at r = +1 and -1; positive: on "
         "softplus(4r)/4, minimal only at r ~ +1 (heads cannot park positives at -1).",
     )

@@ -72,7 +72,8 @@ tier_weights:
 cross_corpus_negatives: soft_neg
 
 logit_cap: 10.0         # soft tanh cap; 0 disables
-log_square_weight: 0.1  # holds positive scores near |r| = 1
+log_square_weight: 0.1  # holds positive scores near r = 1
+log_square_form: positive  # only minimum at r = +1 (abs: also at -1; see docs/results.md)
 learning_rate: 0.0005
 weight_decay: 0.0
 heldout_fraction: 0.15  # per source, for the final per-head AUCs
