@@ -113,3 +113,21 @@ def _unknown_key_loc(data: Any, loc: tuple[int | str, ...], message: str) -> tup
             if f"unknown key {key!r}" in message:
                 return (*loc, str(key))
     return loc
+
+
+def commented_yaml(config: BaseModel, indent: str = "") -> str:
+    """``config`` as YAML with each field's description as a comment above it: the help
+    text lives once, on the model, and the written file can never disagree with it."""
+    lines: list[str] = []
+    for name, info in type(config).model_fields.items():
+        value = getattr(config, name)
+        if info.description:
+            lines.append(f"{indent}# {info.description}")
+        if isinstance(value, BaseModel):
+            lines.append(f"{indent}{name}:")
+            lines.append(commented_yaml(value, indent + "  ").rstrip("\n"))
+            continue
+        plain = str(value) if isinstance(value, Path) else value
+        dumped = yaml.safe_dump({name: plain}, default_flow_style=True, width=10**6)
+        lines.append(f"{indent}{dumped.strip().removeprefix('{').removesuffix('}')}")
+    return "\n".join(lines) + "\n"

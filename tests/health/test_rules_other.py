@@ -6,6 +6,7 @@ from termwise.health import (
     LogitsSaturated,
     MetricReport,
     NonFinite,
+    PosteriorCollapsed,
 )
 from tests.health.helpers import window
 
@@ -45,3 +46,15 @@ def test_val_rising():
     assert rule.check_metrics(reports[:-1]) == []  # only two rises so far
     flat = [MetricReport(i, {"val_loss": 1.0 - 0.1 * i, "train_loss": 1.0}) for i in range(5)]
     assert rule.check_metrics(flat) == []
+
+
+def test_posterior_collapsed_fires_below_threshold_and_names_the_start():
+    rule = PosteriorCollapsed(threshold=0.02)
+    terms, roles = ("preference", "bayes_kl"), ("data", "kl")
+    first = window({"bayes_kl.std_to_mu": 0.1}, terms, roles, step=49)
+    late = window({"bayes_kl.std_to_mu": 0.005}, terms, roles, index=5, step=299)
+    assert rule.check_window(first, []) == []
+    (finding,) = rule.check_window(late, [first])
+    assert finding.code == "bayes.deterministic" and finding.subject == "bayes_kl"
+    assert "0.5 %" in finding.message and "was 10.0 %" in finding.message
+    assert rule.check_window(window({"recon.raw": 1.0}), []) == []  # no such stat: quiet

@@ -12,6 +12,7 @@ from termwise.cli.bayes_clf import bayes_app
 from termwise.cli.btrm import btrm_app
 from termwise.cli.demo import demo_app
 from termwise.cli.health import health_app
+from termwise.cli.pref import pref_app
 from termwise.cli.probe import probe
 from termwise.errors import TermwiseUserError, TrainingDiverged
 
@@ -27,6 +28,7 @@ app.add_typer(demo_app, name="demo")
 app.command("probe")(probe)
 app.add_typer(bayes_app, name="bayes-clf")
 app.add_typer(btrm_app, name="btrm")
+app.add_typer(pref_app, name="pref")
 
 
 def _version(value: bool) -> None:

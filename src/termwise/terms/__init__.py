@@ -9,6 +9,7 @@ from termwise.terms._output import TermOutput
 from termwise.terms.directional import directional_margin
 from termwise.terms.kl import BayesianLayer, bayes_layer_kl, free_bits_kl, gaussian_kl
 from termwise.terms.multihead import MultiHeadTerms, multihead_bradley_terry
+from termwise.terms.preference import gpm_loss, gpm_score, reward_centering
 from termwise.terms.ranking import bradley_terry, log_square, saturation_fraction, soft_cap
 
 __all__ = [
@@ -20,8 +21,11 @@ __all__ = [
     "directional_margin",
     "free_bits_kl",
     "gaussian_kl",
+    "gpm_loss",
+    "gpm_score",
     "log_square",
     "multihead_bradley_terry",
+    "reward_centering",
     "saturation_fraction",
     "soft_cap",
 ]

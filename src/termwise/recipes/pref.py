@@ -1,0 +1,265 @@
+"""Pairwise preference models (bt, gpm, bayes_gpm): setup, train, evaluate, save.
+
+Setup reads and checks the pairs, tokenises (prompt, response) for both responses and plans
+length-bucketed batches (pairs of similar length share a batch, so padding stays small;
+the loop shuffles the batches). Training runs the shared loop; one step puts a batch's
+``2B`` sequences through the backbone once. Terms:
+
+* ``preference`` (data): ``-log sigmoid(logit - margin)``, the logit being
+  ``r_c - r_r`` (bt) or ``<R v_c, v_r> / tau`` (gpm; bayes_gpm on one posterior draw).
+* ``centering`` (bt, regulariser, optional): ``coef * (r_c + r_r)^2`` as in TRL.
+* ``bayes_kl`` (bayes_gpm, kl): ``gaussian_kl`` on the ambient ``raw_mu``/``logvar`` with
+  weight ``linear_warmup(0 -> max_kl_weight, kl_warmup_steps)``; ``bayes_kl`` and
+  ``kl_beta`` are logged every logging step.
+
+At the end the dev pairs (when configured) are evaluated (``pref_eval``) and the model is
+saved to ``OUT/model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import torch
+from rich.console import Console
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from termwise.data.preferences import (
+    EncodedPairs,
+    OnBadRecord,
+    collate_pairs,
+    encode_pairs,
+    read_pairs,
+)
+from termwise.health import HealthMonitor
+from termwise.models.backbone import apply_lora, default_pooling, load_backbone, resolve_backbone
+from termwise.models.preference import PairOutput, PreferenceModel
+from termwise.objective import Objective, WeightSpec
+from termwise.pref import predict_pairs, save_preference_model
+from termwise.recipes.pref_config import PrefConfig
+from termwise.recipes.pref_eval import evaluate_predictions, print_results
+from termwise.schedules import linear_warmup
+from termwise.terms import TermOutput, bradley_terry, gaussian_kl
+from termwise.terms.preference import reward_centering
+from termwise.trainer import (
+    StepOutput,
+    Trainer,
+    load_trainable,
+    load_weights,
+    save_trainable,
+    save_weights,
+    seed_everything,
+)
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    encoded: EncodedPairs
+    tokenizer: Any
+    backbone: Path
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def prepare(config: PrefConfig, console: Console) -> Prepared:
+    path = resolve_backbone(config.backbone.path)
+    tokenizer = load_tokenizer(path)
+    pairs, report = read_pairs(config.train_path, config.on_bad_record, config.max_pairs)
+    if report.bad:
+        console.print(
+            f"{report.path}: skipped {len(report.bad)} bad record(s), first: {report.bad[0]}",
+            markup=False,
+        )
+    encoded = encode_pairs(tokenizer, pairs, config.backbone.max_length)
+    return Prepared(encoded, tokenizer, path)
+
+
+def build_model(config: PrefConfig, path: Path) -> PreferenceModel:
+    backbone, hf_config = load_backbone(path)
+    if config.lora.enabled:
+        lora = config.lora
+        backbone = apply_lora(
+            backbone, hf_config.model_type, lora.r, lora.alpha, lora.dropout, lora.target_modules
+        )
+    pooling = (
+        default_pooling(hf_config.model_type)
+        if config.backbone.pooling == "auto"
+        else config.backbone.pooling
+    )
+    return PreferenceModel(
+        backbone,
+        hf_config.hidden_size,
+        config.head,
+        pooling,
+        dim=config.gpm.dim,
+        tau=config.gpm.tau,
+        prompt_scaling=config.gpm.prompt_scaling,
+        init_std_ratio=config.bayes.init_std_ratio,
+    )
+
+
+def plan_pair_batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Batches of pairs with similar lengths: a seeded shuffle, then within chunks of 32
+    batches, sort by length and cut. Random across chunks, tight padding within a batch."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    chunk = batch_size * 32
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return batches
+
+
+class PairBatches(Dataset[dict[str, Tensor]]):
+    """Item i is planned batch i, collated (the loop's sampler shuffles whole batches)."""
+
+    def __init__(self, prepared: Prepared, plan: list[np.ndarray]) -> None:
+        self.prepared, self.plan = prepared, plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return collate_pairs(self.prepared.encoded, self.plan[index], self.prepared.pad_id)
+
+
+def make_objective(config: PrefConfig) -> Objective:
+    roles = {"preference": "data"}
+    weights: dict[str, WeightSpec] = {}
+    if config.head == "bt" and config.bt.center_rewards_coef is not None:
+        roles["centering"] = "regularizer"
+        weights["centering"] = config.bt.center_rewards_coef
+    if config.head == "bayes_gpm":
+        roles["bayes_kl"] = "kl"
+        weights["bayes_kl"] = kl_weight_schedule(config)
+    return Objective(roles, weights=weights)
+
+
+def kl_weight_schedule(config: PrefConfig) -> Callable[[int], float]:
+    """``kl_beta`` at each step: 0 rising linearly to ``max_kl_weight``."""
+    return linear_warmup(0.0, config.bayes.max_kl_weight, config.bayes.kl_warmup_steps)
+
+
+def make_loss(
+    config: PrefConfig, objective: Objective
+) -> Callable[[nn.Module, dict[str, Tensor], int], StepOutput]:
+    beta = kl_weight_schedule(config)
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
+        out: PairOutput = model.pair_output(batch, n_samples=1)  # type: ignore[operator]
+        logits = out.logits.reshape(-1)
+        margin = batch["margin"] if config.use_margin else 0.0
+        # bradley_terry(x, 0, margin) = -log sigmoid(x - margin) for any pair logit x.
+        terms: dict[str, TermOutput | None] = {
+            "preference": bradley_terry(logits, torch.zeros_like(logits), margin=margin)
+        }
+        stats: dict[str, Tensor] = {}
+        if out.rewards is not None and "centering" in objective.names:
+            chosen, rejected = out.rewards.chunk(2)
+            terms["centering"] = reward_centering(chosen, rejected)
+        if out.raw_mu is not None and out.logvar is not None:
+            kl = gaussian_kl(
+                out.raw_mu,
+                out.logvar,
+                prior_var=config.bayes.prior_var,
+                regularize_mean=config.bayes.regularize_mean,
+            )
+            terms["bayes_kl"] = kl
+            stats = {"bayes_kl": kl.stats["kl"], "kl_beta": logits.new_tensor(beta(step))}
+        total, breakdown = objective(step, **terms)
+        return StepOutput(total, breakdown, stats)
+
+    return loss_fn
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+def train(
+    config: PrefConfig, output: Path, console: Console, resume: bool = False
+) -> dict[str, Any] | None:
+    cfg = config.trainer
+    seed_everything(cfg.seed)
+    prepared = prepare(config, console)
+    console.print(
+        f"{len(prepared.encoded)} training pairs, head {config.head}, backbone {prepared.backbone}"
+    )
+    plan = plan_pair_batches(prepared.encoded.lengths(), cfg.batch_size, cfg.seed)
+    model = build_model(config, prepared.backbone)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    lora = config.lora.enabled
+    trainer = Trainer(
+        model=model,
+        optimizer=optimizer,
+        train_data=PairBatches(prepared, plan),
+        loss_fn=make_loss(config, make_objective(config)),
+        config=cfg.model_copy(update={"batch_size": 1}),  # each item is a planned batch
+        run_dir=output,
+        collate_fn=lambda items: items[0],
+        monitor=HealthMonitor(every=cfg.health_every, run_dir=output, console=console),
+        console=console,
+        save_model=save_trainable if lora else save_weights,
+        load_model=load_trainable if lora else load_weights,
+    )
+    trainer.fit(resume=resume)
+    model.eval()
+    save_preference_model(
+        model,
+        prepared.tokenizer,
+        output / "model",
+        {
+            "backbone_path": str(prepared.backbone),
+            "max_length": config.backbone.max_length,
+            "n_samples": config.bayes.n_samples,
+        },
+    )
+    if config.dev_path is None:
+        return None
+    results = evaluate_file(
+        model,
+        prepared.tokenizer,
+        config.dev_path,
+        config.backbone.max_length,
+        config.bayes.n_samples,
+        config.on_bad_record,
+    )
+    (output / "eval.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    print_results(results, console, title=f"{config.head} on {config.dev_path}")
+    return results
+
+
+def evaluate_file(
+    model: PreferenceModel,
+    tokenizer: Any,
+    path: Path,
+    max_length: int,
+    n_samples: int,
+    on_bad_record: OnBadRecord = "error",
+) -> dict[str, Any]:
+    """Every metric of :func:`evaluate_predictions` on the pairs in ``path``."""
+    pairs, report = read_pairs(path, on_bad_record)
+    encoded = encode_pairs(tokenizer, pairs, max_length)
+    p, std = predict_pairs(model, encoded, int(tokenizer.pad_token_id or 0), n_samples)
+    results = evaluate_predictions(pairs, p, std if model.head == "bayes_gpm" else None)
+    results["skipped_records"] = len(report.bad)
+    return results
