@@ -192,9 +192,17 @@ def make_loss(
 # -- train ---------------------------------------------------------------------------------
 
 
-def train(
-    config: PrefConfig, output: Path, console: Console, resume: bool = False
-) -> dict[str, Any] | None:
+@dataclass
+class Session:
+    """Everything a run needs, built before the first step."""
+
+    config: PrefConfig
+    prepared: Prepared
+    model: PreferenceModel
+    trainer: Trainer
+
+
+def setup(config: PrefConfig, output: Path, console: Console) -> Session:
     cfg = config.trainer
     seed_everything(cfg.seed)
     prepared = prepare(config, console)
@@ -221,14 +229,27 @@ def train(
         save_model=save_trainable if lora else save_weights,
         load_model=load_trainable if lora else load_weights,
     )
-    trainer.fit(resume=resume)
+    return Session(config, prepared, model, trainer)
+
+
+def train(
+    config: PrefConfig, output: Path, console: Console, resume: bool = False
+) -> dict[str, Any] | None:
+    """Train, save ``OUTPUT/model``, and evaluate on ``dev_path`` (returned) when set."""
+    session = setup(config, output, console)
+    session.trainer.fit(resume=resume)
+    return finish(session, output, console)
+
+
+def finish(session: Session, output: Path, console: Console) -> dict[str, Any] | None:
+    config, model, tokenizer = session.config, session.model, session.prepared.tokenizer
     model.eval()
     save_preference_model(
         model,
-        prepared.tokenizer,
+        tokenizer,
         output / "model",
         {
-            "backbone_path": str(prepared.backbone),
+            "backbone_path": str(session.prepared.backbone),
             "max_length": config.backbone.max_length,
             "n_samples": config.bayes.n_samples,
         },
@@ -237,7 +258,7 @@ def train(
         return None
     results = evaluate_file(
         model,
-        prepared.tokenizer,
+        tokenizer,
         config.dev_path,
         config.backbone.max_length,
         config.bayes.n_samples,

@@ -1,0 +1,243 @@
+"""termwise pref (bt, gpm, bayes_gpm) against TRL's RewardTrainer, side by side in one run.
+
+Every model uses the same backbone (default all-MiniLM-L6-v2), the same LoRA settings
+(r 16, alpha 32, dropout 0.05 on query/key/value), the same token ids (termwise's encoding of
+(prompt, response), handed to TRL pre-tokenised), the same train split, steps, batch size,
+learning rate (constant, no warm-up), gradient clipping (1.0) and seed, in fp32 on CPU.
+Reports dev accuracy per category (ties wrong), overall, ECE, NLL and the wall time per
+step (median of step-to-step intervals after 5 warm-up steps, loop overhead included).
+
+    .venv/bin/python bench/pref_vs_trl.py [--data-dir ../shared/data/preferences]
+        [--max-steps 400] [--batch-size 8] [--learning-rate 2e-4] [--write]
+
+Needs the bench extra: ``pip install -e '.[bench]'`` (``make bench-pref`` does it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from _doc import publish
+from termwise.data.preferences import EncodedPairs, encode_pairs, read_pairs
+from termwise.models.backbone import resolve_backbone
+from termwise.pref import pair_batches
+from termwise.recipes.pref import finish, setup
+from termwise.recipes.pref_config import PrefConfig
+from termwise.recipes.pref_eval import evaluate_predictions
+
+MARK = "<!-- pref_vs_trl -->"
+WARMUP_STEPS = 5
+CATEGORIES = ("chat", "chat_hard", "safety", "reasoning")
+
+
+def step_time(stamps: list[float]) -> float:
+    """Median interval between consecutive step ends, after the warm-up steps."""
+    return float(np.median(np.diff(stamps[WARMUP_STEPS:])))
+
+
+def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    config = PrefConfig.model_validate(
+        {
+            "head": head,
+            "train_path": str(args.data_dir / "train.jsonl"),
+            "dev_path": str(args.data_dir / "dev.jsonl"),
+            "backbone": {"max_length": args.max_length},
+            "learning_rate": args.learning_rate,
+            "trainer": {
+                "max_steps": args.max_steps,
+                "batch_size": args.batch_size,
+                "checkpoint_every": 0,
+                "health_every": 50,
+                "log_every": 50,
+                "progress": False,
+                "tensorboard": False,
+            },
+        }
+    )
+    output = args.output / head
+    session = setup(config, output, console)
+    stamps: list[float] = []
+    step = session.trainer.train_step
+
+    def timed(batch: Any) -> None:
+        step(batch)
+        stamps.append(time.perf_counter())
+
+    session.trainer.train_step = timed  # type: ignore[method-assign]
+    session.trainer.fit()
+    results = finish(session, output, console)
+    assert results is not None
+    return {**results, "step_time": step_time(stamps)}
+
+
+def run_trl(
+    train: EncodedPairs, dev: EncodedPairs, args: argparse.Namespace, pad_id: int
+) -> dict[str, Any]:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForSequenceClassification, TrainerCallback
+    from trl import RewardConfig, RewardTrainer
+
+    stamps: list[float] = []
+
+    class StepClock(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, *_: Any, **__: Any) -> None:
+            stamps.append(time.perf_counter())
+
+    path = resolve_backbone(None)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+    dataset = Dataset.from_dict({"chosen_ids": train.chosen, "rejected_ids": train.rejected})
+    config = RewardConfig(
+        output_dir=str(args.output / "trl"),
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        seed=0,
+        logging_steps=50,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    lora = LoraConfig(
+        task_type="SEQ_CLS",
+        r=16,
+        lora_alpha=32,
+        lora_dropout=0.05,
+        target_modules=["query", "key", "value"],
+    )
+    trainer = RewardTrainer(
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        peft_config=lora,
+        callbacks=[StepClock()],
+    )
+    trainer.train()
+    p = trl_probabilities(trainer.model, dev, pad_id)
+    return {**evaluate_predictions(dev.pairs, p), "step_time": step_time(stamps)}
+
+
+@torch.no_grad()
+def trl_probabilities(model: Any, dev: EncodedPairs, pad_id: int) -> np.ndarray:
+    from termwise.data.preferences import collate_pairs
+
+    model.eval()
+    p = np.zeros(len(dev))
+    for rows in pair_batches(dev, 32):
+        batch = collate_pairs(dev, rows, pad_id)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        chosen, rejected = out.logits.squeeze(-1).double().chunk(2)
+        p[rows] = torch.sigmoid(chosen - rejected).numpy()
+    return p
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
+    trl_time = results["trl"]["step_time"] if "trl" in results else None
+    lines = [
+        "| model | " + " | ".join(CATEGORIES) + " | overall | ECE | NLL | s/step | vs TRL |",
+        "|---|" + "---|" * (len(CATEGORIES) + 5),
+    ]
+    for name, r in results.items():
+        accuracy = [r["categories"].get(c, {}).get("accuracy") for c in CATEGORIES]
+        ratio = f"{r['step_time'] / trl_time:.2f}x" if trl_time else "-"
+        cells = " | ".join("-" if a is None else f"{100 * a:.1f}" for a in accuracy)
+        lines.append(
+            f"| {name} | {cells} | {100 * r['overall']:.1f} | {r['ece']:.3f} | "
+            f"{r['nll']:.3f} | {r['step_time']:.3f} | {ratio} |"
+        )
+    return lines
+
+
+def goals(results: dict[str, dict[str, Any]]) -> list[str]:
+    def acc(name: str) -> float:
+        return 100 * results[name]["overall"]
+
+    checks = []
+    if {"trl", "bt"} <= set(results):
+        gap = acc("bt") - acc("trl")
+        ratio = results["bt"]["step_time"] / results["trl"]["step_time"]
+        checks.append(("bt accuracy within 1 point of TRL", abs(gap) <= 1, f"{gap:+.1f} points"))
+        checks.append(("bt time per step <= 0.8x TRL", ratio <= 0.8, f"{ratio:.2f}x"))
+    for name in ("gpm", "bayes_gpm"):
+        if {name, "bt"} <= set(results):
+            gap = acc(name) - acc("bt")
+            checks.append((f"{name} overall >= bt", gap >= 0, f"{gap:+.1f} points"))
+    if {"gpm", "bayes_gpm"} <= set(results):
+        gap = acc("bayes_gpm") - acc("gpm")
+        ece = (results["bayes_gpm"]["ece"], results["gpm"]["ece"])
+        checks.append(("bayes_gpm within 1 point of gpm", abs(gap) <= 1, f"{gap:+.1f} points"))
+        checks.append(
+            ("bayes_gpm ECE lower than gpm", ece[0] < ece[1], f"{ece[0]:.3f} vs {ece[1]:.3f}")
+        )
+    return [f"- {'met' if ok else 'NOT met'}: {goal} ({value})" for goal, ok, value in checks]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/preferences"))
+    parser.add_argument("--output", type=Path, default=Path("runs/bench_pref"))
+    parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--models", default="trl,bt,gpm,bayes_gpm")
+    parser.add_argument("--write", action="store_true", help="Update docs/benchmarks.md.")
+    args = parser.parse_args()
+    console = Console()
+    started = time.perf_counter()
+    tokenizer_path = resolve_backbone(None)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.models.split(","):
+        console.rule(name)
+        if name == "trl":
+            train = encode_pairs(
+                tokenizer, read_pairs(args.data_dir / "train.jsonl")[0], args.max_length
+            )
+            dev = encode_pairs(
+                tokenizer, read_pairs(args.data_dir / "dev.jsonl")[0], args.max_length
+            )
+            results[name] = run_trl(train, dev, args, int(tokenizer.pad_token_id or 0))
+        else:
+            results[name] = run_termwise(name, args, console)
+    minutes = (time.perf_counter() - started) / 60
+    command = (
+        f"`.venv/bin/python bench/pref_vs_trl.py --max-steps {args.max_steps} "
+        f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} "
+        f"--max-length {args.max_length} --write`"
+    )
+    lines = [
+        "## Preference models vs TRL RewardTrainer",
+        "",
+        f"{command} ({minutes:.0f} min, 2 CPU cores). all-MiniLM-L6-v2, LoRA r 16 on "
+        f"query/key/value, {args.max_steps} steps of {args.batch_size} pairs, "
+        "train split of ../shared/data/preferences, dev accuracy (%) per category; TRL is "
+        "`trl==1.13.0` `RewardTrainer` (`bf16=False`, pre-tokenised ids, the same ids).",
+        "",
+        *table(results),
+        "",
+        *goals(results),
+    ]
+    publish(MARK, lines, args.write)
+
+
+if __name__ == "__main__":
+    main()
