@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run demo test lint typecheck unit bench bench-btrm clean
+.PHONY: run demo test lint typecheck unit bench bench-btrm bench-pref clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(STAMP)
 # About 20 minutes: trains the reward model on ../shared/data/corpora, then the baseline.
 bench-btrm: $(STAMP)
 	$(BIN)/python bench/btrm_vs_tfidf.py --write
+
+# About 40 minutes: TRL's RewardTrainer and termwise pref bt, gpm, bayes_gpm, 500 steps each.
+bench-pref: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/pref_vs_trl.py --max-steps 500 --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
