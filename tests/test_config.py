@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 from pydantic import Field, ValidationError
 
-from termwise.config import StrictModel, load_yaml_config
+from termwise.config import StrictModel, commented_yaml, load_yaml_config
 from termwise.errors import TermwiseUserError
 
 
@@ -45,3 +47,22 @@ def test_valid_and_missing_files(tmp_path):
     assert load_yaml_config(path, Outer).inner.steps == 4
     with pytest.raises(TermwiseUserError, match="not found"):
         load_yaml_config(tmp_path / "nope.yaml", Outer)
+
+
+class Rates(StrictModel):
+    rate: float = Field(0.5, description="How fast.")
+    names: list[str] = Field(default_factory=lambda: ["a", "b"], description="Some names.")
+
+
+class Documented(StrictModel):
+    path: Path | None = Field(None, description="A file.")
+    inner: Rates = Field(default_factory=Rates, description="Nested settings.")
+
+
+def test_commented_yaml_round_trips_with_descriptions(tmp_path):
+    config = Documented(path=Path("x/y.txt"), inner=Rates(rate=2.0))
+    text = commented_yaml(config)
+    assert text.splitlines()[:3] == ["# A file.", "path: x/y.txt", "# Nested settings."]
+    assert "  # How fast.\n  rate: 2.0\n" in text
+    (tmp_path / "c.yaml").write_text(text)
+    assert load_yaml_config(tmp_path / "c.yaml", Documented) == config

@@ -31,12 +31,10 @@ from termwise.health import HealthMonitor
 from termwise.models.backbone import resolve_backbone
 from termwise.models.reward import (
     MultiHeadRewardModel,
-    apply_lora,
-    default_pooling,
-    load_backbone,
     save_reward_model,
 )
 from termwise.objective import Objective
+from termwise.recipes._backbone import adapted_backbone, load_tokenizer
 from termwise.recipes.btrm_config import BtrmConfig
 from termwise.recipes.btrm_data import TIER_NAMES, MembershipTable, build_table, plan_batches
 from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
@@ -62,12 +60,6 @@ class Prepared:
     backbone: Path
 
 
-def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
-
 def check_prompt_fits(config: BtrmConfig, tokenizer: Any) -> None:
     prefix = len(tokenizer(prompt_prefix(config.meta_prompt))["input_ids"])
     if prefix > config.backbone.max_length - 16:
@@ -88,20 +80,9 @@ def prepare(config: BtrmConfig) -> Prepared:
 
 
 def build_model(config: BtrmConfig, path: Path) -> MultiHeadRewardModel:
-    backbone, hf_config = load_backbone(path)
-    if config.lora.enabled:
-        lora = config.lora
-        backbone = apply_lora(
-            backbone, hf_config.model_type, lora.r, lora.alpha, lora.dropout, lora.target_modules
-        )
-    pooling = (
-        default_pooling(hf_config.model_type)
-        if config.backbone.pooling == "auto"
-        else config.backbone.pooling
-    )
-    return MultiHeadRewardModel(
-        backbone, hf_config.hidden_size, [h.name for h in config.heads], pooling, config.logit_cap
-    )
+    backbone, hidden, pooling = adapted_backbone(path, config.backbone, config.lora)
+    names = [h.name for h in config.heads]
+    return MultiHeadRewardModel(backbone, hidden, names, pooling, config.logit_cap)
 
 
 class PlannedBatches(Dataset[dict[str, Tensor]]):

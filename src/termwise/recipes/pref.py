@@ -38,10 +38,11 @@ from termwise.data.preferences import (
     read_pairs,
 )
 from termwise.health import HealthMonitor
-from termwise.models.backbone import apply_lora, default_pooling, load_backbone, resolve_backbone
+from termwise.models.backbone import resolve_backbone
 from termwise.models.preference import PairOutput, PreferenceModel
 from termwise.objective import Objective, WeightSpec
 from termwise.pref import predict_pairs, save_preference_model
+from termwise.recipes._backbone import adapted_backbone, load_tokenizer
 from termwise.recipes.pref_config import PrefConfig
 from termwise.recipes.pref_eval import evaluate_predictions, print_results
 from termwise.schedules import linear_warmup
@@ -71,12 +72,6 @@ class Prepared:
         return int(self.tokenizer.pad_token_id or 0)
 
 
-def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
-
 def prepare(config: PrefConfig, console: Console) -> Prepared:
     path = resolve_backbone(config.backbone.path)
     tokenizer = load_tokenizer(path)
@@ -91,20 +86,10 @@ def prepare(config: PrefConfig, console: Console) -> Prepared:
 
 
 def build_model(config: PrefConfig, path: Path) -> PreferenceModel:
-    backbone, hf_config = load_backbone(path)
-    if config.lora.enabled:
-        lora = config.lora
-        backbone = apply_lora(
-            backbone, hf_config.model_type, lora.r, lora.alpha, lora.dropout, lora.target_modules
-        )
-    pooling = (
-        default_pooling(hf_config.model_type)
-        if config.backbone.pooling == "auto"
-        else config.backbone.pooling
-    )
+    backbone, hidden, pooling = adapted_backbone(path, config.backbone, config.lora)
     return PreferenceModel(
         backbone,
-        hf_config.hidden_size,
+        hidden,
         config.head,
         pooling,
         dim=config.gpm.dim,
