@@ -16,6 +16,7 @@ Needs the bench extra: ``pip install -e '.[bench]'`` (``make bench-pref`` does i
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,24 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def noise_line(results: dict[str, dict[str, Any]]) -> str:
+    """The binomial standard error of ``overall`` (a mean of per-category accuracies)."""
+    first = next(iter(results.values()))["categories"]
+    errors = [
+        np.sqrt(
+            sum(c["accuracy"] * (1 - c["accuracy"]) / c["pairs"] for c in r["categories"].values())
+        )
+        / len(r["categories"])
+        for r in results.values()
+    ]
+    smallest = min(first.items(), key=lambda kv: kv[1]["pairs"])
+    return (
+        f"Standard error of `overall` from the dev split's size: about "
+        f"{100 * float(np.mean(errors)):.1f} points (one {smallest[0]} pair moves it by "
+        f"{100 / len(first) / smallest[1]['pairs']:.1f}); 1-point goals sit inside that noise."
+    )
+
+
 def goals(results: dict[str, dict[str, Any]]) -> list[str]:
     def acc(name: str) -> float:
         return 100 * results[name]["overall"]
@@ -234,8 +253,12 @@ def main() -> None:
         "",
         *table(results),
         "",
+        noise_line(results),
+        "",
         *goals(results),
     ]
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     publish(MARK, lines, args.write)
 
 

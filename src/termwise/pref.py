@@ -95,7 +95,7 @@ def predict_pairs(
     for rows in pair_batches(encoded, batch_size):
         batch = {k: v.to(device) for k, v in collate_pairs(encoded, rows, pad_id).items()}
         draws = n_samples if model.head == "bayes_gpm" else 1
-        logits = model.pair_output(batch, n_samples=draws, generator=generator).logits
+        logits = model(batch, n_samples=draws, generator=generator).logits
         p = torch.sigmoid(logits.double().reshape(-1, len(rows)))
         probability[rows] = p.mean(0).cpu().numpy()
         spread[rows] = p.std(0, correction=0).cpu().numpy()

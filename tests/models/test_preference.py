@@ -43,8 +43,8 @@ def test_swapping_responses_negates_logits(tiny_bert, head):
     _, _, batch = _batch(tiny_bert)
     _, _, swapped = _batch(tiny_bert, _swap(PAIRS))
     with torch.no_grad():
-        forward = model.pair_output(batch).logits
-        backward = model.pair_output(swapped).logits
+        forward = model(batch).logits
+        backward = model(swapped).logits
     torch.testing.assert_close(forward, -backward)
     assert forward.abs().min() > 0
 
@@ -53,7 +53,7 @@ def test_bayes_draws_have_sample_axis_and_small_initial_noise(tiny_bert):
     model = _model(tiny_bert, "bayes_gpm", init_std_ratio=0.1).eval()
     _, _, batch = _batch(tiny_bert)
     with torch.no_grad():
-        out = model.pair_output(batch, n_samples=5, generator=torch.Generator().manual_seed(0))
+        out = model(batch, n_samples=5, generator=torch.Generator().manual_seed(0))
     assert out.logits.shape == (5, len(PAIRS))
     std = (0.5 * out.logvar).exp()
     torch.testing.assert_close(std, torch.full_like(std, 0.1 * INITIAL_ABS_MU))

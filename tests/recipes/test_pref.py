@@ -43,7 +43,7 @@ class FakeModel(torch.nn.Module):
         super().__init__()
         self.out = out
 
-    def pair_output(self, batch, n_samples=1):
+    def forward(self, batch, n_samples=1):
         return self.out
 
 

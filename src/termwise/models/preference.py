@@ -20,8 +20,7 @@ own response, and averaging keeps ``lambda`` symmetric in (a, b), hence ``s(a, b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -36,10 +35,10 @@ HeadKind = Literal["bt", "gpm", "bayes_gpm"]
 INITIAL_ABS_MU = math.sqrt(2 / math.pi) * math.sqrt(1 / 3)
 
 
-@dataclass
-class PairOutput:
-    """What one pair batch produced. ``logits`` is ``[B]`` (or ``[S, B]`` with ``S``
-    Monte Carlo draws); ``P(chosen > rejected) = sigmoid(logits)``."""
+class PairOutput(NamedTuple):
+    """What one pair batch produced (a tuple, so DDP can find its tensors). ``logits`` is
+    ``[B]`` (or ``[S, B]`` with ``S`` Monte Carlo draws); ``P(chosen > rejected) =
+    sigmoid(logits)``."""
 
     logits: Tensor
     rewards: Tensor | None = None  # bt: [2B]
@@ -48,7 +47,7 @@ class PairOutput:
 
 
 class PreferenceModel(nn.Module):
-    """Backbone + preference head. ``pair_output`` scores a batch of pairs."""
+    """Backbone + preference head; ``model(batch)`` scores a batch of pairs."""
 
     def __init__(
         self,
@@ -117,7 +116,7 @@ class PreferenceModel(nn.Module):
         assert self.logvar is not None
         return self.out(pooled), self.logvar(pooled)
 
-    def pair_output(
+    def forward(
         self, batch: dict[str, Tensor], n_samples: int = 1, generator: Any = None
     ) -> PairOutput:
         """Logits for ``B`` pairs from a ``2B``-row batch (chosen rows first). For

@@ -148,7 +148,7 @@ def make_loss(
     beta = kl_weight_schedule(config)
 
     def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
-        out: PairOutput = model.pair_output(batch, n_samples=1)  # type: ignore[operator]
+        out: PairOutput = model(batch, n_samples=1)
         logits = out.logits.reshape(-1)
         margin = batch["margin"] if config.use_margin else 0.0
         # bradley_terry(x, 0, margin) = -log sigmoid(x - margin) for any pair logit x.
