@@ -65,7 +65,7 @@ class RewardScorer:
     def heads(self) -> list[str]:
         return list(self.model.head_names)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def score_tensor(self, texts: Sequence[str], batch_size: int = 64) -> Tensor:
         """Scores ``[len(texts), heads]`` in input order, computed in length-sorted batches."""
         ids = encode(
@@ -83,7 +83,20 @@ class RewardScorer:
         return [dict(zip(self.heads, row, strict=True)) for row in scores]
 
 
-def load(path: str | Path) -> RewardScorer:
-    """A saved reward model directory (``termwise btrm train`` writes ``OUT/model``)."""
+def merge_lora(model: MultiHeadRewardModel) -> MultiHeadRewardModel:
+    """Fold LoRA adapters into the backbone weights (in place) for scoring: the same
+    function with one matmul per projection instead of three, so it scores faster; the
+    scores agree with the unmerged model to float rounding (~1e-6)."""
+    from peft import PeftModel
+
+    if isinstance(model.backbone, PeftModel):
+        model.backbone = model.backbone.merge_and_unload()
+    return model
+
+
+def load(path: str | Path, merge: bool = True) -> RewardScorer:
+    """A saved reward model directory (``termwise btrm train`` writes ``OUT/model``).
+    ``merge`` folds LoRA adapters into the weights (:func:`merge_lora`); ``merge=False``
+    keeps the modules exactly as trained (bit-identical scores)."""
     model, tokenizer, manifest = load_reward_model(Path(path))
-    return RewardScorer(model, tokenizer, manifest)
+    return RewardScorer(merge_lora(model) if merge else model, tokenizer, manifest)

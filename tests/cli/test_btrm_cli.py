@@ -14,7 +14,7 @@ def config_path(tmp_path, tiny_bert):
     result = runner.invoke(app, ["btrm", "gen-config", "-o", str(path), "--max-steps", "4"])
     assert result.exit_code == 0, result.output
     config = yaml.safe_load(path.read_text())
-    config["backbone"].update({"path": str(tiny_bert), "max_length": 64})
+    config["backbone"].update({"path": str(tiny_bert), "max_length": 64, "score_max_length": 96})
     config["lora"]["r"] = 4
     config["max_rows_per_source"] = 15
     config["trainer"].update(
@@ -50,6 +50,8 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     }
     assert "semi_firm_neg" in evaluation["news"]["auc"]
     assert (run / "checkpoints" / "latest").exists() and (run / "health.jsonl").exists()
+    manifest = orjson.loads((run / "model" / "termwise_reward.json").read_bytes())
+    assert (manifest["max_length"], manifest["train_max_length"]) == (96, 64)
     records = [
         {"id": i, "body": text}
         for i, text in enumerate(

@@ -94,3 +94,26 @@ def test_planned_batches_keep_positives_and_negatives(tmp_path):
         assert set(batch) <= set(rows)
     active = [(table.positive[b].any(0) & (table.negative_tier[b] > 0).any(0)).mean() for b in plan]
     assert np.mean(active) > 0.7  # most heads are active most steps
+
+
+def test_scoring_length_re_encodes_longer(tiny_bert):
+    from types import SimpleNamespace
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from termwise.recipes.btrm import Prepared, at_scoring_length
+    from termwise.recipes.btrm_config import BackboneConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
+    texts = ["word " * 300, "short"]
+    table = SimpleNamespace(texts=texts)
+    config = SimpleNamespace(
+        meta_prompt="Is it?", backbone=BackboneConfig(max_length=64, score_max_length=128)
+    )
+    ids = [[0] * 64, [0] * 8]
+    prepared = Prepared(table, tokenizer, ids, np.array([64, 8]), tiny_bert)  # type: ignore[arg-type]
+    longer = at_scoring_length(prepared, config)  # type: ignore[arg-type]
+    assert longer.lengths.tolist()[0] == 128 and longer.lengths[1] < 16
+    same = SimpleNamespace(meta_prompt="Is it?", backbone=BackboneConfig(max_length=64))
+    assert at_scoring_length(prepared, same) is prepared  # type: ignore[arg-type]

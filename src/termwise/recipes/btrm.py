@@ -13,7 +13,7 @@ positive score.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ def train(
     )
     trainer.fit(resume=resume)
     model.eval()
-    results = evaluate(model, prepared, config)
+    results = evaluate(model, at_scoring_length(prepared, config), config)
     save_reward_model(
         model,
         prepared.tokenizer,
@@ -201,7 +201,8 @@ def train(
         {
             "backbone_path": str(prepared.backbone),
             "meta_prompt": config.meta_prompt,
-            "max_length": config.backbone.max_length,
+            "max_length": config.backbone.scoring_length,
+            "train_max_length": config.backbone.max_length,
             "descriptions": {h.name: h.description for h in config.heads},
         },
     )
@@ -220,6 +221,15 @@ def _report_skips(table: MembershipTable, console: Console) -> None:
 
 
 # -- evaluate ------------------------------------------------------------------------------
+
+
+def at_scoring_length(prepared: Prepared, config: BtrmConfig) -> Prepared:
+    """``prepared`` re-encoded at ``score_max_length`` when it differs from ``max_length``."""
+    length = config.backbone.scoring_length
+    if length == config.backbone.max_length:
+        return prepared
+    ids = encode(prepared.tokenizer, config.meta_prompt, prepared.table.texts, length)
+    return replace(prepared, ids=ids, lengths=np.array([len(row) for row in ids]))
 
 
 @torch.no_grad()

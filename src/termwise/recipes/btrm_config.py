@@ -74,7 +74,17 @@ class BackboneConfig(StrictModel):
     pooling: Literal["auto", "mean", "last"] = Field(
         "auto", description="mean for encoders, last non-pad token for causal LMs (auto)."
     )
-    max_length: int = Field(256, ge=32, description="Tokens per sample, meta-prompt included.")
+    max_length: int = Field(256, ge=32, description="Tokens per training sample, prompt included.")
+    score_max_length: int | None = Field(
+        None,
+        ge=32,
+        description="Tokens per sample when evaluating and scoring (null: max_length). "
+        "Training on short windows and scoring whole texts is cheaper than training long.",
+    )
+
+    @property
+    def scoring_length(self) -> int:
+        return self.score_max_length or self.max_length
 
 
 class LoraSettings(StrictModel):

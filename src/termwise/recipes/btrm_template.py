@@ -51,7 +51,8 @@ def default_config(directory: Path, max_steps: int = 300) -> str:
 backbone:
   path: null            # local Hugging Face model dir; null: all-MiniLM-L6-v2 (bundled)
   pooling: auto         # auto: masked mean for encoders, last non-pad token for causal LMs
-  max_length: 128       # tokens per sample; truncation cuts the text, never the meta-prompt
+  max_length: 128       # training tokens per sample; truncation cuts the text, never the prompt
+  score_max_length: 256 # tokens when evaluating and scoring: the whole passage, cheaply
 
 lora:
   enabled: true         # false: full fine-tuning

@@ -235,7 +235,8 @@ def finish(session: Session, output: Path, console: Console) -> dict[str, Any] |
         output / "model",
         {
             "backbone_path": str(session.prepared.backbone),
-            "max_length": config.backbone.max_length,
+            "max_length": config.backbone.scoring_length,
+            "train_max_length": config.backbone.max_length,
             "n_samples": config.bayes.n_samples,
         },
     )
@@ -245,7 +246,7 @@ def finish(session: Session, output: Path, console: Console) -> dict[str, Any] |
         model,
         tokenizer,
         config.dev_path,
-        config.backbone.max_length,
+        config.backbone.scoring_length,
         config.bayes.n_samples,
         config.on_bad_record,
     )

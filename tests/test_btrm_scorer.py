@@ -1,0 +1,31 @@
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoTokenizer
+
+from termwise.btrm import load
+from termwise.models.reward import save_reward_model
+from tests.models.test_reward import build
+
+TEXTS = ["one text", "another, longer text here about the council meeting", "x"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_qwen"])
+def test_merged_lora_scores_match_unmerged(fixture, request, tmp_path):
+    path = request.getfixturevalue(fixture)
+    torch.manual_seed(0)
+    model = build(path, lora=True)
+    with torch.no_grad():  # move the adapters off their zero init so merging changes weights
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    manifest = {"backbone_path": str(path), "meta_prompt": "Which?", "max_length": 64}
+    save_reward_model(model, tokenizer, tmp_path / "m", manifest)
+    exact, merged = load(tmp_path / "m", merge=False), load(tmp_path / "m")
+    assert isinstance(exact.model.backbone, PeftModel)
+    assert not isinstance(merged.model.backbone, PeftModel)
+    assert not any("lora" in name for name, _ in merged.model.named_parameters())
+    unmerged_scores = exact.score_tensor(TEXTS)
+    torch.testing.assert_close(merged.score_tensor(TEXTS), unmerged_scores, atol=1e-5, rtol=0)
+    assert unmerged_scores.std() > 0
