@@ -152,6 +152,11 @@ def main() -> None:
                 f"(texts/s) | {scoring[length]['scorer']:.1f} | |",
                 f"| scorer / plain throughput at {length} tokens | {ratios[length]:.2f}x | "
                 f">= 1.5x: {'met' if ratios[length] >= 1.5 else 'NOT met'} |",
+                f"| scoring at {length} tokens, `--bf16` (texts/s) | "
+                f"{scoring[length]['scorer_bf16']:.1f} | |",
+                f"| `--bf16` scorer / plain throughput at {length} tokens (max score change "
+                f"{scoring[length]['bf16_max_diff']:.3f}) | "
+                f"{scoring[length]['scorer_bf16'] / scoring[length]['plain']:.2f}x | opt-in |",
             )
         ],
         "",
@@ -190,10 +195,15 @@ def measure_scoring(
             batch = torch.tensor(rows)
             model(batch, (batch != tokenizer.pad_token_id).long())
 
+    def bucketed_bf16() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bucketed(merged)
+
     arms = {
         "plain": plain,
         "bucketed": lambda: bucketed(model),
         "scorer": lambda: bucketed(merged),
+        "scorer_bf16": bucketed_bf16,
     }
     seconds: dict[str, list[float]] = {name: [] for name in arms}
     for block in range(blocks + 1):
@@ -202,7 +212,21 @@ def measure_scoring(
             elapsed = time_block(arms[name], 1)
             if block:
                 seconds[name].append(elapsed)
-    return {name: len(corpus) / statistics.median(values) for name, values in seconds.items()}
+    rates = {name: len(corpus) / statistics.median(values) for name, values in seconds.items()}
+    return {**rates, "bf16_max_diff": bf16_deviation(merged, tokenizer, ids)}
+
+
+@torch.inference_mode()
+def bf16_deviation(model: MultiHeadRewardModel, tokenizer, ids: list[list[int]]) -> float:  # type: ignore[no-untyped-def]
+    """Largest |score(bf16) - score(fp32)| over the texts."""
+    worst = 0.0
+    for batch in length_batches([len(r) for r in ids], 64):
+        input_ids, mask = pad([ids[i] for i in batch], tokenizer.pad_token_id)
+        full = model(input_ids, mask).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(input_ids, mask).float()
+        worst = max(worst, float((half - full).abs().max()))
+    return worst
 
 
 if __name__ == "__main__":

@@ -29,3 +29,16 @@ def test_merged_lora_scores_match_unmerged(fixture, request, tmp_path):
     unmerged_scores = exact.score_tensor(TEXTS)
     torch.testing.assert_close(merged.score_tensor(TEXTS), unmerged_scores, atol=1e-5, rtol=0)
     assert unmerged_scores.std() > 0
+
+
+def test_bf16_scores_close_to_float32(tiny_bert, tmp_path):
+    torch.manual_seed(0)
+    model = build(tiny_bert, lora=True)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    manifest = {"backbone_path": str(tiny_bert), "meta_prompt": "Which?", "max_length": 64}
+    save_reward_model(model, tokenizer, tmp_path / "m", manifest)
+    full = load(tmp_path / "m").score_tensor(TEXTS)
+    half = load(tmp_path / "m", bf16=True).score_tensor(TEXTS)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, full, atol=0.05, rtol=0.05)
+    assert not torch.equal(half, full)  # it did run in bfloat16

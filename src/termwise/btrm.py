@@ -57,9 +57,14 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int
 
 @dataclass
 class RewardScorer:
+    """Scores texts with a loaded model. ``bf16`` runs the backbone under bfloat16
+    autocast: about twice as fast on CPUs with AMX/AVX512-BF16, scores within ~1e-2 of
+    float32 (see docs/benchmarks.md); off by default."""
+
     model: MultiHeadRewardModel
     tokenizer: Any
     manifest: dict[str, Any]
+    bf16: bool = False
 
     @property
     def heads(self) -> list[str]:
@@ -75,7 +80,9 @@ class RewardScorer:
         device = next(self.model.parameters()).device
         for batch in length_batches([len(row) for row in ids], batch_size):
             input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id or 0)
-            out[batch] = self.model(input_ids.to(device), mask.to(device)).float().cpu()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                scores = self.model(input_ids.to(device), mask.to(device))
+            out[batch] = scores.float().cpu()
         return out
 
     def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, float]]:
@@ -94,9 +101,10 @@ def merge_lora(model: MultiHeadRewardModel) -> MultiHeadRewardModel:
     return model
 
 
-def load(path: str | Path, merge: bool = True) -> RewardScorer:
+def load(path: str | Path, merge: bool = True, bf16: bool = False) -> RewardScorer:
     """A saved reward model directory (``termwise btrm train`` writes ``OUT/model``).
     ``merge`` folds LoRA adapters into the weights (:func:`merge_lora`); ``merge=False``
-    keeps the modules exactly as trained (bit-identical scores)."""
+    keeps the modules exactly as trained (bit-identical scores). ``bf16``: see
+    :class:`RewardScorer`."""
     model, tokenizer, manifest = load_reward_model(Path(path))
-    return RewardScorer(merge_lora(model) if merge else model, tokenizer, manifest)
+    return RewardScorer(merge_lora(model) if merge else model, tokenizer, manifest, bf16)

@@ -140,9 +140,12 @@ def score(
     ),
     batch_size: int = typer.Option(64, min=1, help="Texts per forward pass."),
     chunk: int = typer.Option(2048, min=1, help="Records read, scored and written at a time."),
+    bf16: bool = typer.Option(
+        False, "--bf16", help="bfloat16 autocast: ~2x faster on AMX CPUs, scores within ~1e-2."
+    ),
 ) -> None:
     """Add {"scores": {head: value}} to every record, in input order."""
     from termwise.recipes.btrm_score import score_file
 
-    count = score_file(model, input_path, output, text_field, batch_size, chunk, Console())
+    count = score_file(model, input_path, output, text_field, batch_size, chunk, Console(), bf16)
     Console().print(f"scored {count} records -> {output}")

@@ -48,12 +48,13 @@ def score_file(
     batch_size: int,
     chunk: int,
     console: Console,
+    bf16: bool = False,
 ) -> int:
     """Score every record of ``input_path`` into ``output`` (order preserved); returns the
     number of records. Texts are batched by length within each chunk."""
     if not input_path.is_file():
         raise TermwiseUserError("input file not found", path=input_path)
-    scorer = load(model_dir)
+    scorer = load(model_dir, bf16=bf16)
     field = None if text_field == "auto" else text_field
     written = 0
     output.parent.mkdir(parents=True, exist_ok=True)
