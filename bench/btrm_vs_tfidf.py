@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--log-square-form", default=None, help="override log_square_form")
     parser.add_argument("--max-length", type=int, default=None, help="override training tokens")
     parser.add_argument(
+        "--mixed-precision", choices=["no", "bf16"], default=None, help="trainer autocast"
+    )
+    parser.add_argument(
         "--evaluate-only",
         action="store_true",
         help="no training: evaluate OUTPUT/train/model with OUTPUT/config.yaml",
@@ -110,6 +113,8 @@ def main() -> None:
         raw["log_square_form"] = args.log_square_form
     if args.max_length is not None:
         raw["backbone"]["max_length"] = args.max_length
+    if args.mixed_precision is not None:
+        raw["trainer"]["mixed_precision"] = args.mixed_precision
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
@@ -158,6 +163,7 @@ def report_lines(
         + (f" --log-square-weight {args.log_square_weight}" if args.log_square_weight else "")
         + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
         + (f" --max-length {args.max_length}" if args.max_length else "")
+        + (f" --mixed-precision {args.mixed_precision}" if args.mixed_precision else "")
         + (" --evaluate-only" if args.evaluate_only else "")
         + (f" --eval-max-length {args.eval_max_length}" if args.eval_max_length else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
