@@ -52,6 +52,7 @@ def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[
             "backbone": {"max_length": args.max_length},
             "learning_rate": args.learning_rate,
             "trainer": {
+                "seed": args.seed,
                 "max_steps": args.max_steps,
                 "batch_size": args.batch_size,
                 "checkpoint_every": 0,
@@ -93,7 +94,7 @@ def run_trl(
             stamps.append(time.perf_counter())
 
     path = resolve_backbone(None)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
     dataset = Dataset.from_dict({"chosen_ids": train.chosen, "rejected_ids": train.rejected})
     config = RewardConfig(
@@ -108,7 +109,7 @@ def run_trl(
         bf16=False,
         fp16=False,
         use_cpu=True,
-        seed=0,
+        seed=args.seed,
         logging_steps=50,
         save_strategy="no",
         report_to="none",
@@ -216,6 +217,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--models", default="trl,bt,gpm,bayes_gpm")
+    parser.add_argument("--seed", type=int, default=0, help="seeds every model's run")
     parser.add_argument("--write", action="store_true", help="Update docs/benchmarks.md.")
     args = parser.parse_args()
     console = Console()
@@ -241,7 +243,10 @@ def main() -> None:
     command = (
         f"`.venv/bin/python bench/pref_vs_trl.py --max-steps {args.max_steps} "
         f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} "
-        f"--max-length {args.max_length} --write`"
+        f"--max-length {args.max_length}"
+        + (f" --seed {args.seed}" if args.seed else "")
+        + (f" --models {args.models}" if args.models != "trl,bt,gpm,bayes_gpm" else "")
+        + " --write`"
     )
     lines = [
         "## Preference models vs TRL RewardTrainer",
