@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import torch
 from safetensors.torch import load_model, save_model
 
 from termwise.data.preferences import EncodedPairs, PreferencePair, collate_pairs, encode_pairs
 from termwise.errors import TermwiseUserError
-from termwise.models.backbone import read_manifest, restore_backbone, save_backbone
+from termwise.models.backbone import (
+    read_manifest,
+    restore_backbone,
+    save_backbone,
+    write_manifest,
+)
 from termwise.models.preference import PreferenceModel
 
 FORMAT = "termwise-pref/1"
@@ -31,10 +35,8 @@ def save_preference_model(
 ) -> None:
     """``termwise_pref.json`` (head kind and settings, backbone reference), ``head.safetensors``
     (norm, output layers), ``tokenizer/``, and ``adapter/`` (LoRA) or ``backbone/`` (full)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lora = save_backbone(model.backbone, directory)
+    lora = save_backbone(model.backbone, tokenizer, directory)
     save_model(model.head_modules(), str(directory / "head.safetensors"))
-    tokenizer.save_pretrained(str(directory / "tokenizer"))
     payload = {
         **manifest,
         "format": FORMAT,
@@ -45,7 +47,7 @@ def save_preference_model(
         "prompt_scaling": model.prompt_scaling,
         "lora": lora,
     }
-    (directory / MANIFEST).write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    write_manifest(directory / MANIFEST, payload)
 
 
 def load_preference_model(directory: Path) -> tuple[PreferenceModel, Any, dict[str, Any]]:

@@ -92,17 +92,24 @@ def apply_lora(
     return get_peft_model(backbone, config)
 
 
-def save_backbone(backbone: Any, directory: Path) -> bool:
-    """``directory/adapter`` (PEFT LoRA weights) or ``directory/backbone`` (full fine-tuned
-    weights, safetensors). Returns whether it was LoRA, for the manifest."""
+def save_backbone(backbone: Any, tokenizer: Any, directory: Path) -> bool:
+    """Into ``directory`` (created): ``tokenizer/`` and either ``adapter/`` (PEFT LoRA
+    weights) or ``backbone/`` (full fine-tuned weights, safetensors). Returns whether it
+    was LoRA, for the manifest."""
     from peft import PeftModel
 
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(directory / "tokenizer"))
     lora = isinstance(backbone, PeftModel)
     if lora:
         backbone.save_pretrained(str(directory / "adapter"))
     else:
         backbone.save_pretrained(str(directory / "backbone"), safe_serialization=True)
     return lora
+
+
+def write_manifest(path: Path, payload: dict[str, Any]) -> None:
+    path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
 
 
 def restore_backbone(directory: Path, lora: bool, base_path: str) -> tuple[nn.Module, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
@@ -25,6 +24,7 @@ from termwise.models.backbone import (
     read_manifest,
     restore_backbone,
     save_backbone,
+    write_manifest,
 )
 from termwise.terms import soft_cap
 
@@ -87,10 +87,8 @@ def save_reward_model(
     """Directory layout: ``termwise_reward.json`` (head names, pooling, cap, backbone
     reference, prompt settings), ``heads.safetensors``, ``tokenizer/``, and either
     ``adapter/`` (PEFT LoRA weights) or ``backbone/`` (full fine-tuned weights)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lora = save_backbone(model.backbone, directory)
+    lora = save_backbone(model.backbone, tokenizer, directory)
     save_model(model.heads, str(directory / "heads.safetensors"))
-    tokenizer.save_pretrained(str(directory / "tokenizer"))
     payload = {
         **manifest,
         "format": FORMAT,
@@ -99,7 +97,7 @@ def save_reward_model(
         "logit_cap": model.logit_cap,
         "lora": lora,
     }
-    (directory / MANIFEST).write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    write_manifest(directory / MANIFEST, payload)
 
 
 def load_reward_model(directory: Path) -> tuple[MultiHeadRewardModel, Any, dict[str, Any]]:
