@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from termwise.data.batching import length_batches, pad
 from termwise.models.reward import MultiHeadRewardModel, load_reward_model
+
+__all__ = ["RewardScorer", "encode", "length_batches", "load", "merge_lora", "pad"]
 
 TEXT_LINE = "text:"
 
@@ -35,24 +38,6 @@ def encode(
         [prefix] * len(texts), list(texts), truncation="only_second", max_length=max_length
     )
     return [list(ids) for ids in encoded["input_ids"]]
-
-
-def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
-    """Right-padded ``input_ids`` and ``attention_mask``."""
-    width = max(len(row) for row in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return input_ids, mask
-
-
-def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped by similar length (longest first), so padding stays small."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
 
 
 @dataclass

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-from termwise.data.preferences import EncodedPairs, PreferencePair, collate_pairs, encode_pairs
+from termwise.data.batching import length_batches, pad
+from termwise.data.preferences import (
+    EncodedPairs,
+    PreferencePair,
+    collate_pairs,
+    encode_pair,
+    encode_pairs,
+)
 from termwise.errors import TermwiseUserError
 from termwise.models.backbone import (
     read_manifest,
@@ -72,10 +79,7 @@ def load_preference_model(directory: Path) -> tuple[PreferenceModel, Any, dict[s
 
 def pair_batches(encoded: EncodedPairs, batch_size: int) -> Iterator[list[int]]:
     """Pair indices grouped by similar length (longest first) to keep padding small."""
-    lengths = encoded.lengths()
-    order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size].tolist()
+    return length_batches(encoded.lengths().tolist(), batch_size)
 
 
 @torch.no_grad()
@@ -144,14 +148,19 @@ class PreferenceScorer:
                 f"single-response rewards need a bt model; this one is {self.head} "
                 "(score pairs instead)"
             )
-        # Encoded as pairs of (response, response): the chosen rows are the responses.
-        encoded = self._encode(prompts, responses, responses)
+        if len(prompts) != len(responses):
+            raise ValueError("prompts and responses must have the same length")
+        max_length = self.manifest["max_length"]
+        ids = [
+            encode_pair(self.tokenizer, p, r, max_length)[0]
+            for p, r in zip(prompts, responses, strict=True)
+        ]
         device = next(self.model.parameters()).device
-        out = np.zeros(len(encoded), dtype=np.float64)
-        for rows in pair_batches(encoded, batch_size):
-            batch = collate_pairs(encoded, rows, self._pad_id)
-            ids, mask = batch["input_ids"][: len(rows)], batch["attention_mask"][: len(rows)]
-            pooled, _ = self.model.features(ids.to(device), mask.to(device), mask.to(device))
+        out = np.zeros(len(ids), dtype=np.float64)
+        for rows in length_batches([len(row) for row in ids], batch_size):
+            input_ids, mask = pad([ids[i] for i in rows], self._pad_id)
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            pooled, _ = self.model.features(input_ids, mask, mask)  # bt: no prompt head
             out[rows] = self.model.reward(pooled).double().cpu().numpy()
         return out
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from termwise.data.batching import pad
 from termwise.data.jsonl import parse_object
 from termwise.errors import TermwiseUserError
 
@@ -213,14 +214,10 @@ def collate_pairs(
     ``attention_mask``, ``prompt_mask`` and the pairs' ``margin``."""
     sequences = [encoded.chosen[i] for i in rows] + [encoded.rejected[i] for i in rows]
     prompts = [encoded.chosen_prompt[i] for i in rows] + [encoded.rejected_prompt[i] for i in rows]
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    prompt_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, (ids, n) in enumerate(zip(sequences, prompts, strict=True)):
-        input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[i, : len(ids)] = 1
-        prompt_mask[i, : max(n, 1)] = 1  # never empty: an empty prompt pools its first token
+    input_ids, attention_mask = pad(sequences, pad_id)
+    # Never empty: an empty prompt pools its first token.
+    lengths = torch.tensor([max(n, 1) for n in prompts])
+    prompt_mask = (torch.arange(input_ids.shape[1]) < lengths[:, None]).long()
     margin = torch.tensor([encoded.pairs[i].margin for i in rows], dtype=torch.float32)
     return {
         "input_ids": input_ids,
