@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import yaml
 from rich.console import Console
 
@@ -89,6 +90,14 @@ def main() -> None:
     parser.add_argument(
         "--mixed-precision", choices=["no", "bf16"], default=None, help="trainer autocast"
     )
+    parser.add_argument("--seed", type=int, default=0, help="trainer seed (data order, init)")
+    parser.add_argument("--keep-dropout", action="store_true", help="backbone dropout on")
+    parser.add_argument(
+        "--no-balance-sources",
+        dest="balance_sources",
+        action="store_false",
+        help="draw rows uniformly instead of every source equally often",
+    )
     parser.add_argument(
         "--evaluate-only",
         action="store_true",
@@ -115,12 +124,17 @@ def main() -> None:
         raw["backbone"]["max_length"] = args.max_length
     if args.mixed_precision is not None:
         raw["trainer"]["mixed_precision"] = args.mixed_precision
+    raw["backbone"]["disable_dropout"] = not args.keep_dropout
+    raw["trainer"]["seed"] = args.seed
+    raw["balance_sources"] = args.balance_sources
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
     started = time.perf_counter()
     results = train(config, args.output / "train", console)
     minutes = (time.perf_counter() - started) / 60
+    timing = orjson.loads((args.output / "train" / "timing.json").read_bytes())
+    args.train_minutes = timing["train_seconds"] / 60
     table = build_table(config)  # the same hash split as the reward model's
     baseline = aucs(table, baseline_scores(table))
     publish(MARK, report_lines(args, results, baseline, minutes), args.write, DOCS / "results.md")
@@ -154,7 +168,11 @@ def report_lines(
     baseline: dict[str, dict[str, float | None]],
     minutes: float,
 ) -> list[str]:
-    timed = "evaluation" if args.evaluate_only else "training and evaluation"
+    timed = (
+        "evaluation"
+        if args.evaluate_only
+        else f"training {args.train_minutes:.1f} min, set-up, training and evaluation"
+    )
     lines = [
         "## Multi-head reward model vs TF-IDF baseline (`bench/btrm_vs_tfidf.py`)",
         "",
@@ -164,6 +182,9 @@ def report_lines(
         + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
         + (f" --max-length {args.max_length}" if args.max_length else "")
         + (f" --mixed-precision {args.mixed_precision}" if args.mixed_precision else "")
+        + (" --keep-dropout" if getattr(args, "keep_dropout", False) else "")
+        + (f" --seed {args.seed}" if getattr(args, "seed", 0) else "")
+        + ("" if getattr(args, "balance_sources", True) else " --no-balance-sources")
         + (" --evaluate-only" if args.evaluate_only else "")
         + (f" --eval-max-length {args.eval_max_length}" if args.eval_max_length else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "

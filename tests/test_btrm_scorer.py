@@ -42,3 +42,23 @@ def test_bf16_scores_close_to_float32(tiny_bert, tmp_path):
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, full, atol=0.05, rtol=0.05)
     assert not torch.equal(half, full)  # it did run in bfloat16
+
+
+def test_token_budget_changes_batching_not_scores(tiny_bert, tmp_path):
+    import inspect
+
+    from termwise.btrm import SCORE_TOKENS
+    from termwise.cli.btrm import score as score_command
+
+    torch.manual_seed(0)
+    model = build(tiny_bert, lora=True)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    manifest = {"backbone_path": str(tiny_bert), "meta_prompt": "Which?", "max_length": 64}
+    save_reward_model(model, tokenizer, tmp_path / "m", manifest)
+    scorer = load(tmp_path / "m")
+    texts = [f"text {'word ' * n}" for n in range(1, 40, 3)]
+    whole = scorer.score_tensor(texts, batch_size=64, max_tokens=None)
+    small = scorer.score_tensor(texts, batch_size=64, max_tokens=40)  # about a row a batch
+    torch.testing.assert_close(small, whole, atol=1e-5, rtol=0)
+    cli_default = inspect.signature(score_command).parameters["max_tokens"].default.default
+    assert cli_default == SCORE_TOKENS

@@ -40,6 +40,11 @@ def encode(
     return [list(ids) for ids in encoded["input_ids"]]
 
 
+# Padded tokens per scoring batch. On CPU a smaller batch keeps a layer's activations in
+# cache: MiniLM at 256 tokens scores ~15 % faster in batches of 16 than of 64 (bench/multihead.py).
+SCORE_TOKENS = 4096
+
+
 @dataclass
 class RewardScorer:
     """Scores texts with a loaded model. ``bf16`` runs the backbone under bfloat16
@@ -56,22 +61,27 @@ class RewardScorer:
         return list(self.model.head_names)
 
     @torch.inference_mode()
-    def score_tensor(self, texts: Sequence[str], batch_size: int = 64) -> Tensor:
-        """Scores ``[len(texts), heads]`` in input order, computed in length-sorted batches."""
+    def score_tensor(
+        self, texts: Sequence[str], batch_size: int = 64, max_tokens: int | None = SCORE_TOKENS
+    ) -> Tensor:
+        """Scores ``[len(texts), heads]`` in input order, computed in length-sorted batches
+        of at most ``batch_size`` texts and ``max_tokens`` padded tokens."""
         ids = encode(
             self.tokenizer, self.manifest["meta_prompt"], texts, self.manifest["max_length"]
         )
         out = torch.empty(len(texts), len(self.heads))
         device = next(self.model.parameters()).device
-        for batch in length_batches([len(row) for row in ids], batch_size):
+        for batch in length_batches([len(row) for row in ids], batch_size, max_tokens):
             input_ids, mask = pad([ids[i] for i in batch], self.tokenizer.pad_token_id or 0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 scores = self.model(input_ids.to(device), mask.to(device))
             out[batch] = scores.float().cpu()
         return out
 
-    def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, float]]:
-        scores = self.score_tensor(texts, batch_size).tolist()
+    def score(
+        self, texts: Sequence[str], batch_size: int = 64, max_tokens: int | None = SCORE_TOKENS
+    ) -> list[dict[str, float]]:
+        scores = self.score_tensor(texts, batch_size, max_tokens).tolist()
         return [dict(zip(self.heads, row, strict=True)) for row in scores]
 
 

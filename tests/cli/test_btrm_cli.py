@@ -100,6 +100,7 @@ def test_test_decoders_and_sample_inputs(config_path):
     )
     assert result.exit_code == 0, result.output
     assert "single_quote" in result.output and "text (auto)" in result.output
+    assert "by row" in result.output and "documents (by source)" in result.output
     result = runner.invoke(
         app, ["btrm", "sample-inputs", "-c", str(config_path), "-n", "1"], env={"COLUMNS": "200"}
     )

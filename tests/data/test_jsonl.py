@@ -74,3 +74,35 @@ def test_single_quote_lines_come_from_flattened_dialogue(tmp_path):
     assert {r.tier for r in records} == {"single_quote"} and report.kept == {"single_quote": 2}
     both, _ = read_source(path, tiers=["flattened", "single_quote"])
     assert len(both) == 3
+
+
+def test_group_field_names_the_document_and_derived_lines_follow_their_row(tmp_path):
+    path = write(
+        tmp_path,
+        [
+            '{"id": "w1", "text": "A: hello there my friend\\nB: and hello to you too", '
+            '"tier": "flattened", "source": "chat-7"}',
+            '{"id": "w2", "text": "plain", "tier": "prose", "source": 12}',
+        ],
+    )
+    records, _ = read_source(path, group_field="source", tiers=["flattened", "single_quote"])
+    assert {r.group for r in records} == {"chat-7"} and len(records) == 3
+    by_row, _ = read_source(path, tiers=["single_quote"])
+    assert [r.group for r in by_row] == ["w1", "w1"]  # lines of one window stay together
+    assert read_source(path, group_field="source")[0][1].group == "12"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"text": "x"}', ":1: source: missing"),
+        ('{"text": "x", "source": [1]}', ":1: source: expected a string or an integer, got list"),
+    ],
+)
+def test_bad_group_field_is_a_bad_record(tmp_path, line, expected):
+    path = write(tmp_path, [line])
+    with pytest.raises(TermwiseUserError) as info:
+        read_source(path, group_field="source")
+    assert expected in str(info.value)
+    records, report = read_source(path, group_field="source", on_bad_record="skip")
+    assert records == [] and len(report.bad) == 1

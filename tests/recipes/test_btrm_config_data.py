@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +7,14 @@ import pytest
 from termwise.config import load_yaml_config
 from termwise.errors import TermwiseUserError
 from termwise.recipes.btrm_config import BtrmConfig
-from termwise.recipes.btrm_data import build_table, head_sources, is_heldout, plan_batches
+from termwise.recipes.btrm_data import (
+    MembershipTable,
+    build_table,
+    head_sources,
+    heldout_groups,
+    is_heldout,
+    plan_batches,
+)
 from termwise.recipes.btrm_template import default_config
 
 CORPORA = Path("data/corpora")
@@ -117,3 +125,72 @@ def test_scoring_length_re_encodes_longer(tiny_bert):
     assert longer.lengths.tolist()[0] == 128 and longer.lengths[1] < 16
     same = SimpleNamespace(meta_prompt="Is it?", backbone=BackboneConfig(max_length=64))
     assert at_scoring_length(prepared, same) is prepared  # type: ignore[arg-type]
+
+
+def synthetic_table(sizes: dict[str, int], head_of: dict[str, int | None]) -> MembershipTable:
+    """Sources of the given sizes; ``head_of[source]`` is the head it is a positive of
+    (None: a furthest negative of every head)."""
+    source = np.concatenate([[key] * n for key, n in sizes.items()])
+    heads = sorted({h for h in head_of.values() if h is not None})
+    positive = np.zeros((len(source), len(heads)), dtype=bool)
+    negative_tier = np.zeros_like(positive, dtype=np.int8)
+    for key, head in head_of.items():
+        if head is None:
+            negative_tier[source == key] = 3
+        else:
+            positive[source == key, head] = True
+            negative_tier[source == key] = np.where(positive[source == key], 0, 1)
+    texts = ["text"] * len(source)
+    return MembershipTable(
+        [f"h{h}" for h in heads],
+        texts,
+        source,
+        [None] * len(source),
+        np.zeros(len(source), dtype=bool),
+        positive,
+        negative_tier,
+    )
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_balanced_sampling_gives_small_sources_their_share(balance):
+    sizes = {"big": 900, "small": 100, "other": 500, "neg_big": 800, "neg_small": 200}
+    table = synthetic_table(
+        sizes, {"big": 0, "small": 0, "other": 1, "neg_big": None, "neg_small": None}
+    )
+    rows = np.arange(len(table.texts))
+    plan = plan_batches(
+        table, rows, np.ones(len(rows)), batch_size=8, batches=500, seed=0, balance_sources=balance
+    )
+    picked = np.concatenate(plan)
+    head0 = picked[table.positive[picked, 0]]
+    small_share = np.mean(table.source[head0] == "small")
+    negatives = picked[~table.positive[picked].any(1)]
+    neg_small_share = np.mean(table.source[negatives] == "neg_small")
+    if balance:  # two sources each: half and half
+        assert abs(small_share - 0.5) < 0.05 and abs(neg_small_share - 0.5) < 0.05
+    else:  # by rows: a tenth and a fifth
+        assert abs(small_share - 0.1) < 0.04 and abs(neg_small_share - 0.2) < 0.04
+
+
+def test_heldout_groups_take_whole_documents():
+    groups = [f"doc{i}" for i in range(5)]
+    held = heldout_groups(groups, "salt", 0.15)
+    assert len(held) == 1 and held == heldout_groups(groups[::-1], "salt", 0.15)
+    assert heldout_groups(["only"], "salt", 0.5) == set()  # would leave nothing to train on
+    assert len(heldout_groups(["a", "b"], "salt", 0.9)) == 1  # never all
+    assert len(heldout_groups([f"d{i}" for i in range(40)], "salt", 0.15)) == 6
+
+
+def test_document_split_in_the_table(tmp_path):
+    table = build_table(small_config(tmp_path))
+    source_key = str(CORPORA / "brown_learned.jsonl") + "|"
+    rows = np.flatnonzero(table.source == source_key)
+    assert len(rows)
+    documents = {}
+    for line, row in zip(
+        (CORPORA / "brown_learned.jsonl").read_text().splitlines(), rows, strict=True
+    ):
+        documents.setdefault(json.loads(line)["source"], set()).add(bool(table.heldout[row]))
+    assert all(len(flags) == 1 for flags in documents.values())  # a document is on one side
+    assert any(flags == {True} for flags in documents.values())

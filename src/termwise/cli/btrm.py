@@ -47,7 +47,7 @@ def test_decoders(config: Path = typer.Option(..., "--config", "-c", help="YAML 
     """Per source: rows per tier, the text field used, bad lines and two short samples.
     Exits 2 if any source yields nothing."""
     from termwise.data.jsonl import read_source
-    from termwise.recipes.btrm_data import head_sources
+    from termwise.recipes.btrm_data import head_sources, heldout_summary
 
     settings = _config(config)
     console = Console()
@@ -59,6 +59,7 @@ def test_decoders(config: Path = typer.Option(..., "--config", "-c", help="YAML 
         "rows",
         "kept per tier",
         "bad",
+        "held out",
         "samples",
     ):
         table.add_column(column, overflow="fold")
@@ -70,7 +71,12 @@ def test_decoders(config: Path = typer.Option(..., "--config", "-c", help="YAML 
                 continue
             seen.add(source.key)
             records, report = read_source(
-                source.path, source.text_field, source.tiers, "skip", settings.max_rows_per_source
+                source.path,
+                source.text_field,
+                source.tiers,
+                "skip",
+                settings.max_rows_per_source,
+                source.group_field,
             )
             field = f"{report.text_field}{' (auto)' if report.field_was_auto else ''}"
             kept = ", ".join(f"{t}: {n}" for t, n in sorted(report.kept.items()))
@@ -83,6 +89,7 @@ def test_decoders(config: Path = typer.Option(..., "--config", "-c", help="YAML 
                 str(report.rows),
                 kept or "-",
                 bad,
+                heldout_summary(records, source, settings.heldout_fraction),
                 samples,
             )
             if not records:
@@ -138,7 +145,12 @@ def score(
     text_field: str = typer.Option(
         "auto", help="Field holding the text (auto: text, prose, content, response)."
     ),
-    batch_size: int = typer.Option(64, min=1, help="Texts per forward pass."),
+    batch_size: int = typer.Option(64, min=1, help="Texts per forward pass, at most."),
+    max_tokens: int = typer.Option(
+        4096,  # termwise.btrm.SCORE_TOKENS (a test keeps them equal; torch is not imported here)
+        min=1,
+        help="Padded tokens per forward pass, at most (smaller is cache-friendly).",
+    ),
     chunk: int = typer.Option(2048, min=1, help="Records read, scored and written at a time."),
     bf16: bool = typer.Option(
         False, "--bf16", help="bfloat16 autocast: ~2x faster on AMX CPUs, scores within ~1e-2."
@@ -147,5 +159,7 @@ def score(
     """Add {"scores": {head: value}} to every record, in input order."""
     from termwise.recipes.btrm_score import score_file
 
-    count = score_file(model, input_path, output, text_field, batch_size, chunk, Console(), bf16)
+    count = score_file(
+        model, input_path, output, text_field, batch_size, chunk, Console(), bf16, max_tokens
+    )
     Console().print(f"scored {count} records -> {output}")

@@ -19,8 +19,23 @@ def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
     return input_ids, mask
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped by similar length (longest first), so padding stays small."""
+def length_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> Iterator[list[int]]:
+    """Indices grouped by similar length (longest first), so padding stays small: at most
+    ``batch_size`` rows and, with ``max_tokens``, at most that many padded tokens (rows times
+    the batch's longest row; a single row longer than the budget is a batch of its own)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    batch: list[int] = []
+    for index in order:
+        # Longest first: the batch's first row sets its padded width.
+        width = lengths[batch[0]] if batch else lengths[index]
+        full = len(batch) == batch_size or (
+            max_tokens is not None and batch and (len(batch) + 1) * width > max_tokens
+        )
+        if full:
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch

@@ -18,9 +18,13 @@ SINGLE_QUOTE_MIN_WORDS = 4
 
 @dataclass(frozen=True)
 class Record:
+    """One text. ``group``: the document it was cut from, held out as a whole (the
+    ``group_field`` value; else the row's own id, or for a derived single line its row's)."""
+
     text: str
     tier: str | None
     row_id: str
+    group: str
 
 
 @dataclass
@@ -51,6 +55,7 @@ def read_source(
     tiers: list[str] | None = None,
     on_bad_record: str = "error",
     max_rows: int | None = None,
+    group_field: str | None = None,
 ) -> tuple[list[Record], SourceReport]:
     """Read ``path`` line by line. A bad record (invalid JSON, not an object, missing or
     empty text, wrong type) raises ``file:line: field: reason``, or with
@@ -58,6 +63,8 @@ def read_source(
 
     ``tiers`` keeps rows whose ``tier`` is listed; the derived tier ``single_quote`` yields
     each line (of at least 4 words) of the ``flattened`` rows as its own record.
+    ``group_field`` names the field saying which document a row was cut from (a string or
+    an integer; a bad record when missing).
     """
     report = SourceReport(path, field_was_auto=text_field == "auto")
     wanted = set(tiers) if tiers is not None else None
@@ -83,19 +90,22 @@ def read_source(
                         )
                 text = _text(row, report.text_field, path, number)
                 tier = _tier(row, path, number)
+                group = _group(row, group_field, path, number)
             except TermwiseUserError as error:
                 if on_bad_record != "skip" or error.field == "text_field":
                     raise
                 report.bad.append(str(error))
                 continue
             row_id = str(row.get("id", f"{path.name}:{number}"))
+            group = row_id if group is None else group
             if split_dialogue and tier == "flattened":
                 for index, line in enumerate(text.split("\n")):
                     if len(line.split()) >= SINGLE_QUOTE_MIN_WORDS:
-                        records.append(Record(line.strip(), SINGLE_QUOTE, f"{row_id}#l{index}"))
+                        line_id = f"{row_id}#l{index}"
+                        records.append(Record(line.strip(), SINGLE_QUOTE, line_id, group))
                         report.kept[SINGLE_QUOTE] += 1
             if wanted is None or tier in wanted:
-                records.append(Record(text, tier, row_id))
+                records.append(Record(text, tier, row_id, group))
                 report.kept[tier or "(none)"] += 1
     return records, report
 
@@ -124,6 +134,24 @@ def _text(row: dict[str, Any], name: str, path: Path, number: int) -> str:
     if not value.strip():
         raise TermwiseUserError("empty text", path=path, line=number, field=name)
     return value
+
+
+def _group(row: dict[str, Any], name: str | None, path: Path, number: int) -> str | None:
+    if name is None:
+        return None
+    if name not in row:
+        raise TermwiseUserError(
+            "missing (the source's group_field)", path=path, line=number, field=name
+        )
+    value = row[name]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TermwiseUserError(
+            f"expected a string or an integer, got {type(value).__name__}",
+            path=path,
+            line=number,
+            field=name,
+        )
+    return str(value)
 
 
 def _tier(row: dict[str, Any], path: Path, number: int) -> str | None:

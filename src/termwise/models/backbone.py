@@ -72,6 +72,22 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, Any]:
     return backbone, config
 
 
+def disable_dropout(model: nn.Module) -> int:
+    """Set every dropout in ``model`` to 0 (TRL's ``disable_dropout`` for reward models):
+    ``nn.Dropout`` modules, which BERT-style attention also reads its rate from, and the
+    float ``attention_dropout`` of causal LMs' attention modules. Returns how many changed."""
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout) and module.p > 0:
+            module.p = 0.0
+            changed += 1
+        rate = getattr(module, "attention_dropout", None)
+        if isinstance(rate, float) and rate > 0:
+            setattr(module, "attention_dropout", 0.0)  # noqa: B010 (not a Module attribute)
+            changed += 1
+    return changed
+
+
 def apply_lora(
     backbone: nn.Module,
     model_type: str,

@@ -7,7 +7,13 @@ from typing import Any
 
 from torch import nn
 
-from termwise.models.backbone import Pooling, apply_lora, default_pooling, load_backbone
+from termwise.models.backbone import (
+    Pooling,
+    apply_lora,
+    default_pooling,
+    disable_dropout,
+    load_backbone,
+)
 from termwise.recipes.btrm_config import BackboneConfig, LoraSettings
 
 
@@ -23,6 +29,8 @@ def adapted_backbone(
     """The backbone at ``path`` with LoRA adapters (unless disabled), its hidden size, and
     the pooling to use (``auto``: per architecture)."""
     model, hf_config = load_backbone(path)
+    if backbone.disable_dropout:
+        disable_dropout(model)  # before LoRA: lora.dropout stays as configured
     if lora.enabled:
         model = apply_lora(
             model, hf_config.model_type, lora.r, lora.alpha, lora.dropout, lora.target_modules

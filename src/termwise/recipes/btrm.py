@@ -12,6 +12,7 @@ positive score.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from termwise.btrm import encode, length_batches, pad, prompt_prefix
+from termwise.btrm import SCORE_TOKENS, encode, length_batches, pad, prompt_prefix
 from termwise.errors import TermwiseUserError
 from termwise.health import HealthMonitor
 from termwise.models.backbone import resolve_backbone
@@ -169,7 +170,13 @@ def train(
     _report_skips(table, console)
     weights = table.negative_weight(config.tier_weights.model_dump())
     plan = plan_batches(
-        table, train_rows, prepared.lengths, cfg.batch_size, cfg.max_steps, cfg.seed
+        table,
+        train_rows,
+        prepared.lengths,
+        cfg.batch_size,
+        cfg.max_steps,
+        cfg.seed,
+        balance_sources=config.balance_sources,
     )
     model = build_model(config, prepared.backbone)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -191,9 +198,12 @@ def train(
         save_model=save_trainable if lora else save_weights,
         load_model=load_trainable if lora else load_weights,
     )
+    started = time.perf_counter()
     trainer.fit(resume=resume)
+    trained = time.perf_counter()
     model.eval()
     results = evaluate(model, at_scoring_length(prepared, config), config)
+    timing = {"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained}
     save_reward_model(
         model,
         prepared.tokenizer,
@@ -207,6 +217,7 @@ def train(
         },
     )
     (output / "eval.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    (output / "timing.json").write_bytes(orjson.dumps(timing, option=orjson.OPT_INDENT_2))
     print_evaluation(results, console)
     return results
 
@@ -239,7 +250,7 @@ def score_rows(
     out = np.zeros((len(rows), len(prepared.table.heads)), dtype=np.float32)
     device = next(model.parameters()).device
     lengths = [int(prepared.lengths[r]) for r in rows]
-    for batch in length_batches(lengths, batch_size):
+    for batch in length_batches(lengths, batch_size, SCORE_TOKENS):
         input_ids, mask = pad(
             [prepared.ids[rows[i]] for i in batch], prepared.tokenizer.pad_token_id or 0
         )

@@ -10,7 +10,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from termwise.btrm import load
+from termwise.btrm import SCORE_TOKENS, load
 from termwise.data.jsonl import TEXT_FIELDS, parse_object
 from termwise.errors import TermwiseUserError
 
@@ -49,6 +49,7 @@ def score_file(
     chunk: int,
     console: Console,
     bf16: bool = False,
+    max_tokens: int | None = SCORE_TOKENS,
 ) -> int:
     """Score every record of ``input_path`` into ``output`` (order preserved); returns the
     number of records. Texts are batched by length within each chunk."""
@@ -72,7 +73,7 @@ def score_file(
                         line=records[0][0],
                     )
             texts = [_text(r, field, input_path, line) for line, r in records]
-            scores = scorer.score_tensor(texts, batch_size).tolist()
+            scores = scorer.score_tensor(texts, batch_size, max_tokens).tolist()
             for (_, record), row in zip(records, scores, strict=True):
                 record["scores"] = dict(zip(scorer.heads, row, strict=True))
                 sink.write(orjson.dumps(record) + b"\n")
