@@ -31,12 +31,17 @@ def test_merged_lora_scores_match_unmerged(fixture, request, tmp_path):
     assert unmerged_scores.std() > 0
 
 
-def test_bf16_scores_close_to_float32(tiny_bert, tmp_path):
+def saved_lora_model(backbone, directory):
     torch.manual_seed(0)
-    model = build(tiny_bert, lora=True)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    manifest = {"backbone_path": str(tiny_bert), "meta_prompt": "Which?", "max_length": 64}
-    save_reward_model(model, tokenizer, tmp_path / "m", manifest)
+    model = build(backbone, lora=True)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    manifest = {"backbone_path": str(backbone), "meta_prompt": "Which?", "max_length": 64}
+    save_reward_model(model, tokenizer, directory, manifest)
+    return directory
+
+
+def test_bf16_scores_close_to_float32(tiny_bert, tmp_path):
+    saved_lora_model(tiny_bert, tmp_path / "m")
     full = load(tmp_path / "m").score_tensor(TEXTS)
     half = load(tmp_path / "m", bf16=True).score_tensor(TEXTS)
     assert half.dtype == torch.float32
@@ -50,12 +55,7 @@ def test_token_budget_changes_batching_not_scores(tiny_bert, tmp_path):
     from termwise.btrm import SCORE_TOKENS
     from termwise.cli.btrm import score as score_command
 
-    torch.manual_seed(0)
-    model = build(tiny_bert, lora=True)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    manifest = {"backbone_path": str(tiny_bert), "meta_prompt": "Which?", "max_length": 64}
-    save_reward_model(model, tokenizer, tmp_path / "m", manifest)
-    scorer = load(tmp_path / "m")
+    scorer = load(saved_lora_model(tiny_bert, tmp_path / "m"))
     texts = [f"text {'word ' * n}" for n in range(1, 40, 3)]
     whole = scorer.score_tensor(texts, batch_size=64, max_tokens=None)
     small = scorer.score_tensor(texts, batch_size=64, max_tokens=40)  # about a row a batch
