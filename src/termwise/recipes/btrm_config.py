@@ -136,7 +136,7 @@ class BtrmConfig(StrictModel):
     )
     logit_cap: float = Field(10.0, ge=0, description="Soft tanh cap on scores; 0 disables.")
     log_square_weight: float = Field(
-        0.1, ge=0, description="Weight of the log-square term holding positive scores near 1."
+        0.3, ge=0, description="Weight of the log-square term holding positive scores near 1."
     )
     log_square_form: Literal["abs", "squared", "positive"] = Field(
         "positive",
