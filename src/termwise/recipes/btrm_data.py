@@ -66,13 +66,23 @@ def heldout_groups(groups: list[str], salt: str, fraction: float) -> set[str]:
     return set(unique[:count])
 
 
+def heldout_flags(records: list[Record], source: SourceConfig, fraction: float) -> list[bool]:
+    """Which of a source's rows are held out. By document: salted with the file alone, so
+    tier-filtered views of one file (its dialogue windows, their single lines) hold out the
+    same documents. By row: a derived line follows its dialogue window."""
+    if source.group_field:
+        held = heldout_groups([r.group for r in records], str(source.path), fraction)
+        return [r.group in held for r in records]
+    return [is_heldout(r.group, source.key, fraction) for r in records]
+
+
 def heldout_summary(records: list[Record], source: SourceConfig, fraction: float) -> str:
     """How a source is split, for people: "by row" or "k of n documents (by FIELD)"."""
     if not source.group_field:
         return "by row"
-    documents = {r.group for r in records}
-    held = heldout_groups([r.group for r in records], str(source.path), fraction)
-    return f"{len(held)} of {len(documents)} documents (by {source.group_field})"
+    flags = heldout_flags(records, source, fraction)
+    held = {r.group for r, flag in zip(records, flags, strict=True) if flag}
+    return f"{len(held)} of {len({r.group for r in records})} documents (by {source.group_field})"
 
 
 def head_sources(config: BtrmConfig) -> list[tuple[list[SourceConfig], list[SourceConfig]]]:
@@ -123,24 +133,10 @@ def build_table(config: BtrmConfig) -> MembershipTable:
     heldout: list[bool] = []
     for key, records in rows.items():
         offsets[key] = len(texts)
-        source = sources[key]
-        # By document: salted with the file alone, so tier-filtered views of one file (its
-        # dialogue windows, their single lines) hold out the same documents. By row: a
-        # derived line follows its dialogue window.
-        held = (
-            heldout_groups([r.group for r in records], str(source.path), config.heldout_fraction)
-            if source.group_field
-            else None
-        )
-        for record in records:
-            texts.append(record.text)
-            source_of.append(key)
-            tiers.append(record.tier)
-            heldout.append(
-                record.group in held
-                if held is not None
-                else is_heldout(record.group, key, config.heldout_fraction)
-            )
+        texts += [record.text for record in records]
+        source_of += [key] * len(records)
+        tiers += [record.tier for record in records]
+        heldout += heldout_flags(records, sources[key], config.heldout_fraction)
     positive = np.zeros((len(texts), len(config.heads)), dtype=bool)
     negative_tier = np.zeros((len(texts), len(config.heads)), dtype=np.int8)
     for h, (positives, negatives) in enumerate(plan):
