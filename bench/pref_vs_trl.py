@@ -26,12 +26,12 @@ import torch
 from rich.console import Console
 
 from _doc import publish
-from termwise.data.preferences import EncodedPairs, encode_pairs, read_pairs
+from termwise.data.batching import length_batches
 from termwise.models.backbone import resolve_backbone
-from termwise.pref import pair_batches
-from termwise.recipes.pref import finish, setup
-from termwise.recipes.pref_config import PrefConfig
-from termwise.recipes.pref_eval import evaluate_predictions
+from termwise.recipes.pref.config import PrefConfig
+from termwise.recipes.pref.data import EncodedPairs, encode_pairs, read_pairs
+from termwise.recipes.pref.eval import evaluate_predictions
+from termwise.recipes.pref.recipe import finish, setup
 
 MARK = "<!-- pref_vs_trl -->"
 WARMUP_STEPS = 5
@@ -46,7 +46,7 @@ def step_time(stamps: list[float]) -> float:
 def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     config = PrefConfig.model_validate(
         {
-            "head": head,
+            "kind": head,
             "train_path": str(args.data_dir / "train.jsonl"),
             "dev_path": str(args.data_dir / "dev.jsonl"),
             "backbone": {"max_length": args.max_length},
@@ -137,11 +137,11 @@ def run_trl(
 
 @torch.no_grad()
 def trl_probabilities(model: Any, dev: EncodedPairs, pad_id: int) -> np.ndarray:
-    from termwise.data.preferences import collate_pairs
+    from termwise.recipes.pref.data import collate_pairs
 
     model.eval()
     p = np.zeros(len(dev))
-    for rows in pair_batches(dev, 32):
+    for rows in length_batches(dev.lengths().tolist(), 32):
         batch = collate_pairs(dev, rows, pad_id)
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         chosen, rejected = out.logits.squeeze(-1).double().chunk(2)

@@ -6,6 +6,7 @@ closest valid name, values are validated at construction, every field carries he
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -13,8 +14,7 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
-from termwise.errors import TermwiseUserError
-from termwise.objective import suggest
+from termwise.errors import TermwiseUserError, suggest
 
 ModelT = TypeVar("ModelT", bound="StrictModel")
 
@@ -115,19 +115,108 @@ def _unknown_key_loc(data: Any, loc: tuple[int | str, ...], message: str) -> tup
     return loc
 
 
-def commented_yaml(config: BaseModel, indent: str = "") -> str:
+def commented_yaml(config: BaseModel, header: str | None = None) -> str:
     """``config`` as YAML with each field's description as a comment above it: the help
-    text lives once, on the model, and the written file can never disagree with it."""
+    text lives once, on the model, and the written file can never disagree with it.
+
+    A list of models is written one item per entry: flat items as one flow mapping of the
+    fields that differ from their defaults, nested ones as blocks; the item fields' help
+    comes once per item type, above its first list. ``header`` becomes a comment block."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()] + [""] if header else []
+    lines += _model_lines(config, "", set())
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    wrapped = textwrap.wrap(text, width=96 - len(indent), break_on_hyphens=False)
+    return [f"{indent}# {line}" for line in wrapped]
+
+
+def _model_lines(
+    model: BaseModel, indent: str, seen: set[type], in_list: bool = False
+) -> list[str]:
     lines: list[str] = []
-    for name, info in type(config).model_fields.items():
-        value = getattr(config, name)
-        if info.description:
-            lines.append(f"{indent}# {info.description}")
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if in_list and name in _defaulted(model):
+            continue
+        if not in_list and info.description:
+            lines += _comment(info.description, indent)
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:")
-            lines.append(commented_yaml(value, indent + "  ").rstrip("\n"))
+            lines += _model_lines(value, indent + "  ", seen, in_list)
+        elif isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+            lines.append(f"{indent}{name}:")
+            lines += _list_lines(value, indent + "  ", seen)
+        else:
+            lines.append(f"{indent}{_flow({name: _plain(value)})}")
+    return lines
+
+
+def _list_lines(items: list[BaseModel], indent: str, seen: set[type]) -> list[str]:
+    kind = type(items[0])
+    lines: list[str] = []
+    if kind not in seen:  # the item fields' help, once per item type
+        seen.add(kind)
+        for name, info in kind.model_fields.items():
+            lines += _comment(f"{name}: {info.description}", indent)
+    for item in items:
+        nested = any(
+            isinstance(v, BaseModel) or (isinstance(v, list) and v and isinstance(v[0], BaseModel))
+            for v in (getattr(item, name) for name in kind.model_fields)
+        )
+        if not nested:
+            defaulted = _defaulted(item)
+            kept = {k: _plain(getattr(item, k)) for k in kind.model_fields if k not in defaulted}
+            lines.append(f"{indent}- {{{_flow(kept)}}}")
             continue
-        plain = str(value) if isinstance(value, Path) else value
-        dumped = yaml.safe_dump({name: plain}, default_flow_style=True, width=10**6)
-        lines.append(f"{indent}{dumped.strip().removeprefix('{').removesuffix('}')}")
-    return "\n".join(lines) + "\n"
+        body = _model_lines(item, indent + "  ", seen, in_list=True)
+        lines.append(f"{indent}- {body[0].removeprefix(indent + '  ')}")
+        lines += body[1:]
+    return lines
+
+
+def _defaulted(model: BaseModel) -> set[str]:
+    """Fields whose value equals their default (left out of list items)."""
+    out = set()
+    for name, info in type(model).model_fields.items():
+        if info.is_required():
+            continue
+        if getattr(model, name) == info.get_default(call_default_factory=True):
+            out.add(name)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _flow(mapping: dict[str, Any]) -> str:
+    """``key: value, ...`` on one line (YAML flow style, order kept)."""
+    dumped = yaml.safe_dump(mapping, default_flow_style=True, width=10**6, sort_keys=False)
+    return dumped.strip().removeprefix("{").removesuffix("}")
+
+
+def write_config(
+    path: Path,
+    config: BaseModel,
+    model: type[StrictModel],
+    header: str | None = None,
+    force: bool = False,
+) -> None:
+    """Write ``config`` as commented YAML (atomically) and check that it loads back. An
+    existing file (perhaps edited by hand) is replaced only with ``force``."""
+    from termwise.data.jsonl import check_output, write_bytes_atomic
+
+    check_output(path)
+    if path.exists() and not force:
+        raise TermwiseUserError("exists; pass --force to overwrite it", path=path)
+
+    write_bytes_atomic(path, commented_yaml(config, header).encode("utf-8"))
+    load_yaml_config(path, model)  # what we write must validate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 
@@ -37,3 +38,14 @@ class TermwiseUserError(Exception):
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive non-finite steps; the last good checkpoint is kept."""
+
+
+def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class TermwiseDeprecationWarning(FutureWarning):
+    """A renamed key or option still accepted; shown to users (FutureWarning is shown by
+    default, DeprecationWarning is not), as one line by the CLI."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -10,6 +9,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from termwise.errors import suggest
 from termwise.schedules import AutoScale, Schedule
 from termwise.terms import TermOutput
 
@@ -17,12 +17,6 @@ TermRole = Literal["data", "kl", "aux", "regularizer"]
 ROLES: tuple[str, ...] = get_args(TermRole)
 WeightSpec = float | int | Schedule | AutoScale
 TermValue = Tensor | TermOutput | None
-
-
-def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def stack_scalars(values: list[Tensor]) -> Tensor:

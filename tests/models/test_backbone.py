@@ -1,9 +1,13 @@
 import pytest
 import torch
 
-from termwise.models.backbone import disable_dropout, load_backbone
-from termwise.recipes._backbone import adapted_backbone
-from termwise.recipes.btrm_config import BackboneConfig, LoraSettings
+from termwise.models.backbone import (
+    BackboneConfig,
+    LoraConfig,
+    adapted_backbone,
+    disable_dropout,
+    load_backbone,
+)
 
 
 def _twice(model, input_ids):
@@ -51,7 +55,7 @@ def test_disable_dropout_reaches_causal_attention_rates():
 @pytest.mark.parametrize("disable", [True, False])
 def test_recipe_backbone_keeps_lora_dropout(tiny_bert, disable):
     model, _, _ = adapted_backbone(
-        tiny_bert, BackboneConfig(disable_dropout=disable), LoraSettings(dropout=0.05)
+        tiny_bert, BackboneConfig(disable_dropout=disable), LoraConfig(dropout=0.05)
     )
     backbone_rates = {
         m.p

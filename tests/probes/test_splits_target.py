@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from termwise.probes.splits import chronological_split, group_split, make_split
+from termwise.data.splits import chronological_split, group_split, make_split
 from termwise.probes.target import describe_entropy, infer_kind, summarize_target
 
 

@@ -1,20 +1,20 @@
-"""The ``termwise`` command line. User errors print one line and exit with status 2."""
+"""The ``termwise`` command line: each system's commands, assembled. User errors print one
+line and exit with status 2."""
 
 from __future__ import annotations
 
 import sys
 
 import typer
-from rich.console import Console
 
 from termwise import __version__
-from termwise.cli.bayes_clf import bayes_app
-from termwise.cli.btrm import btrm_app
-from termwise.cli.demo import demo_app
-from termwise.cli.health import health_app
-from termwise.cli.pref import pref_app
-from termwise.cli.probe import probe
-from termwise.errors import TermwiseUserError, TrainingDiverged
+from termwise.cli.errors import run_cli
+from termwise.health.cli import health_app
+from termwise.probes.cli import probe
+from termwise.recipes.bayes_clf.cli import bayes_app
+from termwise.recipes.btrm.cli import btrm_app
+from termwise.recipes.free_bits_demo.cli import demo_app
+from termwise.recipes.pref.cli import pref_app
 
 app = typer.Typer(
     name="termwise",
@@ -47,12 +47,4 @@ def root(
 
 
 def main() -> None:
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        app()
-    except TermwiseUserError as error:
-        err.print(f"error: {error}", markup=False)
-        sys.exit(2)
-    except TrainingDiverged as error:
-        err.print(f"training stopped: {error}", markup=False)
-        sys.exit(1)
+    sys.exit(run_cli(app))

@@ -1,8 +1,8 @@
-"""Padding and length-bucketed batching of token id lists, shared by every scorer."""
+"""Padding, length-bucketed batching and the batched scoring loop, shared by every scorer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -39,3 +39,21 @@ def length_batches(
         batch.append(index)
     if batch:
         yield batch
+
+
+def map_batches(
+    lengths: Sequence[int],
+    run: Callable[[list[int]], Tensor],
+    batch_size: int,
+    max_tokens: int | None = None,
+) -> Tensor:
+    """``run(rows)`` over length-bucketed batches of row indices (:func:`length_batches`),
+    each result ``[len(rows), ...]`` put back in input order: the one batched scoring loop
+    behind every scorer. An empty input gives an empty tensor."""
+    out: Tensor | None = None
+    for rows in length_batches(lengths, batch_size, max_tokens):
+        values = run(rows).detach().cpu()
+        if out is None:
+            out = values.new_empty((len(lengths), *values.shape[1:]))
+        out[rows] = values
+    return torch.empty(0) if out is None else out

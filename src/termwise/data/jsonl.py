@@ -1,113 +1,24 @@
-"""Streaming JSONL text sources: field detection, tier filters, bad-record accounting."""
+"""JSONL files: one streaming reader with ``file:line`` errors, and one atomic writer.
+
+Every reader in termwise goes through :func:`iter_records` (a bad line names its file and
+line) and every output file through :func:`atomic_write` (a temporary beside the target,
+renamed into place only when complete: an interrupted or failed run never leaves a
+half-written file that looks finished, and never truncates what was there).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from termwise.errors import TermwiseUserError
 
 TEXT_FIELDS = ("text", "prose", "content", "response")
-SINGLE_QUOTE = "single_quote"
-SINGLE_QUOTE_MIN_WORDS = 4
-
-
-@dataclass(frozen=True)
-class Record:
-    """One text. ``group``: the document it was cut from, held out as a whole (the
-    ``group_field`` value; else the row's own id, or for a derived single line its row's)."""
-
-    text: str
-    tier: str | None
-    row_id: str
-    group: str
-
-
-@dataclass
-class SourceReport:
-    """What reading one source found: rows per tier, the text field, bad records."""
-
-    path: Path
-    text_field: str | None = None
-    field_was_auto: bool = False
-    rows: int = 0
-    kept: Counter[str] = field(default_factory=Counter)
-    bad: list[str] = field(default_factory=list)
-
-    @property
-    def kept_total(self) -> int:
-        return sum(self.kept.values())
-
-
-def _choose_field(row: dict[str, Any], requested: str) -> str | None:
-    if requested != "auto":
-        return requested
-    return next((name for name in TEXT_FIELDS if name in row), None)
-
-
-def read_source(
-    path: Path,
-    text_field: str = "auto",
-    tiers: list[str] | None = None,
-    on_bad_record: str = "error",
-    max_rows: int | None = None,
-    group_field: str | None = None,
-) -> tuple[list[Record], SourceReport]:
-    """Read ``path`` line by line. A bad record (invalid JSON, not an object, missing or
-    empty text, wrong type) raises ``file:line: field: reason``, or with
-    ``on_bad_record="skip"`` is counted in the report and skipped.
-
-    ``tiers`` keeps rows whose ``tier`` is listed; the derived tier ``single_quote`` yields
-    each line (of at least 4 words) of the ``flattened`` rows as its own record.
-    ``group_field`` names the field saying which document a row was cut from (a string or
-    an integer; a bad record when missing).
-    """
-    report = SourceReport(path, field_was_auto=text_field == "auto")
-    wanted = set(tiers) if tiers is not None else None
-    split_dialogue = wanted is not None and SINGLE_QUOTE in wanted
-    records: list[Record] = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if max_rows is not None and report.rows >= max_rows:
-                break
-            if not raw.strip():
-                continue
-            report.rows += 1
-            try:
-                row = parse_object(raw, path, number)
-                if report.text_field is None:
-                    report.text_field = _choose_field(row, text_field)
-                    if report.text_field is None:
-                        raise TermwiseUserError(
-                            f"no text field (tried {', '.join(TEXT_FIELDS)}); set text_field",
-                            path=path,
-                            line=number,
-                            field="text_field",
-                        )
-                text = _text(row, report.text_field, path, number)
-                tier = _tier(row, path, number)
-                group = _group(row, group_field, path, number)
-            except TermwiseUserError as error:
-                if on_bad_record != "skip" or error.field == "text_field":
-                    raise
-                report.bad.append(str(error))
-                continue
-            row_id = str(row.get("id", f"{path.name}:{number}"))
-            group = row_id if group is None else group
-            if split_dialogue and tier == "flattened":
-                for index, line in enumerate(text.split("\n")):
-                    if len(line.split()) >= SINGLE_QUOTE_MIN_WORDS:
-                        line_id = f"{row_id}#l{index}"
-                        records.append(Record(line.strip(), SINGLE_QUOTE, line_id, group))
-                        report.kept[SINGLE_QUOTE] += 1
-            if wanted is None or tier in wanted:
-                records.append(Record(text, tier, row_id, group))
-                report.kept[tier or "(none)"] += 1
-    return records, report
 
 
 def parse_object(raw: bytes, path: Path, number: int) -> dict[str, Any]:
@@ -123,41 +34,106 @@ def parse_object(raw: bytes, path: Path, number: int) -> dict[str, Any]:
     return row
 
 
-def _text(row: dict[str, Any], name: str, path: Path, number: int) -> str:
-    if name not in row:
-        raise TermwiseUserError("missing", path=path, line=number, field=name)
-    value = row[name]
+def iter_records(
+    path: Path, bad: list[str] | None = None
+) -> Iterator[tuple[int, dict[str, Any], int]]:
+    """``(line number, object, bytes read so far)`` for every non-blank line of ``path``.
+    A line that is not a JSON object raises ``file:line: reason``; when a ``bad`` list is
+    given, its message is appended there instead and the line skipped (counted, never lost).
+    """
+    check_readable(path)
+    consumed = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            consumed += len(raw)
+            if not raw.strip():
+                continue
+            try:
+                record = parse_object(raw, path, number)
+            except TermwiseUserError as error:
+                if bad is None:
+                    raise
+                bad.append(str(error))
+                continue
+            yield number, record, consumed
+
+
+def check_readable(path: Path, what: str = "file") -> None:
+    """A readable regular file, or one line saying what it is instead."""
+    if path.is_dir():
+        raise TermwiseUserError(f"is a directory, expected a {what}", path=path)
+    if not path.exists():
+        raise TermwiseUserError(f"{what} not found", path=path)
+    if not os.access(path, os.R_OK):
+        raise TermwiseUserError(f"{what} is not readable (permissions)", path=path)
+
+
+def check_output(path: Path, *inputs: Path, option: str = "--output") -> None:
+    """Refuse, before any work, an output that could not be written or would replace an
+    input: a directory, a path under a file, or the same file as an input."""
+    if path.is_dir():
+        raise TermwiseUserError(f"{option} is a directory, expected a file path", path=path)
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TermwiseUserError(f"{option}: {parent} is a file, not a directory", path=path)
+    for source in inputs:
+        if source.exists() and path.exists() and path.resolve() == source.resolve():
+            raise TermwiseUserError(f"{option} is the input file; write to another path", path=path)
+
+
+def require_text(record: dict[str, Any], name: str, path: Path, line: int) -> str:
+    """``record[name]`` as a non-empty string, or ``file:line: name: reason`` saying
+    whether it is missing, null, of another type or empty."""
+    if name not in record:
+        raise TermwiseUserError("missing", path=path, line=line, field=name)
+    value = record[name]
+    if value is None:
+        raise TermwiseUserError("null, expected a string", path=path, line=line, field=name)
     if not isinstance(value, str):
         raise TermwiseUserError(
-            f"expected a string, got {type(value).__name__}", path=path, line=number, field=name
+            f"expected a string, got {type(value).__name__}", path=path, line=line, field=name
         )
     if not value.strip():
-        raise TermwiseUserError("empty text", path=path, line=number, field=name)
+        raise TermwiseUserError("empty text", path=path, line=line, field=name)
     return value
 
 
-def _group(row: dict[str, Any], name: str | None, path: Path, number: int) -> str | None:
-    if name is None:
-        return None
-    if name not in row:
-        raise TermwiseUserError(
-            "missing (the source's group_field)", path=path, line=number, field=name
-        )
-    value = row[name]
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise TermwiseUserError(
-            f"expected a string or an integer, got {type(value).__name__}",
-            path=path,
-            line=number,
-            field=name,
-        )
-    return str(value)
+def record_chunks(path: Path, size: int) -> Iterator[tuple[list[tuple[int, dict[str, Any]]], int]]:
+    """Records with their line numbers, ``size`` at a time, and the bytes read so far."""
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    consumed = 0
+    for number, record, consumed in iter_records(path):
+        chunk.append((number, record))
+        if len(chunk) == size:
+            yield chunk, consumed
+            chunk = []
+    if chunk:
+        yield chunk, consumed
 
 
-def _tier(row: dict[str, Any], path: Path, number: int) -> str | None:
-    tier = row.get("tier")
-    if tier is not None and not isinstance(tier, str):
-        raise TermwiseUserError(
-            f"expected a string, got {type(tier).__name__}", path=path, line=number, field="tier"
-        )
-    return tier
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[IO[bytes]]:
+    """A binary handle on a temporary beside ``path``; on success it is flushed to disk and
+    renamed over ``path`` (atomic on POSIX), on any error (Ctrl-C included) removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``path.write_bytes(data)``, atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as handle:
+        handle.write(data)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Indented JSON, written atomically."""
+    write_bytes_atomic(path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))

@@ -2,28 +2,56 @@
 
 >>> monitor = HealthMonitor(every=50, run_dir="runs/x", console=Console())
 >>> monitor.observe(step, breakdown, {"grad_norm": grad_norm})
+
+Names load on first use (``termwise health explain`` reads findings without torch).
 """
 
-from termwise.health.base import MetricReport, Rule, Window
-from termwise.health.findings import Finding, FindingGroup, group_findings, read_findings
-from termwise.health.monitor import HEALTH_FILE, HealthMonitor
-from termwise.health.rules_bayes import PosteriorCollapsed
-from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
-from termwise.health.rules_signals import LogitsSaturated, NonFinite
-from termwise.health.rules_terms import (
-    AutoScalePinned,
-    Band,
-    FreeBitsAllFree,
-    FreeBitsBand,
-    KLBlocksLearning,
-    TermDominant,
-    TermNegligible,
-    TermStarved,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from termwise._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from termwise.health.base import MetricReport, Rule, Window
+    from termwise.health.findings import (
+        HEALTH_FILE,
+        Finding,
+        FindingGroup,
+        group_findings,
+        read_findings,
+    )
+    from termwise.health.monitor import HealthMonitor
+    from termwise.health.rules_bayes import PosteriorCollapsed
+    from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
+    from termwise.health.rules_signals import LogitsSaturated, NonFinite
+    from termwise.health.rules_terms import (
+        AutoScalePinned,
+        Band,
+        FreeBitsAllFree,
+        FreeBitsBand,
+        KLBlocksLearning,
+        TermDominant,
+        TermNegligible,
+        TermStarved,
+    )
 
 
 def default_rules(calibrate_after: int | None = None) -> list[Rule]:
     """Every built-in rule with its default thresholds."""
+    from termwise.health.rules_bayes import PosteriorCollapsed
+    from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
+    from termwise.health.rules_signals import LogitsSaturated, NonFinite
+    from termwise.health.rules_terms import (
+        AutoScalePinned,
+        FreeBitsAllFree,
+        FreeBitsBand,
+        KLBlocksLearning,
+        TermDominant,
+        TermNegligible,
+        TermStarved,
+    )
+
     return [
         NonFinite(),
         FreeBitsAllFree(),
@@ -65,3 +93,28 @@ __all__ = [
     "group_findings",
     "read_findings",
 ]
+_MODULES = {
+    "MetricReport": "termwise.health.base",
+    "Rule": "termwise.health.base",
+    "Window": "termwise.health.base",
+    "Finding": "termwise.health.findings",
+    "FindingGroup": "termwise.health.findings",
+    "group_findings": "termwise.health.findings",
+    "read_findings": "termwise.health.findings",
+    "HEALTH_FILE": "termwise.health.findings",
+    "HealthMonitor": "termwise.health.monitor",
+    "PosteriorCollapsed": "termwise.health.rules_bayes",
+    "FitTestAboveTrain": "termwise.health.rules_fit",
+    "FitValRising": "termwise.health.rules_fit",
+    "LogitsSaturated": "termwise.health.rules_signals",
+    "NonFinite": "termwise.health.rules_signals",
+    "AutoScalePinned": "termwise.health.rules_terms",
+    "Band": "termwise.health.rules_terms",
+    "FreeBitsAllFree": "termwise.health.rules_terms",
+    "FreeBitsBand": "termwise.health.rules_terms",
+    "KLBlocksLearning": "termwise.health.rules_terms",
+    "TermDominant": "termwise.health.rules_terms",
+    "TermNegligible": "termwise.health.rules_terms",
+    "TermStarved": "termwise.health.rules_terms",
+}
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import orjson
 
+HEALTH_FILE = "health.jsonl"
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 

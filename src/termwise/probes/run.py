@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from termwise.data.splits import make_split
 from termwise.probes.features import FeatureProbeSettings, FeatureResult, probe_features
 from termwise.probes.models import ModelProbe, probe_models
-from termwise.probes.splits import make_split
 from termwise.probes.target import TargetSummary, infer_kind, summarize_target
 from termwise.probes.verdict import Verdict, decide
 

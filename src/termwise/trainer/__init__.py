@@ -1,23 +1,47 @@
-"""The training loop shared by recipes: Accelerate, checkpoints, scalars, health."""
+"""The training loop shared by recipes: Accelerate, checkpoints, scalars, health.
 
-from termwise.trainer.checkpoint import (
-    CheckpointManager,
-    load_trainable,
-    load_weights,
-    save_trainable,
-    save_weights,
-)
-from termwise.trainer.config import TrainerConfig
-from termwise.trainer.loop import (
-    StepOutput,
-    Trainer,
-    TrainResult,
-    TrainState,
-    seed_everything,
-)
-from termwise.trainer.sampler import EpochSampler
-from termwise.trainer.scalars import read_scalars
+Names load on first use, so a recipe config can import :class:`TrainerConfig` without
+importing torch.
+"""
 
+from typing import TYPE_CHECKING
+
+from termwise._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from termwise.trainer.checkpoint import (
+        CheckpointManager,
+        load_trainable,
+        load_weights,
+        save_trainable,
+        save_weights,
+    )
+    from termwise.trainer.config import TrainerConfig
+    from termwise.trainer.loop import (
+        StepOutput,
+        Trainer,
+        TrainResult,
+        TrainState,
+        seed_everything,
+    )
+    from termwise.trainer.sampler import EpochSampler
+    from termwise.trainer.scalars import read_scalars
+
+_EXPORTS = {
+    "CheckpointManager": "checkpoint",
+    "load_trainable": "checkpoint",
+    "load_weights": "checkpoint",
+    "save_trainable": "checkpoint",
+    "save_weights": "checkpoint",
+    "TrainerConfig": "config",
+    "StepOutput": "loop",
+    "Trainer": "loop",
+    "TrainResult": "loop",
+    "TrainState": "loop",
+    "seed_everything": "loop",
+    "EpochSampler": "sampler",
+    "read_scalars": "scalars",
+}
 __all__ = [
     "CheckpointManager",
     "EpochSampler",
@@ -33,3 +57,4 @@ __all__ = [
     "save_weights",
     "seed_everything",
 ]
+__getattr__ = lazy_exports(__name__, {k: f"{__name__}.{v}" for k, v in _EXPORTS.items()})

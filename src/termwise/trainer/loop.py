@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from termwise.data.jsonl import write_bytes_atomic
 from termwise.errors import TrainingDiverged
 from termwise.health import HealthMonitor
 from termwise.health.findings import Finding
@@ -338,8 +339,9 @@ class Trainer:
                 "scalars": self.last_scalars,
                 "findings": [orjson.loads(f.to_json()) for f in findings],
             }
-            (self.run_dir / "report.json").write_bytes(
-                orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+            write_bytes_atomic(
+                self.run_dir / "report.json",
+                orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
             )
             if self.monitor is not None:
                 print_summary(findings, self.console)

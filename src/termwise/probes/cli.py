@@ -1,0 +1,151 @@
+"""``termwise probe``: do these features predict this target at all?"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from termwise.errors import TermwiseUserError
+
+if TYPE_CHECKING:  # the probe stack (pandas, scikit-learn) loads only when a probe runs
+    import pandas as pd
+
+    from termwise.probes.run import ProbeReport, ProbeSettings
+
+
+class Task(StrEnum):
+    auto = "auto"
+    classification = "classification"
+    regression = "regression"
+
+
+class OnMissing(StrEnum):
+    error = "error"
+    drop = "drop"
+
+
+def probe(
+    data: Path = typer.Argument(..., help="CSV, TSV, Parquet or JSONL table."),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        "-t",
+        help="Target column (with --ohlcv: one built target, "
+        "e.g. direction_5; default all of them).",
+    ),
+    features: str | None = typer.Option(
+        None, help="Comma-separated feature columns (default: every numeric column)."
+    ),
+    time_col: str | None = typer.Option(
+        None, help="Time column: chronological split, time-respecting shuffles."
+    ),
+    group_col: str | None = typer.Option(
+        None, help="Group column: no group on both sides of the split."
+    ),
+    ohlcv: bool = typer.Option(
+        False,
+        "--ohlcv",
+        help="Treat DATA as OHLCV bars: build features and candidate "
+        "targets, probe each, rank them.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the full report here."),
+    permutations: int = typer.Option(200, min=100, help="Shuffles per statistic's null."),
+    test_fraction: float = typer.Option(0.25, min=0.05, max=0.5, help="Held-out share."),
+    task: Task = typer.Option(Task.auto, help="Force classification or regression."),
+    on_missing: OnMissing = typer.Option(
+        OnMissing.error, help="Rows with missing values: stop (error) or drop and count."
+    ),
+    seed: int = typer.Option(0, help="Seeds splits, shuffles, subsamples and models."),
+    verbose: bool = typer.Option(False, help="With --ohlcv: the full report of every target."),
+) -> None:
+    """Probe whether the features carry signal about the target, against shuffled labels."""
+    from termwise.data.tabular import read_table, select
+    from termwise.probes.report import print_ranking, print_report, write_json
+    from termwise.probes.run import ProbeSettings, probe_arrays
+
+    console = Console()
+    settings = ProbeSettings(
+        permutations=permutations, test_fraction=test_fraction, seed=seed, task=task.value
+    )
+    frame = read_table(data)
+    if ohlcv:
+        reports = _probe_ohlcv(frame, data, target, settings, console, verbose)
+        print_ranking(reports, console)
+    else:
+        if target is None:
+            raise TermwiseUserError("--target is required (or use --ohlcv)", path=data)
+        table = select(
+            frame,
+            data,
+            target,
+            features=[f.strip() for f in features.split(",")] if features else None,
+            time_col=time_col,
+            group_col=group_col,
+            on_missing=on_missing.value,
+        )
+        report = probe_arrays(
+            table.features,
+            table.x,
+            table.y,
+            target,
+            settings,
+            times=table.times,
+            groups=table.groups,
+            dropped_rows=table.dropped_rows,
+        )
+        print_report(report, console)
+        reports = [report]
+    if json_out is not None:
+        write_json(reports, json_out)
+        console.print(f"report written to {json_out}")
+
+
+def _probe_ohlcv(
+    frame: pd.DataFrame,
+    data: Path,
+    target: str | None,
+    settings: ProbeSettings,
+    console: Console,
+    verbose: bool,
+) -> list[ProbeReport]:
+    from termwise.data import ohlcv
+    from termwise.probes.report import print_report
+    from termwise.probes.run import probe_arrays
+
+    bars = ohlcv.build(frame, str(data))
+    names = ohlcv.target_names()
+    if target is not None and target not in names:
+        from termwise.errors import suggest
+
+        raise TermwiseUserError(
+            f"unknown OHLCV target {target!r}{suggest(target, names)}; targets: {', '.join(names)}",
+            path=data,
+            field="--target",
+        )
+    reports = []
+    for name in [target] if target else names:
+        rows = ohlcv.target_arrays(bars, name)
+        report = probe_arrays(
+            list(ohlcv.FEATURES),
+            rows.x,
+            rows.y,
+            name,
+            settings,
+            times=rows.times,
+            label_end=rows.known_at,
+        )
+        report.notes.append(
+            f"{rows.dropped} bars without enough history or future dropped; "
+            f"series split by {bars.grouping}; training rows whose target "
+            "reaches into the test period purged"
+        )
+        if verbose or target:
+            print_report(report, console)
+        else:
+            console.print(f"{name}: {report.verdict.label} ({report.seconds:.1f} s)")
+        reports.append(report)
+    return reports

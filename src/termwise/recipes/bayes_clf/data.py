@@ -1,0 +1,56 @@
+"""Sequences for the Bayesian classifier: rows -> per-series windows -> chronological split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from termwise.data.splits import chronological_split
+from termwise.data.windows import WindowDataset, window_ends
+from termwise.recipes.bayes_clf.config import BayesDataConfig
+
+
+@dataclass
+class Sequences:
+    train: WindowDataset
+    test: WindowDataset
+    classes: list[str]
+    n_features: int
+
+
+def load_sequences(config: BayesDataConfig, seed: int) -> Sequences:
+    """Rows -> per-series windows -> chronological split (purged when targets look ahead)."""
+    from termwise.data import ohlcv
+    from termwise.data.tabular import read_table, select
+
+    frame = read_table(config.path)
+    label_end = None
+    if config.ohlcv:
+        rows = ohlcv.target_arrays(ohlcv.build(frame, str(config.path)), config.target)
+        x, y, times, groups, label_end = rows.x, rows.y, rows.times, rows.groups, rows.known_at
+    else:
+        table = select(
+            frame, config.path, config.target, config.features, config.time_col, config.group_col
+        )
+        x, y = table.x, table.y
+        times = table.times if table.times is not None else np.arange(len(y), dtype=float)
+        groups = table.groups if table.groups is not None else np.zeros(len(y), dtype=str)
+    order = np.lexsort((times, groups))
+    x, y, times, groups = x[order], y[order], times[order], groups[order]
+    label_end = None if label_end is None else label_end[order]
+    classes, codes = np.unique(y, return_inverse=True)
+    ends = window_ends(groups, config.window)
+    train_pos, test_pos = chronological_split(
+        times[ends], config.test_fraction, None if label_end is None else label_end[ends]
+    )
+    train_ends, test_ends = ends[train_pos], ends[test_pos]
+    # Standardise with training statistics only (no peeking at the test period).
+    mean, std = x[train_ends].mean(axis=0), x[train_ends].std(axis=0)
+    x = (x - mean) / np.where(std > 0, std, 1.0)
+    return Sequences(
+        WindowDataset(x, codes, train_ends, config.window),
+        WindowDataset(x, codes, test_ends, config.window),
+        [str(c) for c in classes],
+        x.shape[1],
+    )

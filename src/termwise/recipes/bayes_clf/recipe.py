@@ -1,0 +1,223 @@
+"""Bayesian sequence classifier: train it, or diagnose why it will not learn.
+
+Setup: read a table (or OHLCV bars), build windows of consecutive rows per series, split
+chronologically. Train: ``cross_entropy + kl_weight * KL(posterior || prior)`` through the
+shared trainer, with the health monitor watching both terms. Diagnose: three runs answer
+"is it the data, the KL, or the model?":
+
+1. a tiny model (32 wide, 1 layer) with the configured KL;
+2. the configured model with the configured KL;
+3. the configured model without KL.
+
+Verdict rules (in this order):
+
+* run 2 beats the majority baseline on test: no problem found;
+* KL terms hold most of run 2's objective and run 3 fits (beats the baseline, or reaches a
+  clearly lower training loss): "KL is blocking learning";
+* no run beats the baseline: "data has no usable signal";
+* otherwise: "model or optimisation issue".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+
+from termwise.data.jsonl import write_json
+from termwise.health import HealthMonitor
+from termwise.objective import Objective
+from termwise.recipes.bayes_clf.config import BayesClfConfig
+from termwise.recipes.bayes_clf.data import Sequences, load_sequences
+from termwise.recipes.bayes_clf.model import BayesSequenceClassifier
+from termwise.terms import bayes_layer_kl
+from termwise.trainer import StepOutput, Trainer, seed_everything
+
+# -- one training run ----------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    name: str
+    metrics: dict[str, float]
+    kl_share: float
+    findings: list[str] = field(default_factory=list)
+
+
+def kl_weight_value(config: BayesClfConfig, train_windows: int) -> float:
+    return 1.0 / train_windows if config.kl_weight == "1/N" else float(config.kl_weight)
+
+
+def setup(
+    config: BayesClfConfig, data: Sequences, run_dir: Path, console: Console, use_kl: bool = True
+) -> Trainer:
+    """The model, its objective (cross-entropy + weighted KL) and the trainer."""
+    m, cfg = config.model, config.trainer
+    seed_everything(cfg.seed)
+    model = BayesSequenceClassifier(
+        data.n_features,
+        len(data.classes),
+        config.data.window,
+        m.d_model,
+        m.layers,
+        m.heads,
+        m.dropout,
+        m.prior_sigma,
+        m.posterior_std_init,
+    )
+    weight = kl_weight_value(config, len(data.train)) if use_kl else 0.0
+    objective = Objective({"ce": "data", "kl": "kl"}, weights={"kl": weight})
+
+    def loss_fn(model: nn.Module, batch: tuple[Tensor, Tensor], step: int) -> StepOutput:
+        x, y = batch
+        ce = F.cross_entropy(model(x), y, reduction="none", label_smoothing=config.label_smoothing)
+        return StepOutput(*objective(step, ce=ce, kl=bayes_layer_kl(model)))
+
+    return Trainer(
+        model=model,
+        optimizer=torch.optim.AdamW(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        ),
+        train_data=data.train,
+        loss_fn=loss_fn,
+        config=cfg,
+        run_dir=run_dir,
+        monitor=HealthMonitor(every=cfg.health_every, run_dir=run_dir, console=console),
+        console=console,
+        eval_fn=lambda model: evaluate(model, data),
+    )
+
+
+def train(
+    config: BayesClfConfig,
+    data: Sequences,
+    run_dir: Path,
+    console: Console,
+    name: str,
+    use_kl: bool = True,
+    resume: bool = False,
+) -> RunResult:
+    """One run: set up, train (evaluating at the end), save the result."""
+    result = setup(config, data, run_dir, console, use_kl).fit(resume=resume)
+    run = RunResult(
+        name,
+        result.metrics,
+        result.scalars.get("kl.share", 0.0),
+        sorted({f.code for f in result.findings if f.severity != "info"}),
+    )
+    save(run, run_dir)
+    return run
+
+
+def save(run: RunResult, run_dir: Path) -> None:
+    """``RUN_DIR/result.json``: metrics, KL share and findings (the weights are in the
+    trainer's checkpoints)."""
+    write_json(run_dir / "result.json", asdict(run))
+
+
+def evaluate(model: nn.Module, data: Sequences) -> dict[str, float]:
+    """Loss, accuracy and macro-F1 on train and test (posterior mean weights), with the
+    majority-class baseline of the test split."""
+    from sklearn.metrics import f1_score
+
+    metrics: dict[str, float] = {}
+    for split, dataset in (("train", data.train), ("test", data.test)):
+        x, y = dataset.tensors()
+        logits = torch.cat([model(chunk) for chunk in x.split(1024)])
+        predicted = logits.argmax(-1)
+        metrics[f"{split}_loss"] = F.cross_entropy(logits, y).item()
+        metrics[f"{split}_accuracy"] = (predicted == y).float().mean().item()
+        metrics[f"{split}_f1"] = float(f1_score(y, predicted, average="macro", zero_division=0))
+    train_y, test_y = data.train.tensors()[1], data.test.tensors()[1]
+    majority = int(torch.bincount(train_y).argmax())
+    metrics["baseline_accuracy"] = (test_y == majority).float().mean().item()
+    shares = torch.bincount(train_y, minlength=len(data.classes)).float() / len(train_y)
+    metrics["baseline_loss"] = float(-(shares * shares.clamp_min(1e-12).log()).sum())
+    return metrics
+
+
+# -- diagnose ------------------------------------------------------------------------------
+
+
+def beats_baseline(metrics: dict[str, float], test_rows: int) -> bool:
+    """Test accuracy above the majority baseline by 2 standard errors (and 1 point)."""
+    base = metrics["baseline_accuracy"]
+    margin = max(0.01, 2 * math.sqrt(base * (1 - base) / max(test_rows, 1)))
+    return metrics["test_accuracy"] > base + margin
+
+
+def fits(metrics: dict[str, float]) -> bool:
+    """Training loss clearly below the label's entropy: the model learned something."""
+    return metrics["train_loss"] < 0.9 * metrics["baseline_loss"]
+
+
+def verdict(tiny: RunResult, configured: RunResult, no_kl: RunResult, test_rows: int) -> str:
+    if beats_baseline(configured.metrics, test_rows):
+        return "no problem found: the configured model beats the majority baseline"
+    no_kl_learns = beats_baseline(no_kl.metrics, test_rows) or (
+        fits(no_kl.metrics) and not fits(configured.metrics)
+    )
+    if configured.kl_share > 0.5 and no_kl_learns:
+        return "KL is blocking learning"
+    if not any(beats_baseline(r.metrics, test_rows) for r in (tiny, configured, no_kl)):
+        return "data has no usable signal"
+    return "model or optimisation issue"
+
+
+def diagnose(
+    config: BayesClfConfig, run_dir: Path, console: Console
+) -> tuple[str, list[RunResult]]:
+    data = load_sequences(config.data, config.trainer.seed)
+    console.print(
+        f"{len(data.train)} training and {len(data.test)} test windows of "
+        f"{config.data.window} steps, {data.n_features} features, classes "
+        f"{', '.join(data.classes)}"
+    )
+    tiny = config.model_copy(
+        update={"model": config.model.model_copy(update={"d_model": 32, "layers": 1, "heads": 2})}
+    )
+    tiny_run, configured, no_kl = runs = [
+        train(tiny, data, run_dir / "1_tiny", console, "tiny (32 wide, 1 layer), KL"),
+        train(config, data, run_dir / "2_configured", console, "configured, KL"),
+        train(config, data, run_dir / "3_no_kl", console, "configured, no KL", use_kl=False),
+    ]
+    decision = verdict(tiny_run, configured, no_kl, test_rows=len(data.test))
+    print_diagnosis(runs, decision, console)
+    return decision, runs
+
+
+def print_diagnosis(runs: list[RunResult], decision: str, console: Console) -> None:
+    table = Table(title="bayes-clf diagnose")
+    for column in (
+        "run",
+        "train loss",
+        "test loss",
+        "train acc",
+        "test acc",
+        "test F1",
+        "baseline acc",
+        "KL share",
+        "findings",
+    ):
+        table.add_column(column)
+    for run in runs:
+        m = run.metrics
+        table.add_row(
+            run.name,
+            f"{m['train_loss']:.4f}",
+            f"{m['test_loss']:.4f}",
+            f"{m['train_accuracy']:.3f}",
+            f"{m['test_accuracy']:.3f}",
+            f"{m['test_f1']:.3f}",
+            f"{m['baseline_accuracy']:.3f}",
+            f"{100 * run.kl_share:.1f} %",
+            ", ".join(run.findings) or "-",
+        )
+    console.print(table)
+    console.print(f"Verdict: [bold]{decision}[/]")

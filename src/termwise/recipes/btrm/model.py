@@ -1,0 +1,109 @@
+"""A multi-head reward model: one backbone pass, N scalar heads (RMSNorm + one Linear).
+
+``backbone -> pooled hidden -> RMSNorm -> Linear(hidden, n_heads) -> soft_cap -> scores``.
+Encoders pool by the attention-masked mean, causal LMs by the last non-pad token. The
+backbone is any local Hugging Face path; LoRA goes through PEFT. The norm and the head are
+always trained and always saved with the adapter, so a reloaded model scores identically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from torch import Tensor, nn
+
+from termwise.models.backbone import Pooling, pool
+from termwise.models.saved import (
+    SavedManifest,
+    load_head_weights,
+    read_manifest,
+    restore_backbone,
+    write_model_dir,
+)
+from termwise.terms import soft_cap
+
+FORMAT = "termwise-reward/1"
+MANIFEST = "termwise_reward.json"
+WEIGHTS = "heads.safetensors"
+
+
+class RewardHeads(nn.Module):
+    """RMSNorm then one stacked Linear: every head reads the same normalised features."""
+
+    def __init__(self, hidden_size: int, n_heads: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(hidden_size, eps=eps)
+        self.linear = nn.Linear(hidden_size, n_heads)
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        return self.linear(self.norm(pooled.float()))
+
+
+class MultiHeadRewardModel(nn.Module):
+    """Scores ``[batch, n_heads]`` from one backbone forward pass."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        hidden_size: int,
+        head_names: list[str],
+        pooling: Pooling,
+        logit_cap: float,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = RewardHeads(hidden_size, len(head_names))
+        self.head_names = list(head_names)
+        self.pooling: Pooling = pooling
+        self.logit_cap = logit_cap
+
+    def raw_scores(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        return self.heads(pool(out.last_hidden_state, attention_mask, self.pooling))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return soft_cap(self.raw_scores(input_ids, attention_mask), self.logit_cap)
+
+
+class RewardManifest(SavedManifest):
+    """``termwise_reward.json``: what the reward model needs to score."""
+
+    head_names: list[str] = Field(..., min_length=1, description="One score per head.")
+    logit_cap: float = Field(..., ge=0, description="Soft tanh cap; 0: none.")
+    meta_prompt: str = Field(..., description="Wraps every text before scoring.")
+    descriptions: dict[str, str] = Field(default_factory=dict, description="Per head.")
+
+
+def save_reward_model(
+    model: MultiHeadRewardModel, tokenizer: Any, directory: Path, manifest: dict[str, Any]
+) -> None:
+    """Directory layout: ``termwise_reward.json`` (head names, pooling, cap, backbone
+    reference, prompt settings), ``heads.safetensors``, ``tokenizer/``, and either
+    ``adapter/`` (PEFT LoRA weights) or ``backbone/`` (full fine-tuned weights)."""
+    from peft import PeftModel
+
+    payload = RewardManifest.model_validate(
+        {
+            **manifest,
+            "format": FORMAT,
+            "head_names": model.head_names,
+            "pooling": model.pooling,
+            "logit_cap": model.logit_cap,
+            "lora": isinstance(model.backbone, PeftModel),
+        }
+    )
+    write_model_dir(directory, model.backbone, tokenizer, model.heads, WEIGHTS, MANIFEST, payload)
+
+
+def load_reward_model(directory: Path) -> tuple[MultiHeadRewardModel, Any, RewardManifest]:
+    """Inverse of :func:`save_reward_model`: the model (eval mode), its tokenizer and the
+    manifest. A LoRA model also needs its base backbone at the recorded local path."""
+    manifest = read_manifest(directory, MANIFEST, RewardManifest, FORMAT, "reward model")
+    backbone, config, tokenizer = restore_backbone(directory, manifest)
+    model = MultiHeadRewardModel(
+        backbone, config.hidden_size, manifest.head_names, manifest.pooling, manifest.logit_cap
+    )
+    load_head_weights(model.heads, directory / WEIGHTS)
+    return model.eval(), tokenizer, manifest

@@ -1,0 +1,322 @@
+"""Multi-head Bradley-Terry reward model: setup, train, evaluate, save.
+
+Setup reads every source once (``btrm_data``), wraps each text in the meta-prompt and
+tokenises it, and plans length-bucketed batches that keep most heads active. Training runs
+the shared loop: per head a Bradley-Terry term over all (positive, negative) pairs,
+tier-weighted, and a log-square term holding positive scores near 1; a head without a
+positive or a negative in the batch contributes nothing that step. The optimised loss is the
+mean over active heads. Evaluation, on each source's held-out rows: per head, the AUC of
+its positives against each negative tier and each soft-negative source, and the median
+positive score.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from termwise.data.batching import pad
+from termwise.data.jsonl import write_json
+from termwise.errors import TermwiseUserError
+from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
+from termwise.objective import Objective
+from termwise.recipes.btrm.config import BtrmConfig
+from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table, plan_batches
+from termwise.recipes.btrm.model import MultiHeadRewardModel, save_reward_model
+from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
+from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
+from termwise.trainer import StepOutput, Trainer, seed_everything
+from termwise.trainer.planned import planned_batch_trainer
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    table: MembershipTable
+    tokenizer: Any
+    ids: list[list[int]]
+    lengths: np.ndarray
+    backbone: Path
+
+
+def check_prompt_fits(config: BtrmConfig, tokenizer: Any) -> None:
+    prefix = len(tokenizer(prompt_prefix(config.meta_prompt))["input_ids"])
+    if prefix > config.backbone.max_length - 16:
+        raise TermwiseUserError(
+            f"the meta-prompt takes {prefix} tokens, leaving fewer than 16 of max_length "
+            f"{config.backbone.max_length} for the text",
+            field="meta_prompt",
+        )
+
+
+def prepare(config: BtrmConfig) -> Prepared:
+    path = resolve_backbone(config.backbone.path)
+    tokenizer = load_tokenizer(path)
+    check_prompt_fits(config, tokenizer)
+    table = build_table(config)
+    ids = encode(tokenizer, config.meta_prompt, table.texts, config.backbone.max_length)
+    return Prepared(table, tokenizer, ids, np.array([len(row) for row in ids]), path)
+
+
+def build_model(config: BtrmConfig, path: Path) -> MultiHeadRewardModel:
+    backbone, hidden, pooling = adapted_backbone(path, config.backbone, config.lora)
+    names = [h.name for h in config.heads]
+    return MultiHeadRewardModel(backbone, hidden, names, pooling, config.logit_cap)
+
+
+class PlannedBatches(Dataset[dict[str, Tensor]]):
+    """Item i is planned batch i, padded: the loop's sampler then shuffles whole batches,
+    and a resumed run rebuilds exactly the same batches from the same seed."""
+
+    def __init__(self, prepared: Prepared, plan: list[np.ndarray], weights: np.ndarray) -> None:
+        self.prepared, self.plan, self.weights = prepared, plan, weights
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        rows = self.plan[index]
+        input_ids, mask = pad(
+            [self.prepared.ids[i] for i in rows], self.prepared.tokenizer.pad_token_id or 0
+        )
+        return {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "positive": torch.as_tensor(self.prepared.table.positive[rows]),
+            "negative_weight": torch.as_tensor(self.weights[rows]),
+        }
+
+
+def make_objective(config: BtrmConfig) -> Objective:
+    roles: dict[str, str] = {}
+    weights: dict[str, float] = {}
+    for head in config.heads:
+        roles[f"{head.name}.bt"] = "data"
+        roles[f"{head.name}.logsq"] = "regularizer"
+        weights[f"{head.name}.logsq"] = config.log_square_weight
+    return Objective(roles, weights=weights)
+
+
+def make_loss(
+    config: BtrmConfig, objective: Objective
+) -> Callable[[nn.Module, dict[str, Tensor], int], StepOutput]:
+    names = [h.name for h in config.heads]
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
+        scores = model(batch["input_ids"], batch["attention_mask"])
+        terms = multihead_bradley_terry(
+            scores,
+            batch["positive"],
+            batch["negative_weight"],
+            log_square_form=config.log_square_form,
+        )
+        active = terms.active.tolist()  # which heads had pairs: decides the mean below
+        values: dict[str, TermOutput | None] = {}
+        for h, name in enumerate(names):
+            on = active[h]
+            values[f"{name}.bt"] = (
+                TermOutput(terms.bradley_terry[h], {"pair_accuracy": terms.pair_accuracy[h]})
+                if on
+                else None
+            )
+            values[f"{name}.logsq"] = TermOutput(terms.log_square[h], {}) if on else None
+        total, breakdown = objective(step, **values)
+        # Mean over the heads that had pairs; with none, a zero that keeps the graph (the
+        # step then changes nothing but stays an ordinary step).
+        loss = total / sum(active) if any(active) else scores.sum() * 0.0
+        stats = {"logits.saturation": saturation_fraction(scores, config.logit_cap)}
+        return StepOutput(loss, breakdown, stats)
+
+    return loss_fn
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """Everything a run needs, built before the first step."""
+
+    config: BtrmConfig
+    prepared: Prepared
+    model: MultiHeadRewardModel
+    trainer: Trainer
+
+
+def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
+    """Read and label every source, tokenise, plan the batches, build the model and the
+    trainer: every input problem surfaces here, before the first step."""
+    cfg = config.trainer
+    seed_everything(cfg.seed)
+    prepared = prepare(config)
+    table = prepared.table
+    train_rows = table.split(heldout=False)
+    console.print(
+        f"{len(table.texts)} examples ({len(train_rows)} for training), "
+        f"{len(table.heads)} heads, backbone {prepared.backbone}"
+    )
+    _report_skips(table, console)
+    weights = table.negative_weight(config.tier_weights.model_dump())
+    plan = plan_batches(
+        table,
+        train_rows,
+        prepared.lengths,
+        cfg.batch_size,
+        cfg.max_steps,
+        cfg.seed,
+        balance_sources=config.balance_sources,
+    )
+    model = build_model(config, prepared.backbone)
+    trainer = planned_batch_trainer(
+        model,
+        PlannedBatches(prepared, plan, weights),
+        make_loss(config, make_objective(config)),
+        cfg,
+        output,
+        console,
+        config.learning_rate,
+        config.weight_decay,
+        adapters_only=config.lora.enabled,
+    )
+    return Session(config, prepared, model, trainer)
+
+
+def train(
+    config: BtrmConfig, output: Path, console: Console, resume: bool = False
+) -> dict[str, Any]:
+    """Set up, train, evaluate every head on held-out rows, save ``OUTPUT/model``."""
+    session = setup(config, output, console)
+    started = time.perf_counter()
+    session.trainer.fit(resume=resume)
+    trained = time.perf_counter()
+    session.model.eval()
+    results = evaluate(session.model, at_scoring_length(session.prepared, config), config)
+    timing = {"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained}
+    save(session, output)
+    write_json(output / "eval.json", results)
+    write_json(output / "timing.json", timing)
+    print_evaluation(results, console)
+    return results
+
+
+def save(session: Session, output: Path) -> None:
+    """The trained model, ready to score, in ``OUTPUT/model``."""
+    config, prepared = session.config, session.prepared
+    save_reward_model(
+        session.model,
+        prepared.tokenizer,
+        output / "model",
+        {
+            "backbone_path": str(prepared.backbone),
+            "meta_prompt": config.meta_prompt,
+            "max_length": config.backbone.scoring_length,
+            "train_max_length": config.backbone.max_length,
+            "descriptions": {h.name: h.description for h in config.heads},
+        },
+    )
+
+
+def _report_skips(table: MembershipTable, console: Console) -> None:
+    for report in table.reports.values():
+        if report.bad:
+            console.print(
+                f"{report.path}: skipped {len(report.bad)} bad record(s), first: {report.bad[0]}",
+                markup=False,
+            )
+
+
+# -- evaluate ------------------------------------------------------------------------------
+
+
+def at_scoring_length(prepared: Prepared, config: BtrmConfig) -> Prepared:
+    """``prepared`` re-encoded at ``score_max_length`` when it differs from ``max_length``."""
+    length = config.backbone.scoring_length
+    if length == config.backbone.max_length:
+        return prepared
+    ids = encode(prepared.tokenizer, config.meta_prompt, prepared.table.texts, length)
+    return replace(prepared, ids=ids, lengths=np.array([len(row) for row in ids]))
+
+
+def score_rows(model: MultiHeadRewardModel, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
+    ids = [prepared.ids[r] for r in rows]
+    return score_ids(model, ids, prepared.tokenizer.pad_token_id or 0).numpy()
+
+
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    if not len(positive) or not len(negative):
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    return float(roc_auc_score(labels, np.r_[positive, negative]))
+
+
+def source_name(key: str) -> str:
+    path, _, tiers = key.partition("|")
+    return Path(path).stem + (f"[{tiers}]" if tiers else "")
+
+
+def evaluate(model: MultiHeadRewardModel, prepared: Prepared, config: BtrmConfig) -> dict[str, Any]:
+    """Per head on held-out rows: AUC vs each negative tier and soft-negative source, and
+    the median positive score."""
+    table = prepared.table
+    rows = table.split(heldout=True)
+    scores = score_rows(model, prepared, rows)
+    results: dict[str, Any] = {}
+    for h, head in enumerate(table.heads):
+        pos = scores[table.positive[rows, h], h]
+        tiers = table.negative_tier[rows, h]
+        entry: dict[str, Any] = {
+            "positives": int(len(pos)),
+            "median_positive": float(np.median(pos)) if len(pos) else None,
+            "auc": {},
+        }
+        for code, name in TIER_NAMES.items():
+            if name != "soft_neg":
+                entry["auc"][name] = _auc(pos, scores[tiers == code, h])
+        soft = tiers == 1
+        for key in np.unique(table.source[rows][soft]):
+            chosen = soft & (table.source[rows] == key)
+            entry["auc"][f"soft_neg:{source_name(key)}"] = _auc(pos, scores[chosen, h])
+        results[head] = entry
+    return results
+
+
+def print_evaluation(results: dict[str, Any], console: Console) -> None:
+    table = Table(title="Held-out evaluation per head (AUC of positives vs each negative set)")
+    for column in (
+        "head",
+        "positives",
+        "median score",
+        "semi_firm",
+        "furthest",
+        "soft (worst source)",
+    ):
+        table.add_column(column)
+    for head, entry in results.items():
+        soft = {k: v for k, v in entry["auc"].items() if k.startswith("soft_neg:") and v}
+        worst = min(soft.items(), key=lambda kv: kv[1]) if soft else None
+        table.add_row(
+            head,
+            str(entry["positives"]),
+            _fmt(entry["median_positive"]),
+            _fmt(entry["auc"].get("semi_firm_neg")),
+            _fmt(entry["auc"].get("furthest_neg")),
+            f"{worst[1]:.3f} ({worst[0][9:]})" if worst else "-",
+        )
+    console.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

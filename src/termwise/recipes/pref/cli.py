@@ -1,0 +1,111 @@
+"""``termwise pref``: pairwise preference models (bt, gpm, bayes_gpm)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from termwise.config import load_yaml_config, write_config
+from termwise.sample_data import sample_path
+
+if TYPE_CHECKING:
+    from termwise.recipes.pref.config import PrefConfig
+
+pref_app = typer.Typer(
+    help="Pairwise preference models: Bradley-Terry, GPM, Bayesian GPM.", no_args_is_help=True
+)
+BUNDLED = sample_path("preferences")
+
+
+def _config(path: Path) -> PrefConfig:
+    from termwise.recipes.pref.config import PrefConfig
+
+    return load_yaml_config(path, PrefConfig)
+
+
+@pref_app.command("gen-config")
+def gen_config(
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
+    kind: str = typer.Option("bt", "--kind", "--head", help="bt, gpm or bayes_gpm."),
+    data_dir: Path = typer.Option(
+        BUNDLED, help="Directory with train.jsonl and dev.jsonl (e.g. ../shared/data/preferences)."
+    ),
+    max_steps: int = typer.Option(500, min=1, help="Training steps in the written config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT."),
+) -> None:
+    """Write a complete config, every field commented with its help text."""
+    from termwise.errors import TermwiseUserError, suggest
+    from termwise.recipes.pref.config import KINDS, PrefConfig
+
+    if kind not in KINDS:
+        raise TermwiseUserError(
+            f"--kind must be bt, gpm or bayes_gpm, got {kind!r}{suggest(kind, KINDS)}"
+        )
+    if not (data_dir / "train.jsonl").is_file():
+        raise TermwiseUserError("no train.jsonl here", path=data_dir)
+    dev = data_dir / "dev.jsonl"
+    config = PrefConfig.model_validate(
+        {
+            "kind": kind,
+            "train_path": data_dir / "train.jsonl",
+            "dev_path": dev if dev.is_file() else None,
+            "trainer": {"max_steps": max_steps, "batch_size": 8, "health_every": 25},
+        }
+    )
+    write_config(output, config, PrefConfig, force=force)
+    Console().print(f"wrote {output}")
+
+
+@pref_app.command("train")
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML config."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run directory."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+) -> None:
+    """Train, save OUTPUT/model, and evaluate on dev_path when it is set."""
+    from termwise.recipes.pref.recipe import train as run_training
+
+    run_training(_config(config), output, Console(), resume=resume)
+
+
+@pref_app.command("eval")
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model)."),
+    data: Path = typer.Option(..., "--data", "-d", help="JSONL pairs to evaluate."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results here."),
+    samples: int | None = typer.Option(
+        None, "--samples", min=1, help="Monte Carlo draws for bayes_gpm (default: the model's)."
+    ),
+) -> None:
+    """Accuracy per category and subset (ties wrong), NLL, Brier, ECE, uncertainty AUROC."""
+    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.recipes.pref.eval import print_results
+    from termwise.recipes.pref.model import load_preference_model
+    from termwise.recipes.pref.recipe import evaluate as evaluate_pairs
+
+    check_readable(data, "data file")
+    if json_out is not None:
+        check_output(json_out, data, option="--json")
+    loaded, tokenizer, manifest = load_preference_model(model)
+    n_samples = samples or manifest.n_samples
+    results = evaluate_pairs(loaded, tokenizer, data, manifest.max_length, n_samples)
+    print_results(results, Console(), title=f"{loaded.kind} on {data}")
+    if json_out is not None:
+        write_json(json_out, results)
+
+
+@pref_app.command("score")
+def score(
+    model: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model)."),
+    input_path: Path = typer.Option(..., "--input", "-i", help="JSONL records to score."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL with scores added."),
+    batch_size: int = typer.Option(32, min=1, help="Pairs per forward pass."),
+) -> None:
+    """Pairs get {"preference": {"p", "std"}}; single responses (bt) get {"reward"}."""
+    from termwise.recipes.pref.score import score_file
+
+    count = score_file(model, input_path, output, batch_size)
+    Console().print(f"scored {count} records -> {output}")

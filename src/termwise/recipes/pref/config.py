@@ -1,0 +1,108 @@
+"""Config of the pairwise preference models (``termwise pref``)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from termwise.config import ExistingFile, StrictModel
+from termwise.errors import TermwiseDeprecationWarning
+from termwise.models.backbone import BackboneConfig, LoraConfig
+from termwise.trainer.config import TrainerConfig
+
+PreferenceKind = Literal["bt", "gpm", "bayes_gpm"]
+KINDS: tuple[str, ...] = ("bt", "gpm", "bayes_gpm")
+
+
+class BtConfig(StrictModel):
+    """The scalar Bradley-Terry head."""
+
+    center_rewards_coef: float | None = Field(
+        None,
+        ge=0,
+        description="Adds coef * mean((r_chosen + r_rejected)^2), as TRL's "
+        "center_rewards_coefficient (null: off).",
+    )
+
+
+class GpmConfig(StrictModel):
+    """The General Preference Model embedding (also used by bayes_gpm)."""
+
+    dim: int = Field(8, ge=2, description="Embedding size 2k (even): k rotation blocks.")
+    tau: float = Field(0.1, gt=0, description="P(a > b) = sigmoid(<R v_a, v_b> / tau).")
+    prompt_scaling: bool = Field(
+        False, description="Scale block j by lambda_j = k * softmax(W h_prompt)_j."
+    )
+
+    @field_validator("dim")
+    @classmethod
+    def _even(cls, dim: int) -> int:
+        if dim % 2:
+            raise ValueError(f"must be even (k blocks of 2), got {dim}")
+        return dim
+
+
+class BayesConfig(StrictModel):
+    """The variational GPM: Gaussian posterior over the ambient embedding."""
+
+    prior_var: float = Field(0.1, gt=0, description="Variance of the N(0, prior_var) prior.")
+    regularize_mean: bool = Field(
+        False, description="Also penalise raw_mu (else the KL regularises the variance only)."
+    )
+    max_kl_weight: float = Field(0.05, ge=0, description="KL weight after the warm-up.")
+    kl_warmup_steps: int = Field(500, ge=0, description="Steps of linear KL warm-up from 0.")
+    n_samples: int = Field(16, ge=1, description="Monte Carlo draws per pair at prediction.")
+    init_std_ratio: float = Field(
+        0.1, gt=0, description="Starting posterior std as a fraction of the expected |raw_mu|."
+    )
+
+
+class PrefConfig(StrictModel):
+    """``termwise pref`` settings: backbone, model kind, data, training."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_head(cls, data: Any) -> Any:
+        """``head`` was the key's name before ``kind``: still read, with a warning."""
+        if isinstance(data, dict) and "head" in data:
+            if "kind" in data:
+                raise ValueError("give 'kind' only ('head' is its old name)")
+            warnings.warn(
+                "pref config: 'head' is deprecated, rename it to 'kind'",
+                TermwiseDeprecationWarning,
+                stacklevel=2,
+            )
+            data = {("kind" if k == "head" else k): v for k, v in data.items()}
+        return data
+
+    kind: PreferenceKind = Field(
+        "bt", description="The model: bt (scalar reward), gpm, or bayes_gpm."
+    )
+    train_path: ExistingFile = Field(..., description="Training pairs (JSONL).")
+    dev_path: ExistingFile | None = Field(
+        None, description="Pairs evaluated at the end of training (null: none)."
+    )
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig, description="Backbone.")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA or full.")
+    bt: BtConfig = Field(default_factory=BtConfig, description="bt settings.")
+    gpm: GpmConfig = Field(default_factory=GpmConfig, description="gpm/bayes_gpm embedding.")
+    bayes: BayesConfig = Field(default_factory=BayesConfig, description="bayes_gpm only.")
+    use_margin: bool = Field(
+        True, description="Subtract a record's 'margin' from its logit in the loss."
+    )
+    learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_pairs: int | None = Field(
+        None, gt=0, description="Read at most this many training pairs (null: all)."
+    )
+    on_bad_record: Literal["error", "skip"] = Field(
+        "error", description="A bad record stops the run (error) or is skipped and counted."
+    )
+    trainer: TrainerConfig = Field(
+        default_factory=lambda: TrainerConfig(
+            max_steps=500, batch_size=8, health_every=25, checkpoint_every=100
+        ),
+        description="Shared training-loop settings (batch_size counts pairs).",
+    )

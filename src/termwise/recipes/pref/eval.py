@@ -1,0 +1,108 @@
+"""Evaluating a preference model the way RewardBench does, plus calibration and uncertainty.
+
+A pair is correct only when ``P(chosen > rejected) > 0.5`` strictly (a tie is wrong).
+Accuracy per subset; a category's score is the example-weighted mean of its subsets (the
+share of its pairs that are correct); overall is the unweighted mean of the categories
+present. Calibration treats each pair as a binary prediction of the preferred response:
+confidence ``max(p, 1 - p)``, correct as above.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from termwise.recipes.pref.data import PreferencePair
+
+ECE_BINS = 15
+
+
+def negative_log_likelihood(p: np.ndarray) -> float:
+    """Mean ``-log P(chosen > rejected)`` (probabilities clipped at 1e-12)."""
+    return float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
+
+
+def brier_score(p: np.ndarray) -> float:
+    """Mean ``(1 - P(chosen > rejected))^2``: the outcome is always 'chosen wins'."""
+    return float(np.square(1.0 - p).mean())
+
+
+def expected_calibration_error(p: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE (Guo et al. 2017) over ``bins`` equal-width confidence bins on [0, 1]:
+    ``sum_b |B_b| / n * |accuracy(B_b) - confidence(B_b)|``."""
+    confidence = np.maximum(p, 1.0 - p)
+    correct = (p > 0.5).astype(np.float64)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(index):
+        chosen = index == b
+        total += chosen.sum() * abs(correct[chosen].mean() - confidence[chosen].mean())
+    return float(total / len(p))
+
+
+def uncertainty_auroc(p: np.ndarray, std: np.ndarray) -> float | None:
+    """AUROC of the predictive std for telling wrong pairs from right ones (0.5 = the
+    uncertainty says nothing). None when every pair is right, or every one wrong."""
+    from sklearn.metrics import roc_auc_score
+
+    wrong = p <= 0.5
+    if wrong.all() or not wrong.any():
+        return None
+    return float(roc_auc_score(wrong, std))
+
+
+def evaluate_predictions(
+    pairs: Sequence[PreferencePair], p: np.ndarray, std: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Accuracy per subset and category, overall, NLL, Brier, ECE and (with ``std``) the
+    uncertainty AUROC."""
+    correct = p > 0.5
+    by_subset: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, pair in enumerate(pairs):
+        by_subset[(pair.category, pair.subset)].append(i)
+    categories: dict[str, dict[str, Any]] = {}
+    for (category, subset), rows in sorted(by_subset.items()):
+        entry = categories.setdefault(category, {"subsets": {}, "pairs": 0, "correct": 0})
+        entry["subsets"][subset] = {"pairs": len(rows), "accuracy": float(correct[rows].mean())}
+        entry["pairs"] += len(rows)
+        entry["correct"] += int(correct[rows].sum())
+    for entry in categories.values():
+        entry["accuracy"] = entry.pop("correct") / entry["pairs"]
+    results: dict[str, Any] = {
+        "pairs": len(pairs),
+        "overall": float(np.mean([c["accuracy"] for c in categories.values()])),
+        "categories": categories,
+        "nll": negative_log_likelihood(p),
+        "brier": brier_score(p),
+        "ece": expected_calibration_error(p),
+        "ties": int((p == 0.5).sum()),
+    }
+    if std is not None and np.any(std > 0):
+        results["uncertainty_auroc"] = uncertainty_auroc(p, std)
+        results["mean_std"] = float(std.mean())
+    return results
+
+
+def print_results(results: dict[str, Any], console: Console, title: str = "Evaluation") -> None:
+    table = Table(title=title)
+    for column in ("category", "subset", "pairs", "accuracy"):
+        table.add_column(column)
+    for category, entry in results["categories"].items():
+        for subset, sub in entry["subsets"].items():
+            table.add_row(category, subset, str(sub["pairs"]), f"{sub['accuracy']:.3f}")
+        table.add_row(
+            f"[b]{category}[/b]", "(all)", str(entry["pairs"]), f"{entry['accuracy']:.3f}"
+        )
+    console.print(table)
+    line = (
+        f"overall {results['overall']:.3f}  NLL {results['nll']:.3f}  "
+        f"Brier {results['brier']:.3f}  ECE {results['ece']:.3f}"
+    )
+    if results.get("uncertainty_auroc") is not None:
+        line += f"  uncertainty AUROC {results['uncertainty_auroc']:.3f}"
+    console.print(line)

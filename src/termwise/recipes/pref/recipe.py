@@ -1,0 +1,265 @@
+"""Pairwise preference models (bt, gpm, bayes_gpm): setup, train, evaluate, save.
+
+Setup reads and checks the pairs, tokenises (prompt, response) for both responses and plans
+length-bucketed batches (pairs of similar length share a batch, so padding stays small;
+the loop shuffles the batches). Training runs the shared loop; one step puts a batch's
+``2B`` sequences through the backbone once. Terms:
+
+* ``preference`` (data): ``-log sigmoid(logit - margin)``, the logit being
+  ``r_c - r_r`` (bt) or ``<R v_c, v_r> / tau`` (gpm; bayes_gpm on one posterior draw).
+* ``centering`` (bt, regulariser, optional): ``coef * (r_c + r_r)^2`` as in TRL.
+* ``bayes_kl`` (bayes_gpm, kl): ``gaussian_kl`` on the ambient ``raw_mu``/``logvar`` with
+  weight ``linear_warmup(0 -> max_kl_weight, kl_warmup_steps)``; ``bayes_kl`` and
+  ``kl_beta`` are logged every logging step.
+
+At the end the model is saved to ``OUT/model`` and the dev pairs (when configured) are
+evaluated (``eval``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from termwise.data.jsonl import write_json
+from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
+from termwise.objective import Objective, WeightSpec
+from termwise.recipes.pref.config import PrefConfig
+from termwise.recipes.pref.data import (
+    EncodedPairs,
+    OnBadRecord,
+    collate_pairs,
+    encode_pairs,
+    read_pairs,
+)
+from termwise.recipes.pref.eval import evaluate_predictions, print_results
+from termwise.recipes.pref.model import PairOutput, PreferenceModel, save_preference_model
+from termwise.recipes.pref.score import predict_pairs
+from termwise.schedules import linear_warmup
+from termwise.terms import TermOutput, bradley_terry, gaussian_kl
+from termwise.terms.preference import reward_centering
+from termwise.trainer import StepOutput, Trainer, seed_everything
+from termwise.trainer.planned import planned_batch_trainer
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    encoded: EncodedPairs
+    tokenizer: Any
+    backbone: Path
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
+
+def prepare(config: PrefConfig, console: Console) -> Prepared:
+    path = resolve_backbone(config.backbone.path)
+    tokenizer = load_tokenizer(path)
+    pairs, report = read_pairs(config.train_path, config.on_bad_record, config.max_pairs)
+    if report.bad:
+        console.print(
+            f"{report.path}: skipped {len(report.bad)} bad record(s), first: {report.bad[0]}",
+            markup=False,
+        )
+    encoded = encode_pairs(tokenizer, pairs, config.backbone.max_length)
+    return Prepared(encoded, tokenizer, path)
+
+
+def build_model(config: PrefConfig, path: Path) -> PreferenceModel:
+    backbone, hidden, pooling = adapted_backbone(path, config.backbone, config.lora)
+    return PreferenceModel(
+        backbone,
+        hidden,
+        config.kind,
+        pooling,
+        dim=config.gpm.dim,
+        tau=config.gpm.tau,
+        prompt_scaling=config.gpm.prompt_scaling,
+        init_std_ratio=config.bayes.init_std_ratio,
+    )
+
+
+def plan_pair_batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Batches of pairs with similar lengths: a seeded shuffle, then within chunks of 32
+    batches, sort by length and cut. Random across chunks, tight padding within a batch."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    chunk = batch_size * 32
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return batches
+
+
+class PairBatches(Dataset[dict[str, Tensor]]):
+    """Item i is planned batch i, collated (the loop's sampler shuffles whole batches)."""
+
+    def __init__(self, prepared: Prepared, plan: list[np.ndarray]) -> None:
+        self.prepared, self.plan = prepared, plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return collate_pairs(self.prepared.encoded, self.plan[index], self.prepared.pad_id)
+
+
+def make_objective(config: PrefConfig) -> Objective:
+    roles = {"preference": "data"}
+    weights: dict[str, WeightSpec] = {}
+    if config.kind == "bt" and config.bt.center_rewards_coef is not None:
+        roles["centering"] = "regularizer"
+        weights["centering"] = config.bt.center_rewards_coef
+    if config.kind == "bayes_gpm":
+        roles["bayes_kl"] = "kl"
+        weights["bayes_kl"] = kl_weight_schedule(config)
+    return Objective(roles, weights=weights)
+
+
+def kl_weight_schedule(config: PrefConfig) -> Callable[[int], float]:
+    """``kl_beta`` at each step: 0 rising linearly to ``max_kl_weight``."""
+    return linear_warmup(0.0, config.bayes.max_kl_weight, config.bayes.kl_warmup_steps)
+
+
+def make_loss(
+    config: PrefConfig, objective: Objective
+) -> Callable[[nn.Module, dict[str, Tensor], int], StepOutput]:
+    beta = kl_weight_schedule(config)
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
+        out: PairOutput = model(batch, n_samples=1)
+        logits = out.logits.reshape(-1)
+        margin = batch["margin"] if config.use_margin else 0.0
+        # bradley_terry(x, 0, margin) = -log sigmoid(x - margin) for any pair logit x.
+        terms: dict[str, TermOutput | None] = {
+            "preference": bradley_terry(logits, torch.zeros_like(logits), margin=margin)
+        }
+        stats: dict[str, Tensor] = {}
+        if out.rewards is not None and "centering" in objective.names:
+            chosen, rejected = out.rewards.chunk(2)
+            terms["centering"] = reward_centering(chosen, rejected)
+        if out.raw_mu is not None and out.logvar is not None:
+            kl = gaussian_kl(
+                out.raw_mu,
+                out.logvar,
+                prior_var=config.bayes.prior_var,
+                regularize_mean=config.bayes.regularize_mean,
+            )
+            terms["bayes_kl"] = kl
+            stats = {"bayes_kl": kl.stats["kl"], "kl_beta": logits.new_tensor(beta(step))}
+        total, breakdown = objective(step, **terms)
+        return StepOutput(total, breakdown, stats)
+
+    return loss_fn
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """Everything a run needs, built before the first step."""
+
+    config: PrefConfig
+    prepared: Prepared
+    model: PreferenceModel
+    trainer: Trainer
+
+
+def setup(config: PrefConfig, output: Path, console: Console) -> Session:
+    cfg = config.trainer
+    seed_everything(cfg.seed)
+    prepared = prepare(config, console)
+    if config.dev_path is not None:  # a bad dev record stops the run now, not after training
+        read_pairs(config.dev_path, config.on_bad_record)
+    console.print(
+        f"{len(prepared.encoded)} training pairs, kind {config.kind}, backbone {prepared.backbone}"
+    )
+    plan = plan_pair_batches(prepared.encoded.lengths(), cfg.batch_size, cfg.seed)
+    model = build_model(config, prepared.backbone)
+    trainer = planned_batch_trainer(
+        model,
+        PairBatches(prepared, plan),
+        make_loss(config, make_objective(config)),
+        cfg,
+        output,
+        console,
+        config.learning_rate,
+        config.weight_decay,
+        adapters_only=config.lora.enabled,
+    )
+    return Session(config, prepared, model, trainer)
+
+
+def train(
+    config: PrefConfig, output: Path, console: Console, resume: bool = False
+) -> dict[str, Any] | None:
+    """Train, save ``OUTPUT/model``, and evaluate on ``dev_path`` (returned) when set."""
+    session = setup(config, output, console)
+    session.trainer.fit(resume=resume)
+    return finish(session, output, console)
+
+
+def finish(session: Session, output: Path, console: Console) -> dict[str, Any] | None:
+    """After training: save the model, evaluate it on ``dev_path`` when set."""
+    session.model.eval()
+    save(session, output)
+    config = session.config
+    if config.dev_path is None:
+        return None
+    results = evaluate(
+        session.model,
+        session.prepared.tokenizer,
+        config.dev_path,
+        config.backbone.scoring_length,
+        config.bayes.n_samples,
+        config.on_bad_record,
+    )
+    write_json(output / "eval.json", results)
+    print_results(results, console, title=f"{config.kind} on {config.dev_path}")
+    return results
+
+
+def save(session: Session, output: Path) -> None:
+    """The trained model, ready to score, in ``OUTPUT/model``."""
+    config, model, tokenizer = session.config, session.model, session.prepared.tokenizer
+    save_preference_model(
+        model,
+        tokenizer,
+        output / "model",
+        {
+            "backbone_path": str(session.prepared.backbone),
+            "max_length": config.backbone.scoring_length,
+            "train_max_length": config.backbone.max_length,
+            "n_samples": config.bayes.n_samples,
+        },
+    )
+
+
+def evaluate(
+    model: PreferenceModel,
+    tokenizer: Any,
+    path: Path,
+    max_length: int,
+    n_samples: int,
+    on_bad_record: OnBadRecord = "error",
+) -> dict[str, Any]:
+    """Every metric of :func:`evaluate_predictions` on the pairs in ``path``."""
+    pairs, report = read_pairs(path, on_bad_record)
+    encoded = encode_pairs(tokenizer, pairs, max_length)
+    p, std = predict_pairs(model, encoded, int(tokenizer.pad_token_id or 0), n_samples)
+    results = evaluate_predictions(pairs, p, std if model.kind == "bayes_gpm" else None)
+    results["skipped_records"] = len(report.bad)
+    return results

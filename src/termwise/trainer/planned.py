@@ -1,0 +1,48 @@
+"""A trainer over pre-planned batches, as the backbone recipes (btrm, pref) use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import Dataset
+
+from termwise.health.monitor import HealthMonitor
+from termwise.trainer.checkpoint import load_trainable, load_weights, save_trainable, save_weights
+from termwise.trainer.config import TrainerConfig
+from termwise.trainer.loop import StepOutput, Trainer
+
+
+def planned_batch_trainer(
+    model: nn.Module,
+    batches: Dataset[Any],
+    loss_fn: Callable[[nn.Module, Any, int], StepOutput],
+    config: TrainerConfig,
+    output: Path,
+    console: Console,
+    learning_rate: float,
+    weight_decay: float,
+    adapters_only: bool,
+) -> Trainer:
+    """AdamW on the trainable parameters, the health monitor, and a loop in which each
+    item of ``batches`` is one whole batch (planned by length and source; the loop's
+    sampler shuffles whole batches, and a resumed run replays the same plan).
+    ``adapters_only``: checkpoints hold the trainable parameters alone (LoRA)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return Trainer(
+        model=model,
+        optimizer=torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay),
+        train_data=batches,
+        loss_fn=loss_fn,
+        config=config.model_copy(update={"batch_size": 1}),  # each item is a planned batch
+        run_dir=output,
+        collate_fn=lambda items: items[0],
+        monitor=HealthMonitor(every=config.health_every, run_dir=output, console=console),
+        console=console,
+        save_model=save_trainable if adapters_only else save_weights,
+        load_model=load_trainable if adapters_only else load_weights,
+    )

@@ -1,0 +1,150 @@
+import orjson
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from termwise.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config_path(tmp_path, tiny_bert):
+    path = tmp_path / "btrm.yaml"
+    result = runner.invoke(app, ["btrm", "gen-config", "-o", str(path), "--max-steps", "4"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(path.read_text())
+    config["backbone"].update({"path": str(tiny_bert), "max_length": 64, "score_max_length": 96})
+    config["lora"]["r"] = 4
+    config["max_rows_per_source"] = 15
+    config["trainer"].update(
+        {
+            "batch_size": 8,
+            "checkpoint_every": 2,
+            "health_every": 2,
+            "progress": False,
+            "tensorboard": False,
+        }
+    )
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_train_then_score_end_to_end(tmp_path, config_path):
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["btrm", "train", "-c", str(config_path), "-o", str(run)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Held-out evaluation per head" in result.output
+    evaluation = orjson.loads((run / "eval.json").read_bytes())
+    assert set(evaluation) == {
+        "fiction",
+        "news",
+        "learned",
+        "government",
+        "reviews",
+        "multiturn_dialogue",
+        "glossary",
+    }
+    assert "semi_firm_neg" in evaluation["news"]["auc"]
+    assert (run / "checkpoints" / "latest").exists() and (run / "health.jsonl").exists()
+    manifest = orjson.loads((run / "model" / "termwise_reward.json").read_bytes())
+    assert (manifest["max_length"], manifest["train_max_length"]) == (96, 64)
+    records = [
+        {"id": i, "body": text}
+        for i, text in enumerate(
+            ["A short one.", "A much longer text " * 20, "Middle length text."]
+        )
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(
+        app,
+        [
+            "btrm",
+            "score",
+            "-m",
+            str(run / "model"),
+            "-i",
+            str(source),
+            "-o",
+            str(out),
+            "--text-field",
+            "body",
+            "--batch-size",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    scored = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["id"] for r in scored] == [0, 1, 2]
+    assert set(scored[0]["scores"]) == set(evaluation)
+    from termwise.recipes.btrm.score import load
+
+    direct = load(run / "model").score([r["body"] for r in records])
+    for row, expected in zip(scored, direct, strict=True):
+        for head, value in expected.items():
+            assert row["scores"][head] == pytest.approx(value, abs=1e-5)
+    resumed = runner.invoke(
+        app, ["btrm", "train", "-c", str(config_path), "-o", str(run), "--resume"]
+    )
+    assert resumed.exit_code == 0 and "resumed from step 4" in resumed.output
+
+
+def test_test_decoders_and_sample_inputs(config_path):
+    result = runner.invoke(
+        app, ["btrm", "test-decoders", "-c", str(config_path)], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "single_quote" in result.output and "text (auto)" in result.output
+    assert "by row" in result.output and "documents (by source)" in result.output
+    result = runner.invoke(
+        app, ["btrm", "sample-inputs", "-c", str(config_path), "-n", "1"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "news | positive" in result.output
+        and "text :" in result.output.lower()
+        or ("text:" in result.output.lower())
+    )
+
+
+def test_decoder_yielding_nothing_exits_2(tmp_path, config_path, monkeypatch, capsys):
+    from termwise.cli import main
+
+    config = yaml.safe_load(config_path.read_text())
+    config["heads"][0]["positive_sources"][0]["tier_filter"] = "no_such_tier"
+    config_path.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr("sys.argv", ["termwise", "btrm", "test-decoders", "-c", str(config_path)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    assert "sources that yield nothing" in capsys.readouterr().err
+
+
+def test_score_without_a_model_is_a_user_error(tmp_path, monkeypatch, capsys):
+    from termwise.cli import main
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "fine"}\n')
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "termwise",
+            "btrm",
+            "score",
+            "-m",
+            str(tmp_path),
+            "-i",
+            str(source),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ],
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    assert "not a termwise reward model" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from termwise.models.backbone import apply_lora, load_backbone
+from termwise.recipes.pref.data import PreferencePair, collate_pairs, encode_pairs
+from termwise.recipes.pref.model import (
+    INITIAL_ABS_MU,
+    PreferenceModel,
+    load_preference_model,
+    save_preference_model,
+)
+from termwise.recipes.pref.score import predict_pairs
+
+PAIRS = [
+    PreferencePair("What is 2+2?", "It is 4.", "It is 5, clearly, as everyone knows."),
+    PreferencePair("Name a colour.", "Blue.", "I will not answer that."),
+    PreferencePair("Say hi.", "Hi there!", "Go away."),
+]
+
+
+def _model(path, head, lora=True, **kwargs) -> PreferenceModel:
+    backbone, config = load_backbone(path)
+    if lora:
+        backbone = apply_lora(backbone, config.model_type, 4, 8, 0.0, None)
+    pooling = "mean" if config.model_type == "bert" else "last"
+    torch.manual_seed(0)
+    return PreferenceModel(backbone, config.hidden_size, head, pooling, **kwargs)
+
+
+def _batch(path, pairs=PAIRS):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    encoded = encode_pairs(tokenizer, pairs, 64)
+    return tokenizer, encoded, collate_pairs(encoded, list(range(len(pairs))), 0)
+
+
+def _swap(pairs):
+    return [PreferencePair(p.prompt, p.rejected, p.chosen) for p in pairs]
+
+
+@pytest.mark.parametrize("head", ["bt", "gpm"])
+def test_swapping_responses_negates_logits(tiny_bert, head):
+    model = _model(tiny_bert, head, prompt_scaling=True).eval()
+    _, _, batch = _batch(tiny_bert)
+    _, _, swapped = _batch(tiny_bert, _swap(PAIRS))
+    with torch.no_grad():
+        forward = model(batch).logits
+        backward = model(swapped).logits
+    torch.testing.assert_close(forward, -backward)
+    assert forward.abs().min() > 0
+
+
+def test_bayes_draws_have_sample_axis_and_small_initial_noise(tiny_bert):
+    model = _model(tiny_bert, "bayes_gpm", init_std_ratio=0.1).eval()
+    _, _, batch = _batch(tiny_bert)
+    with torch.no_grad():
+        out = model(batch, n_samples=5, generator=torch.Generator().manual_seed(0))
+    assert out.logits.shape == (5, len(PAIRS))
+    std = (0.5 * out.logvar).exp()
+    torch.testing.assert_close(std, torch.full_like(std, 0.1 * INITIAL_ABS_MU))
+    ratio = (std.mean() / out.raw_mu.abs().mean()).item()
+    assert 0.03 < ratio < 0.3  # the analytic E|raw_mu| is the right order of magnitude
+    assert out.logits.std(0).max() > 0  # draws differ
+
+
+@pytest.mark.parametrize(
+    ("backbone", "head", "lora"),
+    [
+        ("tiny_bert", "bt", True),
+        ("tiny_bert", "gpm", False),
+        ("tiny_qwen", "bayes_gpm", True),
+    ],
+)
+def test_save_load_gives_identical_predictions(request, tmp_path, backbone, head, lora):
+    path = request.getfixturevalue(backbone)
+    model = _model(path, head, lora=lora, prompt_scaling=head == "gpm")
+    # Move every trained part away from its initial value, so a part that is not saved
+    # (or not loaded) would change the predictions.
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    model.eval()
+    tokenizer, encoded, _ = _batch(path)
+    before = predict_pairs(model, encoded, 0, n_samples=8)
+    save_preference_model(
+        model, tokenizer, tmp_path / "m", {"backbone_path": str(path), "max_length": 64}
+    )
+    loaded, _, manifest = load_preference_model(tmp_path / "m")
+    after = predict_pairs(loaded, encoded, 0, n_samples=8)
+    assert manifest.kind == head and manifest.lora is lora
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    if head == "bayes_gpm":
+        assert before[1].max() > 0
+    else:
+        assert before[1].max() == 0
+
+
+def test_dim_must_be_even(tiny_bert):
+    with pytest.raises(ValueError, match="even"):
+        _model(tiny_bert, "gpm", lora=False, dim=5)
+
+
+def test_initial_abs_mu_constant():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(256, 4096)
+    x = torch.nn.functional.rms_norm(torch.randn(512, 256), (256,))
+    assert math.isclose(layer(x).abs().mean().item(), INITIAL_ABS_MU, rel_tol=0.05)

@@ -1,0 +1,123 @@
+"""The package's shape is enforced, not hoped for: what imports what, and what loads torch."""
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from termwise.cli import app
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "termwise"
+RECIPES = sorted(p.name for p in (PACKAGE / "recipes").iterdir() if (p / "__init__.py").exists())
+SYSTEMS = ["btrm", "pref", "bayes_clf"]  # the trained systems share one recipe shape
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_no_recipe_imports_another(recipe):
+    offending = {
+        f"{path.name}: {name}"
+        for path in (PACKAGE / "recipes" / recipe).glob("*.py")
+        for name in _imports(path)
+        if name.startswith("termwise.recipes.")
+        and not name.startswith(f"termwise.recipes.{recipe}")
+    }
+    assert not offending, f"recipes/{recipe} imports another recipe: {sorted(offending)}"
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_system_has_the_recipe_shape(system):
+    tree = ast.parse((PACKAGE / "recipes" / system / "recipe.py").read_text())
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {"setup", "train", "evaluate", "save"} <= functions
+    files = {p.name for p in (PACKAGE / "recipes" / system).glob("*.py")}
+    assert {"config.py", "recipe.py", "cli.py", "model.py", "data.py"} <= files
+
+
+def test_engine_never_imports_recipes_or_cli():
+    engine = [PACKAGE / name for name in ("terms", "health", "trainer", "models", "data")]
+    engine_files = [p for folder in engine for p in folder.glob("*.py")]
+    engine_files += [PACKAGE / f for f in ("config.py", "errors.py", "objective.py")]
+    for path in engine_files:
+        bad = {n for n in _imports(path) if re.match(r"termwise\.(recipes|cli)\b", n)}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import termwise.cli",
+        "import termwise.config, termwise.errors",
+        *(f"import termwise.recipes.{r}.config" for r in RECIPES),
+    ],
+)
+def test_configs_and_the_cli_load_without_torch(code):
+    probe = f"import sys; {code}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", f"{code!r} imported torch"
+
+
+def _commands(group, prefix=()):
+    """Every command path of the typer app, e.g. ('btrm', 'train')."""
+    import typer.main
+
+    click_group = typer.main.get_command(group)
+    stack = [(prefix, click_group)]
+    while stack:
+        path, command = stack.pop()
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            stack.append(((*path, name), sub))
+
+
+COMMANDS = sorted(_commands(app))
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "termwise")
+def test_every_command_has_help(path):
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_every_readme_command_exists():
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    used = set(re.findall(r"^termwise ((?:[a-z][\w-]* ?)+)", readme, flags=re.M))
+    known = {" ".join(p) for p in COMMANDS}
+    missing = {u.strip() for u in used if u.strip() not in known and u.split()[0] != "..."}
+    # A README line may pass arguments after the command path (`termwise probe DATA`):
+    # take the longest known prefix of each.
+    unresolved = {
+        m for m in missing if not any(m.startswith(k + " ") or m == k for k in known if k)
+    }
+    assert not unresolved, f"README commands that do not exist: {sorted(unresolved)}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.glob("recipes/*/configs/*.yaml")), ids=lambda p: p.name
+)
+def test_every_bundled_config_loads(path, monkeypatch):
+    from termwise.config import load_yaml_config
+
+    recipe = path.parents[1].name
+    module = __import__(f"termwise.recipes.{recipe}.config", fromlist=["*"])
+    model = next(
+        getattr(module, name)
+        for name in dir(module)
+        if name.endswith("Config") and name.lower().startswith(recipe.replace("_", ""))
+    )
+    monkeypatch.chdir(PACKAGE.parents[1])  # bundled configs name the bundled data
+    load_yaml_config(path, model)
