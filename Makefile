@@ -20,7 +20,7 @@ run: $(STAMP)
 	BIN=$(BIN) bash scripts/run_default.sh
 
 demo: $(STAMP)
-	$(BIN)/termwise demo free-bits --run-dir runs/demo
+	$(BIN)/termwise demo free-bits --run-dir runs/demo --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

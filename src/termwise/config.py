@@ -20,6 +20,8 @@ ModelT = TypeVar("ModelT", bound="StrictModel")
 
 
 def _existing_file(path: Path) -> Path:
+    if path.is_dir():
+        raise ValueError(f"is a directory, expected a file: {path}")
     if not path.is_file():
         raise ValueError(f"file not found: {path}")
     return path
@@ -70,9 +72,19 @@ def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
     """Parse and validate ``path``; any problem raises one :class:`TermwiseUserError`
     naming the file, line and field."""
     path = Path(path)
+    if path.is_dir():
+        raise TermwiseUserError("is a directory, expected a YAML config file", path=path)
     if not path.is_file():
         raise TermwiseUserError("config file not found", path=path)
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise TermwiseUserError(
+            f"not UTF-8 text (byte {error.start}); save the config as UTF-8",
+            path=path,
+            line=raw[: error.start].count(b"\n") + 1,
+        ) from None
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -42,7 +42,7 @@ def test_column_errors_suggest_and_missing_values_are_counted(tmp_path):
         select(frame, path, "labl")
     with pytest.raises(TermwiseUserError, match=r"feat: missing or infinite value \(data row 2\)"):
         select(frame, path, "label")
-    with pytest.raises(TermwiseUserError, match="'name' is not numeric"):
+    with pytest.raises(TermwiseUserError, match="name: feature is not numeric"):
         select(frame, path, "label", features=["name"])
     table = select(frame, path, "label", on_missing="drop")
     assert table.dropped_rows == 1 and table.features == ["feat"] and len(table.y) == 31

@@ -1,3 +1,5 @@
+import pytest
+
 from termwise.trainer import EpochSampler
 
 
@@ -19,11 +21,22 @@ def test_start_skips_consumed_examples_without_changing_order():
 
 
 def test_ranks_partition_the_epoch():
-    whole = EpochSampler(11, seed=0)
-    shards = [EpochSampler(11, seed=0, rank=r, world_size=2) for r in range(2)]
+    whole = EpochSampler(12, seed=0)
+    shards = [EpochSampler(12, seed=0, rank=r, world_size=2) for r in range(2)]
     for shard in shards:
         shard.set_epoch(0, start=2)
-    merged = [i for pair in zip(*map(list, shards), strict=False) for i in pair]
-    merged += list(shards[0])[len(list(shards[1])) :]
+    merged = [i for pair in zip(*map(list, shards), strict=True) for i in pair]
     assert merged == list(whole)[2:]
-    assert sum(len(s) for s in shards) == 9
+
+
+@pytest.mark.parametrize(("size", "world"), [(11, 2), (7, 3), (1, 4), (9, 4)])
+def test_uneven_counts_are_padded_so_every_rank_gets_the_same_number(size, world):
+    shards = [EpochSampler(size, seed=5, rank=r, world_size=world) for r in range(world)]
+    lengths = {len(s) for s in shards}
+    assert len(lengths) == 1 and len(list(shards[0])) == len(shards[0])
+    seen = [i for shard in shards for i in shard]
+    assert set(seen) == set(range(size))  # every item at least once
+    assert len(seen) == -(-size // world) * world  # padded with repeats, nothing more
+    for shard in shards:  # a resumed position means the same on every rank
+        shard.set_epoch(1, start=world)
+    assert len({len(s) for s in shards}) == 1

@@ -4,6 +4,7 @@ happened (2: the user's input, 1: training diverged, 130: interrupted)."""
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Any
 
@@ -41,6 +42,11 @@ def run_cli(app: typer.Typer) -> int:
     # user and the one line that matters; read before transformers is imported.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:  # already imported (an embedding program, a test)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
     try:
         app()
     except TermwiseUserError as error:

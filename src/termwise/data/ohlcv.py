@@ -68,6 +68,12 @@ def build(raw: pd.DataFrame, path: str) -> OhlcvFrame:
         raise TermwiseUserError(
             f"non-numeric or non-positive price/volume in data row {row + 1}", path=path
         )
+    if (frame["volume"] == 0).all():
+        raise TermwiseUserError(
+            "volume is 0 on every bar: VWAP and the volume features are undefined", path=path
+        )
+    if frame["close"].nunique() == 1:
+        raise TermwiseUserError("the close price never changes: nothing to predict", path=path)
     time_col = _find(columns, TIME_NAMES)
     frame["time"] = (
         pd.to_datetime(raw[time_col])

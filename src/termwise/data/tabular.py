@@ -57,6 +57,31 @@ def _require(frame: pd.DataFrame, column: str, what: str, path: Path) -> None:
         )
 
 
+def _check_numeric(frame: pd.DataFrame, column: str, path: Path, explicit: bool) -> None:
+    """A column that is numbers except for a few cells would be dropped as text (or fail
+    later): name the column and its first bad row instead. A column of text is fine unless
+    it was asked for as a feature."""
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    present = values.dropna()
+    bad = pd.to_numeric(present, errors="coerce").isna()
+    if not bad.any() or (not explicit and bad.mean() > 0.1):
+        return  # numbers stored as text, or a text column that is not asked for
+    if bad.all():
+        raise TermwiseUserError(
+            f"feature is not numeric (dtype {values.dtype})", path=path, field=column
+        )
+    first = int(np.flatnonzero(bad.to_numpy())[0])  # position among the present cells
+    row = int(np.flatnonzero(values.notna().to_numpy())[first])
+    raise TermwiseUserError(
+        f"column is numeric except {int(bad.sum())} cell(s), first in data row {row + 1} "
+        f"({present.iloc[first]!r}); fix the cell(s) or leave the column out with --features",
+        path=path,
+        field=column,
+    )
+
+
 def select(
     frame: pd.DataFrame,
     path: Path,
@@ -69,6 +94,8 @@ def select(
     """Pick and check the columns. Features default to every numeric column other than the
     target, time and group columns. Rows with a missing value stop the probe with the first
     such row named, unless ``on_missing="drop"``, which drops and counts them."""
+    if frame.empty:
+        raise TermwiseUserError("no data rows (only a header?)", path=path)
     _require(frame, target, "--target", path)
     for column, what in ((time_col, "--time-col"), (group_col, "--group-col")):
         if column is not None:
@@ -77,14 +104,19 @@ def select(
     if features:
         for name in features:
             _require(frame, name, "--features", path)
-            if not pd.api.types.is_numeric_dtype(frame[name]):
+            if name in reserved:
                 raise TermwiseUserError(
-                    f"feature {name!r} is not numeric (dtype {frame[name].dtype})",
+                    f"{name!r} is the target (or the time or group column); it cannot also "
+                    "be a feature",
                     path=path,
                     field="--features",
                 )
+            _check_numeric(frame, name, path, explicit=True)
         names = list(features)
     else:
+        for column in frame.columns:
+            if column not in reserved:
+                _check_numeric(frame, str(column), path, explicit=False)
         names = [
             str(c)
             for c in frame.columns

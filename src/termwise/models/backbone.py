@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from termwise.config import StrictModel
 from termwise.errors import TermwiseUserError
@@ -46,6 +46,18 @@ class BackboneConfig(StrictModel):
         "only blurs them, and on CPU attention dropout forces a slower attention kernel "
         "(about half the step time on MiniLM). lora.dropout is kept.",
     )
+
+    @field_validator("path")
+    @classmethod
+    def _is_model_dir(cls, path: Path | None) -> Path | None:
+        """Checked with the config, before anything loads: a local model directory."""
+        if path is None:
+            return None
+        if not path.is_dir():
+            raise ValueError(f"not a directory (a local Hugging Face model): {path}")
+        if not (path / "config.json").is_file():
+            raise ValueError(f"not a Hugging Face model directory (no config.json): {path}")
+        return path
 
     @property
     def scoring_length(self) -> int:

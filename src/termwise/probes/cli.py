@@ -63,6 +63,7 @@ def probe(
     verbose: bool = typer.Option(False, help="With --ohlcv: the full report of every target."),
 ) -> None:
     """Probe whether the features carry signal about the target, against shuffled labels."""
+    from termwise.data.jsonl import check_output
     from termwise.data.tabular import read_table, select
     from termwise.probes.report import print_ranking, print_report, write_json
     from termwise.probes.run import ProbeSettings, probe_arrays
@@ -71,6 +72,8 @@ def probe(
     settings = ProbeSettings(
         permutations=permutations, test_fraction=test_fraction, seed=seed, task=task.value
     )
+    if json_out is not None:  # a bad output path fails now, not after the probe
+        check_output(json_out, data, option="--json")
     frame = read_table(data)
     if ohlcv:
         reports = _probe_ohlcv(frame, data, target, settings, console, verbose)
@@ -87,16 +90,19 @@ def probe(
             group_col=group_col,
             on_missing=on_missing.value,
         )
-        report = probe_arrays(
-            table.features,
-            table.x,
-            table.y,
-            target,
-            settings,
-            times=table.times,
-            groups=table.groups,
-            dropped_rows=table.dropped_rows,
-        )
+        try:
+            report = probe_arrays(
+                table.features,
+                table.x,
+                table.y,
+                target,
+                settings,
+                times=table.times,
+                groups=table.groups,
+                dropped_rows=table.dropped_rows,
+            )
+        except TermwiseUserError as error:
+            raise TermwiseUserError(error.reason, path=data, field=error.field) from None
         print_report(report, console)
         reports = [report]
     if json_out is not None:
@@ -127,17 +133,25 @@ def _probe_ohlcv(
             field="--target",
         )
     reports = []
+    skipped: list[str] = []
     for name in [target] if target else names:
         rows = ohlcv.target_arrays(bars, name)
-        report = probe_arrays(
-            list(ohlcv.FEATURES),
-            rows.x,
-            rows.y,
-            name,
-            settings,
-            times=rows.times,
-            label_end=rows.known_at,
-        )
+        try:
+            report = probe_arrays(
+                list(ohlcv.FEATURES),
+                rows.x,
+                rows.y,
+                name,
+                settings,
+                times=rows.times,
+                label_end=rows.known_at,
+            )
+        except TermwiseUserError as error:
+            if target:  # the one target asked for
+                raise TermwiseUserError(error.reason, path=data) from None
+            skipped.append(error.reason)  # one degenerate target; the others still rank
+            console.print(f"{name}: skipped: {error.reason}", markup=False)
+            continue
         report.notes.append(
             f"{rows.dropped} bars without enough history or future dropped; "
             f"series split by {bars.grouping}; training rows whose target "
@@ -148,4 +162,9 @@ def _probe_ohlcv(
         else:
             console.print(f"{name}: {report.verdict.label} ({report.seconds:.1f} s)")
         reports.append(report)
+    if not reports:
+        raise TermwiseUserError(
+            f"no OHLCV target could be probed ({len(skipped)} skipped; first: {skipped[0]})",
+            path=data,
+        )
     return reports

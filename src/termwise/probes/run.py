@@ -11,7 +11,7 @@ import numpy as np
 from termwise.data.splits import make_split
 from termwise.probes.features import FeatureProbeSettings, FeatureResult, probe_features
 from termwise.probes.models import ModelProbe, probe_models
-from termwise.probes.target import TargetSummary, infer_kind, summarize_target
+from termwise.probes.target import TargetSummary, check_target, infer_kind, summarize_target
 from termwise.probes.verdict import Verdict, decide
 
 
@@ -59,6 +59,7 @@ def probe_arrays(
     settings = settings or ProbeSettings()
     started = time.perf_counter()
     kind = infer_kind(y, settings.task)
+    check_target(y, kind, target_name)
     target = summarize_target(y, kind)
     codes = y.astype(float) if kind == "regression" else np.unique(y, return_inverse=True)[1]
     time_ordered = times is not None

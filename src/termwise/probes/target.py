@@ -8,6 +8,8 @@ from typing import Literal
 
 import numpy as np
 
+from termwise.errors import TermwiseUserError
+
 TaskKind = Literal["binary", "multiclass", "regression"]
 MAX_CLASSES = 20
 
@@ -37,6 +39,44 @@ def infer_kind(values: np.ndarray, requested: str = "auto") -> TaskKind:
     if requested == "classification" or not numeric or len(distinct) <= MAX_CLASSES:
         return "binary" if len(distinct) == 2 else "multiclass"
     return "regression"
+
+
+MIN_ROWS = 20
+MIN_PER_CLASS = 5  # each class must reach both splits, and be more than a single row there
+
+
+def check_target(values: np.ndarray, kind: TaskKind, name: str) -> None:
+    """Refuse a target that no probe can answer about, saying why: too few rows, a
+    constant, or classes too rare to appear in both the training and the test split."""
+    if len(values) < MIN_ROWS:
+        raise TermwiseUserError(
+            f"target {name!r}: only {len(values)} usable rows; a probe needs at least {MIN_ROWS}"
+        )
+    distinct, counts = np.unique(values, return_counts=True)
+    if len(distinct) == 1 or (kind == "regression" and float(np.std(values.astype(float))) == 0):
+        raise TermwiseUserError(
+            f"target {name!r} is constant (every row is {_plain(distinct[0])}): nothing to predict"
+        )
+    if kind == "regression":
+        return
+    rare = [
+        f"{_plain(c)} ({n} rows)"
+        for c, n in zip(distinct, counts, strict=True)
+        if n < MIN_PER_CLASS
+    ]
+    if rare:
+        shown = ", ".join(rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
+        raise TermwiseUserError(
+            f"target {name!r}: {len(rare)} of {len(distinct)} classes have fewer than "
+            f"{MIN_PER_CLASS} rows: {shown}; merge rare classes, or probe it with "
+            "--task regression if it is a number"
+        )
+
+
+def _plain(value: object) -> str:
+    """A NumPy scalar as the user wrote it (``1``, not ``np.int64(1)``)."""
+    item = getattr(value, "item", None)
+    return repr(item() if callable(item) else value)
 
 
 def summarize_target(values: np.ndarray, kind: TaskKind) -> TargetSummary:

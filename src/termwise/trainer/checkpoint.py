@@ -108,6 +108,14 @@ class CheckpointManager:
         path = self.root / pointer.read_text(encoding="utf-8").strip()
         return path if path.is_dir() else None
 
+    def candidates(self) -> list[Path]:
+        """Checkpoints to resume from, best first: the one ``latest`` names, then every
+        other complete ``step_*`` folder, newest first."""
+        steps = sorted((p for p in self.root.glob("step_*") if p.is_dir()), key=_step_of)
+        latest = self.latest()
+        ordered = ([latest] if latest is not None else []) + steps[::-1]
+        return list(dict.fromkeys(ordered))
+
     def save(
         self,
         step: int,
@@ -117,25 +125,34 @@ class CheckpointManager:
         state: dict[str, Any],
         save_model_fn: ModelSaver = save_weights,
     ) -> Path:
-        name = f"step_{step:08d}"
-        final = self.root / name
-        tmp = self.root / f".tmp-{name}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        """One process's checkpoint: weights, optimizer, scheduler, RNG and state."""
+        tmp = self.begin(step)
         save_model_fn(model, tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         if scheduler is not None:
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         tensors, rng_meta = rng_state()
         save_file(tensors, str(tmp / "rng.safetensors"))
-        (tmp / "state.json").write_bytes(
-            orjson.dumps({**state, "rng": rng_meta}, option=orjson.OPT_INDENT_2)
-        )
+        return self.commit(step, {**state, "rng": rng_meta})
+
+    def begin(self, step: int) -> Path:
+        """A fresh temporary folder for the checkpoint of ``step`` (main process)."""
+        tmp = self.root / f".tmp-{_name(step)}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def commit(self, step: int, state: dict[str, Any]) -> Path:
+        """Write ``state.json``, rename the temporary folder into place, point ``latest``
+        at it and prune old checkpoints (main process)."""
+        name = _name(step)
+        tmp, final = self.root / f".tmp-{name}", self.root / name
+        (tmp / "state.json").write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         self._point_to(name)
-        self._prune()
+        self._prune(keep=final)
         return final
 
     def _point_to(self, name: str) -> None:
@@ -146,10 +163,12 @@ class CheckpointManager:
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / LATEST)
 
-    def _prune(self) -> None:
-        done = sorted(p for p in self.root.glob("step_*") if p.is_dir())
+    def _prune(self, keep: Path) -> None:
+        """Keep the ``keep`` newest checkpoints by step, never the one just written."""
+        done = sorted((p for p in self.root.glob("step_*") if p.is_dir()), key=_step_of)
         for old in done[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
 
     def load(
         self,
@@ -157,17 +176,65 @@ class CheckpointManager:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         load_model_fn: ModelSaver = load_weights,
-    ) -> dict[str, Any]:
-        """Restore the latest checkpoint into the given objects; returns its state.json."""
-        path = self.latest()
-        if path is None:
+        say: Callable[[str], None] = print,
+        load_state_fn: Callable[[Path], None] | None = None,
+    ) -> tuple[Path, dict[str, Any]]:
+        """Restore the newest intact checkpoint into the given objects; returns its path and
+        its state.json. A checkpoint that cannot be read (a crash mid-copy, a bad disk) is
+        skipped with a note, and the previous one is used."""
+        pointer = self.root / LATEST
+        if pointer.is_file() and self.latest() is None:
+            named = pointer.read_text(encoding="utf-8").strip()
+            say(f"note: {pointer} names {named!r}, which is missing; using the newest intact one")
+        candidates = self.candidates()
+        if not candidates:
             raise TermwiseUserError(
-                "no checkpoint to resume from (expected checkpoints/latest)", path=self.root.parent
+                "no checkpoint to resume from (no checkpoints/step_* folder)",
+                path=self.root.parent,
             )
-        load_model_fn(model, path)
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        if scheduler is not None and (path / "scheduler.pt").exists():
-            scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-        state: dict[str, Any] = orjson.loads((path / "state.json").read_bytes())
-        set_rng_state(load_file(str(path / "rng.safetensors")), state["rng"])
-        return state
+        for index, path in enumerate(candidates):
+            try:
+                if load_state_fn is not None:  # written by Accelerate's save_state
+                    state = orjson.loads((path / "state.json").read_bytes())
+                    load_state_fn(path)
+                else:
+                    state = _load_one(path, model, optimizer, scheduler, load_model_fn)
+            except Exception as error:  # a corrupt checkpoint fails in many library ways
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                following = candidates[index + 1] if index + 1 < len(candidates) else None
+                say(
+                    f"note: checkpoint {path.name} is unreadable ({type(error).__name__}: "
+                    f"{reason}); "
+                    + (f"falling back to {following.name}" if following else "none left")
+                )
+                continue
+            return path, state
+        raise TermwiseUserError("no intact checkpoint to resume from", path=self.root)
+
+
+def _name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def _step_of(path: Path) -> int:
+    digits = path.name.removeprefix("step_")
+    return int(digits) if digits.isdigit() else -1
+
+
+def _load_one(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    load_model_fn: ModelSaver,
+) -> dict[str, Any]:
+    # Read the small files first: a checkpoint missing them is skipped before any state moves.
+    state: dict[str, Any] = orjson.loads((path / "state.json").read_bytes())
+    rng = load_file(str(path / "rng.safetensors"))
+    optimizer_state = torch.load(path / "optimizer.pt", weights_only=True)
+    load_model_fn(model, path)
+    optimizer.load_state_dict(optimizer_state)
+    if scheduler is not None and (path / "scheduler.pt").exists():
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    set_rng_state(rng, state["rng"])
+    return state

@@ -27,6 +27,14 @@ class TrainerConfig(StrictModel):
         500, ge=0, description="Steps between checkpoints; 0 saves only at the end."
     )
     keep_checkpoints: int = Field(2, gt=0, description="How many recent checkpoints to keep.")
+    checkpoint_format: Literal["auto", "termwise", "accelerate"] = Field(
+        "auto",
+        description="termwise: safetensors weights, optimizer and RNG saved by the main "
+        "process (right for one process and DDP, whose replicas are identical). accelerate: "
+        "Accelerate's save_state/load_state on every process, which gathers sharded "
+        "FSDP/DeepSpeed optimizer state (loaded with weights_only). auto: accelerate under "
+        "FSDP or DeepSpeed, else termwise.",
+    )
     max_consecutive_nonfinite: int = Field(
         5,
         gt=0,

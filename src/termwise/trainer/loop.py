@@ -13,14 +13,14 @@ import numpy as np
 import orjson
 import torch
 from accelerate import Accelerator
-from accelerate.utils import send_to_device
+from accelerate.utils import DistributedType, send_to_device
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from termwise.data.jsonl import write_bytes_atomic
-from termwise.errors import TrainingDiverged
+from termwise.errors import TermwiseUserError, TrainingDiverged
 from termwise.health import HealthMonitor
 from termwise.health.findings import Finding
 from termwise.health.report import print_summary
@@ -29,7 +29,7 @@ from termwise.objective import Breakdown, stack_scalars
 from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weights, save_weights
 from termwise.trainer.config import TrainerConfig
 from termwise.trainer.sampler import EpochSampler
-from termwise.trainer.scalars import ScalarWriter
+from termwise.trainer.scalars import ScalarWriter, truncate_logs
 
 
 def _cache_lomo_probe() -> None:
@@ -167,9 +167,15 @@ class Trainer:
         if resume:
             self._resume()
         else:
+            if self.checkpoints.candidates():
+                raise TermwiseUserError(
+                    "already holds a run; pass --resume to continue it or --overwrite to "
+                    "replace it",
+                    path=self.run_dir,
+                )
             seed_everything(self.config.seed)
         writer = (
-            ScalarWriter(self.run_dir, self.config.tensorboard)
+            ScalarWriter(self.run_dir, self.config.tensorboard, purge_after=self.state.step)
             if self.accelerator.is_main_process
             else None
         )
@@ -190,6 +196,12 @@ class Trainer:
             # the run can resume, unless it is already on disk.
             if self._saved_step < self.state.step > 0 and self.state.consecutive_nonfinite == 0:
                 self._save()
+            if self._saved_step > 0:
+                self.console.print(
+                    f"stopped at step {self.state.step}; checkpoint of step {self._saved_step} "
+                    f"in {self.checkpoints.root}: continue with --resume",
+                    markup=False,
+                )
             raise
         finally:
             if writer is not None:
@@ -296,13 +308,24 @@ class Trainer:
 
     def _save(self) -> Path | None:
         self.accelerator.wait_for_everyone()
+        main = self.accelerator.is_main_process
+        state = {
+            "train": asdict(self.state),
+            "seed": self.config.seed,
+            "monitor": self.monitor.state_dict() if self.monitor is not None else None,
+        }
         path = None
-        if self.accelerator.is_main_process:
-            state = {
-                "train": asdict(self.state),
-                "seed": self.config.seed,
-                "monitor": self.monitor.state_dict() if self.monitor is not None else None,
-            }
+        if self._accelerate_state():
+            # Every process takes part: sharded optimizer state is gathered by Accelerate.
+            tmp = self.checkpoints.root / f".tmp-step_{self.state.step:08d}"
+            if main:
+                tmp = self.checkpoints.begin(self.state.step)
+            self.accelerator.wait_for_everyone()
+            self.accelerator.save_state(str(tmp), safe_serialization=True)
+            self.accelerator.wait_for_everyone()
+            if main:
+                path = self.checkpoints.commit(self.state.step, state)
+        elif main:
             path = self.checkpoints.save(
                 self.state.step,
                 self.accelerator.unwrap_model(self.model),
@@ -315,19 +338,37 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return path
 
+    def _accelerate_state(self) -> bool:
+        """Whether checkpoints go through Accelerate's state API (see TrainerConfig)."""
+        chosen = self.config.checkpoint_format
+        if chosen == "auto":
+            sharded = {DistributedType.FSDP, DistributedType.DEEPSPEED}
+            return self.accelerator.distributed_type in sharded
+        return chosen == "accelerate"
+
     def _resume(self) -> None:
-        state = self.checkpoints.load(
+        path, state = self.checkpoints.load(
             self.accelerator.unwrap_model(self.model),
             self.optimizer,
             self.lr_scheduler,
             self.load_model_fn,
+            say=lambda text: self.console.print(text, markup=False),
+            load_state_fn=(
+                (lambda path: self.accelerator.load_state(str(path)))
+                if self._accelerate_state()
+                else None
+            ),
         )
         self.state = TrainState(**state["train"])
         self.state.consecutive_nonfinite = 0
         if self.monitor is not None and state.get("monitor"):
             self.monitor.load_state_dict(state["monitor"])
         self._saved_step = self.state.step
-        self.console.print(f"resumed from step {self.state.step} ({self.checkpoints.latest()})")
+        if self.accelerator.is_main_process:
+            # Steps after the checkpoint were logged by the interrupted run and will be
+            # logged again: drop them, so every step appears once.
+            truncate_logs(self.run_dir, self.state.step)
+        self.console.print(f"resumed from step {self.state.step} ({path})")
 
     def _finish(self, last: Path | None) -> TrainResult:
         findings = list(self.monitor.findings) if self.monitor is not None else []

@@ -15,7 +15,9 @@ class EpochSampler(Sampler[int]):
     so the resumed run sees exactly the examples the uninterrupted run would have seen,
     without loading the skipped ones. With several processes each takes every
     ``world_size``-th example from its ``rank`` on (as ``DistributedSampler`` does), so the
-    data order is the same whatever the number of processes.
+    data order is the same whatever the number of processes. The permutation is padded
+    with its own first items to a multiple of ``world_size``, so every rank gets the same
+    number of examples per epoch and their epoch counters (and resumed positions) agree.
     """
 
     def __init__(
@@ -39,7 +41,13 @@ class EpochSampler(Sampler[int]):
             order = torch.randperm(self.size, generator=generator).tolist()
         else:
             order = list(range(self.size))
+        repeats = -(-self.padded_size // self.size)
+        order = (order * repeats)[: self.padded_size]
         return iter(order[self.start + self.rank :: self.world_size])
 
+    @property
+    def padded_size(self) -> int:
+        return -(-self.size // self.world_size) * self.world_size
+
     def __len__(self) -> int:
-        return len(range(self.start + self.rank, self.size, self.world_size))
+        return len(range(self.start + self.rank, self.padded_size, self.world_size))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 SCALARS_FILE = "scalars.csv"
 
@@ -17,7 +20,7 @@ class ScalarWriter:
     resumed run append to the same file.
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_after: int = 0) -> None:
         self.path = run_dir / SCALARS_FILE
         new = not self.path.exists()
         self._handle = self.path.open("a", newline="", encoding="utf-8")
@@ -28,7 +31,9 @@ class ScalarWriter:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(run_dir / "tb"))
+            # purge_step hides the events an interrupted run wrote after its checkpoint.
+            purge = purge_after + 1 if purge_after else None
+            self._tb = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge)
 
     def write(self, step: int, scalars: Mapping[str, float], prefix: str = "") -> None:
         for name, value in scalars.items():
@@ -50,3 +55,36 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
         for row in csv.DictReader(handle):
             series.setdefault(row["name"], []).append((int(row["step"]), float(row["value"])))
     return series
+
+
+def truncate_logs(run_dir: Path, step: int) -> None:
+    """Drop what a run logged after ``step`` (the checkpoint a resumed run restarts from)
+    from ``scalars.csv``, ``metrics.jsonl`` and ``health.jsonl``, atomically."""
+    from termwise.data.jsonl import write_bytes_atomic
+
+    scalars = run_dir / SCALARS_FILE
+    if scalars.is_file():
+        with scalars.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(kept)
+        write_bytes_atomic(scalars, buffer.getvalue().encode("utf-8"))
+    for name in ("metrics.jsonl", "health.jsonl"):
+        path = run_dir / name
+        if path.is_file():
+            kept_lines = [
+                line
+                for line in path.read_bytes().splitlines(keepends=True)
+                if _line_step(line) <= step
+            ]
+            write_bytes_atomic(path, b"".join(kept_lines))
+
+
+def _line_step(line: bytes) -> int:
+    """The ``step`` of a JSON line (a line that does not parse is kept: step -1)."""
+    try:
+        value = orjson.loads(line).get("step", -1)
+    except (orjson.JSONDecodeError, AttributeError):
+        return -1
+    return value if isinstance(value, int) else -1

@@ -5,7 +5,8 @@ from rich.console import Console
 
 from termwise.config import load_yaml_config
 from termwise.errors import TermwiseUserError
-from termwise.recipes.bayes_clf.recipe import BayesClfConfig, diagnose
+from termwise.recipes.bayes_clf.config import BayesClfConfig
+from termwise.recipes.bayes_clf.recipe import diagnose
 
 
 def series_csv(path, signal: bool, seed: int = 0) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from termwise import cli_options as opts
 from termwise.config import load_yaml_config
 
 bayes_app = typer.Typer(help="Bayesian sequence classifier: train, diagnose.", no_args_is_help=True)
@@ -14,36 +15,44 @@ bayes_app = typer.Typer(help="Bayesian sequence classifier: train, diagnose.", n
 
 @bayes_app.command("diagnose")
 def diagnose(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config."),
+    config: Path = opts.CONFIG,
     output: Path = typer.Option(
         Path("runs/bayes-diagnose"),
         "--output",
         "-o",
         help="Run directory for the three diagnostic runs.",
     ),
+    overwrite: bool = opts.OVERWRITE,
 ) -> None:
     """Tiny model, configured model, configured model without KL: data, KL or model?"""
     from termwise.recipes.bayes_clf.config import BayesClfConfig
     from termwise.recipes.bayes_clf.recipe import diagnose as run_diagnose
+    from termwise.trainer.run_dir import prepare_run_dir, write_run_config
 
     settings = load_yaml_config(config, BayesClfConfig)
+    prepare_run_dir(output, overwrite=overwrite)
+    write_run_config(output, settings)
     run_diagnose(settings, output, Console())
 
 
 @bayes_app.command("train")
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config."),
-    output: Path = typer.Option(..., "--output", "-o", help="Run directory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+    config: Path = opts.CONFIG,
+    output: Path = opts.RUN_DIR,
+    resume: bool = opts.RESUME,
+    overwrite: bool = opts.OVERWRITE,
 ) -> None:
     """Train the configured model with the health monitor; evaluate on the test period."""
     from termwise.recipes.bayes_clf.config import BayesClfConfig
     from termwise.recipes.bayes_clf.data import load_sequences
     from termwise.recipes.bayes_clf.recipe import print_diagnosis
     from termwise.recipes.bayes_clf.recipe import train as train_run
+    from termwise.trainer.run_dir import prepare_run_dir, write_run_config
 
     settings = load_yaml_config(config, BayesClfConfig)
     console = Console()
+    prepare_run_dir(output, resume, overwrite)
     data = load_sequences(settings.data, settings.trainer.seed)
+    write_run_config(output, settings, console)
     result = train_run(settings, data, output, console, "configured", resume=resume)
     print_diagnosis([result], "see the findings above", console)

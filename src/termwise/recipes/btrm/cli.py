@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from termwise import cli_options as opts
 from termwise.config import load_yaml_config, write_config
 from termwise.errors import TermwiseUserError
 from termwise.sample_data import sample_path
@@ -31,7 +32,7 @@ def gen_config(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
     data_dir: Path = typer.Option(BUNDLED, help="Corpora directory (e.g. ../shared/data/corpora)."),
     max_steps: int = typer.Option(300, min=1, help="Training steps in the written config."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT."),
+    force: bool = opts.FORCE,
 ) -> None:
     """Write a complete, commented default config over the corpora in DATA_DIR."""
     from termwise.recipes.btrm.config import HEADER, BtrmConfig, default_config
@@ -41,7 +42,7 @@ def gen_config(
 
 
 @btrm_app.command("test-decoders")
-def test_decoders(config: Path = typer.Option(..., "--config", "-c", help="YAML config.")) -> None:
+def test_decoders(config: Path = opts.CONFIG) -> None:
     """Per source: rows per tier, the text field used, bad lines and two short samples.
     Exits 2 if any source yields nothing."""
     from termwise.recipes.btrm.data import head_sources, heldout_summary
@@ -99,7 +100,7 @@ def test_decoders(config: Path = typer.Option(..., "--config", "-c", help="YAML 
 
 @btrm_app.command("sample-inputs")
 def sample_inputs(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config."),
+    config: Path = opts.CONFIG,
     per_head: int = typer.Option(2, "-n", min=1, help="Samples per head and role."),
 ) -> None:
     """What the model sees (meta-prompt + text, tokenised and truncated) per head and role."""
@@ -125,21 +126,22 @@ def sample_inputs(
 
 @btrm_app.command("train")
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config."),
-    output: Path = typer.Option(..., "--output", "-o", help="Run directory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+    config: Path = opts.CONFIG,
+    output: Path = opts.RUN_DIR,
+    resume: bool = opts.RESUME,
+    overwrite: bool = opts.OVERWRITE,
 ) -> None:
     """Train, then evaluate every head on held-out rows and save OUTPUT/model."""
     from termwise.recipes.btrm.recipe import train as run_training
 
-    run_training(_config(config), output, Console(), resume=resume)
+    run_training(_config(config), output, Console(), resume=resume, overwrite=overwrite)
 
 
 @btrm_app.command("score")
 def score(
-    model: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model)."),
-    input_path: Path = typer.Option(..., "--input", "-i", help="JSONL records to score."),
-    output: Path = typer.Option(..., "--output", "-o", help="JSONL with scores added."),
+    model: Path = opts.MODEL_DIR,
+    input_path: Path = opts.SCORE_INPUT,
+    output: Path = opts.SCORE_OUTPUT,
     text_field: str = typer.Option(
         "auto", help="Field holding the text (auto: text, prose, content, response)."
     ),

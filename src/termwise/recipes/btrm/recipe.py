@@ -37,6 +37,7 @@ from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
 from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
+from termwise.trainer.run_dir import prepare_run_dir, write_run_config
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -193,9 +194,15 @@ def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
 
 
 def train(
-    config: BtrmConfig, output: Path, console: Console, resume: bool = False
+    config: BtrmConfig,
+    output: Path,
+    console: Console,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Set up, train, evaluate every head on held-out rows, save ``OUTPUT/model``."""
+    prepare_run_dir(output, resume, overwrite)
+    write_run_config(output, config, console)
     session = setup(config, output, console)
     started = time.perf_counter()
     session.trainer.fit(resume=resume)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from termwise import cli_options as opts
 from termwise.config import load_yaml_config
 
 demo_app = typer.Typer(help="Demonstrations of the engine on real runs.", no_args_is_help=True)
@@ -18,14 +19,18 @@ def free_bits(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML demo config."),
     free_bits: float | None = typer.Option(None, min=0.0, help="Free bits of run 1 (default 0.1)."),
     max_steps: int | None = typer.Option(None, min=1, help="Training steps per run."),
+    overwrite: bool = opts.OVERWRITE,
 ) -> None:
     """Train with free bits above the model's KL, then at the value the monitor suggests."""
     from termwise.recipes.free_bits_demo.config import FreeBitsDemoConfig
     from termwise.recipes.free_bits_demo.recipe import run_demo
+    from termwise.trainer.run_dir import prepare_run_dir, write_run_config
 
     settings = load_yaml_config(config, FreeBitsDemoConfig) if config else FreeBitsDemoConfig()
     if free_bits is not None:
         settings.free_bits = free_bits
     if max_steps is not None:
         settings.trainer.max_steps = max_steps
+    prepare_run_dir(run_dir, overwrite=overwrite)
+    write_run_config(run_dir, settings)
     run_demo(settings, run_dir, Console())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from termwise import cli_options as opts
 from termwise.config import load_yaml_config, write_config
 from termwise.sample_data import sample_path
 
@@ -34,7 +35,7 @@ def gen_config(
         BUNDLED, help="Directory with train.jsonl and dev.jsonl (e.g. ../shared/data/preferences)."
     ),
     max_steps: int = typer.Option(500, min=1, help="Training steps in the written config."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT."),
+    force: bool = opts.FORCE,
 ) -> None:
     """Write a complete config, every field commented with its help text."""
     from termwise.errors import TermwiseUserError, suggest
@@ -61,19 +62,20 @@ def gen_config(
 
 @pref_app.command("train")
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config."),
-    output: Path = typer.Option(..., "--output", "-o", help="Run directory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+    config: Path = opts.CONFIG,
+    output: Path = opts.RUN_DIR,
+    resume: bool = opts.RESUME,
+    overwrite: bool = opts.OVERWRITE,
 ) -> None:
     """Train, save OUTPUT/model, and evaluate on dev_path when it is set."""
     from termwise.recipes.pref.recipe import train as run_training
 
-    run_training(_config(config), output, Console(), resume=resume)
+    run_training(_config(config), output, Console(), resume=resume, overwrite=overwrite)
 
 
 @pref_app.command("eval")
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model)."),
+    model: Path = opts.MODEL_DIR,
     data: Path = typer.Option(..., "--data", "-d", help="JSONL pairs to evaluate."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results here."),
     samples: int | None = typer.Option(
@@ -99,9 +101,9 @@ def evaluate(
 
 @pref_app.command("score")
 def score(
-    model: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model)."),
-    input_path: Path = typer.Option(..., "--input", "-i", help="JSONL records to score."),
-    output: Path = typer.Option(..., "--output", "-o", help="JSONL with scores added."),
+    model: Path = opts.MODEL_DIR,
+    input_path: Path = opts.SCORE_INPUT,
+    output: Path = opts.SCORE_OUTPUT,
     batch_size: int = typer.Option(32, min=1, help="Pairs per forward pass."),
 ) -> None:
     """Pairs get {"preference": {"p", "std"}}; single responses (bt) get {"reward"}."""

@@ -48,6 +48,7 @@ from termwise.terms import TermOutput, bradley_terry, gaussian_kl
 from termwise.terms.preference import reward_centering
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
+from termwise.trainer.run_dir import prepare_run_dir, write_run_config
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -204,9 +205,15 @@ def setup(config: PrefConfig, output: Path, console: Console) -> Session:
 
 
 def train(
-    config: PrefConfig, output: Path, console: Console, resume: bool = False
+    config: PrefConfig,
+    output: Path,
+    console: Console,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any] | None:
     """Train, save ``OUTPUT/model``, and evaluate on ``dev_path`` (returned) when set."""
+    prepare_run_dir(output, resume, overwrite)
+    write_run_config(output, config, console)
     session = setup(config, output, console)
     session.trainer.fit(resume=resume)
     return finish(session, output, console)
