@@ -3,15 +3,7 @@ heavy loads."""
 
 import pytest
 
-from tests.cli.test_cli import run_main
-
-
-def _one_line(code, err, *fragments):
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], err
+from tests.cli.test_cli import assert_one_line_exit_2, run_main
 
 
 def _series(path, rows=60):
@@ -54,19 +46,19 @@ def test_bayes_clf_impossible_configs(kind, fragments, tmp_path, monkeypatch, ca
     code, err = run_main(
         monkeypatch, capsys, "bayes-clf", "train", "-c", str(config), "-o", str(tmp_path / "r")
     )
-    _one_line(code, err, *fragments)
+    assert_one_line_exit_2(code, err, *fragments)
 
 
 def test_a_config_that_is_not_utf8(tmp_path, monkeypatch, capsys):
     path = tmp_path / "c.yaml"
     path.write_bytes(b"free_bits: 0.1\n# caf\xe9\n")
     code, err = run_main(monkeypatch, capsys, "demo", "free-bits", "-c", str(path))
-    _one_line(code, err, "c.yaml:2", "not UTF-8")
+    assert_one_line_exit_2(code, err, "c.yaml:2", "not UTF-8")
 
 
 def test_a_config_path_that_is_a_directory(tmp_path, monkeypatch, capsys):
     code, err = run_main(monkeypatch, capsys, "demo", "free-bits", "-c", str(tmp_path))
-    _one_line(code, err, "is a directory")
+    assert_one_line_exit_2(code, err, "is a directory")
 
 
 @pytest.mark.parametrize("what", ["missing", "not a model", "a file"])
@@ -83,7 +75,7 @@ def test_a_backbone_path_that_is_not_a_model(what, tmp_path, monkeypatch, capsys
     code, err = run_main(
         monkeypatch, capsys, "pref", "train", "-c", str(config), "-o", str(tmp_path / "r")
     )
-    _one_line(code, err, "pref.yaml:3", "backbone.path")
+    assert_one_line_exit_2(code, err, "pref.yaml:3", "backbone.path")
 
 
 def test_a_directory_where_a_data_file_belongs(tmp_path, monkeypatch, capsys):
@@ -92,7 +84,7 @@ def test_a_directory_where_a_data_file_belongs(tmp_path, monkeypatch, capsys):
     code, err = run_main(
         monkeypatch, capsys, "pref", "train", "-c", str(config), "-o", str(tmp_path / "r")
     )
-    _one_line(code, err, "train_path", "is a directory")
+    assert_one_line_exit_2(code, err, "train_path", "is a directory")
 
 
 def test_a_bad_dev_record_stops_pref_before_the_first_step(
@@ -109,7 +101,7 @@ def test_a_bad_dev_record_stops_pref_before_the_first_step(
     )
     run = tmp_path / "r"
     code, err = run_main(monkeypatch, capsys, "pref", "train", "-c", str(config), "-o", str(run))
-    _one_line(code, err, "dev.jsonl:2: chosen: missing")
+    assert_one_line_exit_2(code, err, "dev.jsonl:2: chosen: missing")
     assert not (run / "checkpoints").exists()  # no training happened
 
 

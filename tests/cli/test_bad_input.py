@@ -6,16 +6,8 @@ import orjson
 import pytest
 from transformers import AutoTokenizer
 
-from tests.cli.test_cli import run_main
+from tests.cli.test_cli import assert_one_line_exit_2, run_main
 from tests.recipes.btrm.test_score import saved_lora_model
-
-
-def _one_line_exit_2(code, err, *fragments):
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], err
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +80,7 @@ def test_a_broken_model_directory_is_one_line(
     out = tmp_path / "out.jsonl"
     args = ["btrm", "score", "-m", str(broken), "-i", str(texts), "-o", str(out)]
     code, err = run_main(monkeypatch, capsys, *args)
-    _one_line_exit_2(code, err, str(broken), EXPECTED.get(corruption, ""))
+    assert_one_line_exit_2(code, err, str(broken), EXPECTED.get(corruption, ""))
     assert not out.exists()
 
 
@@ -98,20 +90,20 @@ def test_a_model_path_that_is_not_a_directory(target, texts, tmp_path, monkeypat
     if target == "file":
         path.write_text("x")
     args = ["btrm", "score", "-m", str(path), "-i", str(texts), "-o", str(tmp_path / "o")]
-    _one_line_exit_2(*run_main(monkeypatch, capsys, *args), str(path))
+    assert_one_line_exit_2(*run_main(monkeypatch, capsys, *args), str(path))
 
 
 def test_score_refuses_an_output_that_is_its_input(model_dir, texts, monkeypatch, capsys):
     before = texts.read_bytes()
     args = ["btrm", "score", "-m", str(model_dir), "-i", str(texts), "-o", str(texts)]
-    _one_line_exit_2(*run_main(monkeypatch, capsys, *args), "is the input file")
+    assert_one_line_exit_2(*run_main(monkeypatch, capsys, *args), "is the input file")
     assert texts.read_bytes() == before
 
 
 def test_score_refuses_a_directory_output_before_loading(texts, tmp_path, monkeypatch, capsys):
     args = ["btrm", "score", "-m", str(tmp_path / "no-model"), "-i", str(texts)]
     code, err = run_main(monkeypatch, capsys, *args, "-o", str(tmp_path))
-    _one_line_exit_2(code, err, "is a directory")
+    assert_one_line_exit_2(code, err, "is a directory")
 
 
 def test_a_failing_score_keeps_the_previous_output(model_dir, tmp_path, monkeypatch, capsys):
@@ -121,7 +113,7 @@ def test_a_failing_score_keeps_the_previous_output(model_dir, tmp_path, monkeypa
     out.write_text("the previous results\n")
     args = ["btrm", "score", "-m", str(model_dir), "-i", str(source), "-o", str(out)]
     code, err = run_main(monkeypatch, capsys, *args, "--chunk", "1")
-    _one_line_exit_2(code, err, "in.jsonl:3: text: expected a string, got int")
+    assert_one_line_exit_2(code, err, "in.jsonl:3: text: expected a string, got int")
     assert out.read_text() == "the previous results\n"
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
@@ -140,28 +132,28 @@ def test_a_bad_record_says_what_is_wrong(record, message, model_dir, tmp_path, m
     source.write_text('{"text": "fine"}\n' + json.dumps(record) + "\n")
     args = ["btrm", "score", "-m", str(model_dir), "-i", str(source), "-o", str(tmp_path / "o")]
     code, err = run_main(monkeypatch, capsys, *args, "--text-field", "text")
-    _one_line_exit_2(code, err, f"in.jsonl:2: {message}")
+    assert_one_line_exit_2(code, err, f"in.jsonl:2: {message}")
 
 
 def test_pref_eval_refuses_a_json_path_that_is_a_directory(tmp_path, monkeypatch, capsys):
     data = tmp_path / "pairs.jsonl"
     data.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
     args = ["pref", "eval", "-m", str(tmp_path / "none"), "-d", str(data), "--json", str(tmp_path)]
-    _one_line_exit_2(*run_main(monkeypatch, capsys, *args), "--json is a directory")
+    assert_one_line_exit_2(*run_main(monkeypatch, capsys, *args), "--json is a directory")
 
 
 def test_probe_refuses_a_json_path_that_is_its_input(tmp_path, monkeypatch, capsys):
     data = tmp_path / "t.csv"
     data.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
     args = ["probe", str(data), "--target", "y", "--json", str(data)]
-    _one_line_exit_2(*run_main(monkeypatch, capsys, *args), "is the input file")
+    assert_one_line_exit_2(*run_main(monkeypatch, capsys, *args), "is the input file")
 
 
 def test_demo_refuses_a_run_dir_that_is_a_file(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "f"
     run_dir.write_text("x")
     args = ["demo", "free-bits", "--run-dir", str(run_dir), "--max-steps", "2"]
-    _one_line_exit_2(*run_main(monkeypatch, capsys, *args), "is a file")
+    assert_one_line_exit_2(*run_main(monkeypatch, capsys, *args), "is a file")
 
 
 def test_invalid_numbers_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
@@ -174,7 +166,7 @@ def test_gen_config_never_overwrites_without_force(command, tmp_path, monkeypatc
     path = tmp_path / "c.yaml"
     path.write_text("# my edits\n")
     code, err = run_main(monkeypatch, capsys, command, "gen-config", "-o", str(path))
-    _one_line_exit_2(code, err, "--force")
+    assert_one_line_exit_2(code, err, "--force")
     assert path.read_text() == "# my edits\n"
     code, _ = run_main(monkeypatch, capsys, command, "gen-config", "-o", str(path), "--force")
     assert code == 0 and "my edits" not in path.read_text()

@@ -45,6 +45,15 @@ def test_health_explain_groups_findings(tmp_path):
     assert result.output.index("nonfinite") < result.output.index("free_bits.all_free")
 
 
+def assert_one_line_exit_2(code, err, *fragments):
+    """A user's mistake: status 2 and exactly one ``error:`` line holding ``fragments``."""
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+
+
 def run_main(monkeypatch, capsys, *args):
     monkeypatch.setattr("sys.argv", ["termwise", *args])
     try:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.cli.test_cli import run_main
+from tests.cli.test_cli import assert_one_line_exit_2, run_main
 
 N = 120
 
@@ -67,6 +67,4 @@ def test_hostile_input_is_one_line(case, tmp_path, monkeypatch, capsys):
     code, err = run_main(
         monkeypatch, capsys, "probe", str(path), *target, *flags, "--permutations", "100"
     )
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1, err
-    assert message in lines[0] and "t.csv" in lines[0], err
+    assert_one_line_exit_2(code, err, message, "t.csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from rich.console import Console
@@ -17,25 +17,44 @@ from termwise.trainer.config import TrainerConfig
 from termwise.trainer.loop import StepOutput, Trainer
 
 
+class _Adapters(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+
+class BackboneRecipeConfig(Protocol):
+    """What a backbone recipe's config (btrm, pref) says about its optimisation."""
+
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def lora(self) -> _Adapters: ...
+    @property
+    def trainer(self) -> TrainerConfig: ...
+
+
 def planned_batch_trainer(
     model: nn.Module,
     batches: Dataset[Any],
     loss_fn: Callable[[nn.Module, Any, int], StepOutput],
-    config: TrainerConfig,
+    settings: BackboneRecipeConfig,
     output: Path,
     console: Console,
-    learning_rate: float,
-    weight_decay: float,
-    adapters_only: bool,
 ) -> Trainer:
     """AdamW on the trainable parameters, the health monitor, and a loop in which each
     item of ``batches`` is one whole batch (planned by length and source; the loop's
-    sampler shuffles whole batches, and a resumed run replays the same plan).
-    ``adapters_only``: checkpoints hold the trainable parameters alone (LoRA)."""
+    sampler shuffles whole batches, and a resumed run replays the same plan). With LoRA
+    the checkpoints hold the trainable parameters alone."""
+    config = settings.trainer
+    adapters_only = settings.lora.enabled
     trainable = [p for p in model.parameters() if p.requires_grad]
     return Trainer(
         model=model,
-        optimizer=torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay),
+        optimizer=torch.optim.AdamW(
+            trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
+        ),
         train_data=batches,
         loss_fn=loss_fn,
         config=config.model_copy(update={"batch_size": 1}),  # each item is a planned batch

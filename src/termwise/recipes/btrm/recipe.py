@@ -183,12 +183,9 @@ def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
         model,
         PlannedBatches(prepared, plan, weights),
         make_loss(config, make_objective(config)),
-        cfg,
+        config,
         output,
         console,
-        config.learning_rate,
-        config.weight_decay,
-        adapters_only=config.lora.enabled,
     )
     return Session(config, prepared, model, trainer)
 

@@ -194,12 +194,9 @@ def setup(config: PrefConfig, output: Path, console: Console) -> Session:
         model,
         PairBatches(prepared, plan),
         make_loss(config, make_objective(config)),
-        cfg,
+        config,
         output,
         console,
-        config.learning_rate,
-        config.weight_decay,
-        adapters_only=config.lora.enabled,
     )
     return Session(config, prepared, model, trainer)
 
