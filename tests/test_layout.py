@@ -121,3 +121,16 @@ def test_every_bundled_config_loads(path, monkeypatch):
     )
     monkeypatch.chdir(PACKAGE.parents[1])  # bundled configs name the bundled data
     load_yaml_config(path, model)
+
+
+BENCH = sorted((PACKAGE.parents[1] / "bench").glob("[a-z]*.py"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", BENCH, ids=lambda p: p.name)
+def test_every_bench_script_still_imports(script):
+    """Benchmarks are not run by the tests, but a moved module must not break them."""
+    result = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
