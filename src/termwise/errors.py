@@ -49,3 +49,7 @@ def suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 class TermwiseDeprecationWarning(FutureWarning):
     """A renamed key or option still accepted; shown to users (FutureWarning is shown by
     default, DeprecationWarning is not), as one line by the CLI."""
+
+
+class TermwiseConfigWarning(UserWarning):
+    """A config that runs but rarely does what its author wants (one line in the CLI)."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 Schedule = Callable[[int], float]
@@ -157,3 +158,62 @@ class AutoScale:
             "hi": self.hi,
             "reference": self.reference,
         }
+
+
+class AutoFreeBits:
+    """A free-bits threshold set from the KL the model has, so that ``penalty_reduction``
+    sits at ``target`` (30 %: the middle of the healthy band of ``free_bits.band``).
+
+    ``observe`` takes the per-token raw KL of a step (per token for ``mean_dims`` and
+    ``sum_dims``, per (token, dim) entry for ``per_dim``, in the same units as
+    :func:`termwise.terms.free_bits_kl`); every ``every`` steps the threshold is solved on
+    the values of the last ``every`` steps: with ``kl_after = mean(max(k - fb, 0))``,
+    ``penalty_reduction(fb) = mean(min(k, fb)) / mean(k)``, which rises with ``fb``, so a
+    bisection finds the ``fb`` giving ``target``, clamped to ``[lo, hi]``.
+
+    What it does to the gradient: tokens (or entries) whose KL is under the threshold get
+    NO KL gradient at all, the others the full gradient. ``target=0.3`` waives about 30 %
+    of the KL penalty, mostly on the tokens with the least KL, so the bottleneck keeps
+    some information everywhere instead of being pushed to zero.
+    """
+
+    def __init__(
+        self,
+        target: float = 0.3,
+        every: int = 50,
+        lo: float = 0.0,
+        hi: float = 1.0,
+        initial: float = 0.0,
+    ) -> None:
+        if not 0.0 < target < 1.0:
+            raise ValueError(f"AutoFreeBits: target must be in (0, 1), got {target}")
+        if every < 1 or not 0.0 <= lo <= hi:
+            raise ValueError("AutoFreeBits: need every >= 1 and 0 <= lo <= hi")
+        self.target, self.every, self.lo, self.hi = target, every, lo, hi
+        self.value = float(initial)
+        self._recent: list[Tensor] = []
+
+    def observe(self, step: int, kl_values: Tensor) -> float:
+        """Record a step's raw KL values; returns the threshold to use at this step."""
+        self._recent.append(kl_values.detach().float().flatten().cpu())
+        if step > 0 and step % self.every == 0:
+            self.value = self.solve(torch.cat(self._recent))
+            self._recent = []
+        return self.value
+
+    def solve(self, kl: Tensor) -> float:
+        total = float(kl.clamp_min(0).mean())
+        if total <= 0:
+            return self.lo
+        low, high = 0.0, float(kl.max())
+        for _ in range(40):
+            middle = (low + high) / 2
+            reduction = float(torch.minimum(kl.clamp_min(0), torch.tensor(middle)).mean()) / total
+            low, high = (middle, high) if reduction < self.target else (low, middle)
+        return min(max((low + high) / 2, self.lo), self.hi)
+
+    def state_dict(self) -> dict[str, float]:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        self.value = float(state["value"])

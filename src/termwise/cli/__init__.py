@@ -15,6 +15,7 @@ from termwise.recipes.bayes_clf.cli import bayes_app
 from termwise.recipes.btrm.cli import btrm_app
 from termwise.recipes.free_bits_demo.cli import demo_app
 from termwise.recipes.pref.cli import pref_app
+from termwise.recipes.vae.cli import vae_app
 
 app = typer.Typer(
     name="termwise",
@@ -29,6 +30,7 @@ app.command("probe")(probe)
 app.add_typer(bayes_app, name="bayes-clf")
 app.add_typer(btrm_app, name="btrm")
 app.add_typer(pref_app, name="pref")
+app.add_typer(vae_app, name="vae")
 
 
 def _version(value: bool) -> None:

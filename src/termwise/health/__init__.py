@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from termwise.health.monitor import HealthMonitor
     from termwise.health.rules_bayes import PosteriorCollapsed
     from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
+    from termwise.health.rules_latent import LatentCollapsed
     from termwise.health.rules_signals import LogitsSaturated, NonFinite
     from termwise.health.rules_terms import (
         AutoScalePinned,
@@ -41,6 +42,7 @@ def default_rules(calibrate_after: int | None = None) -> list[Rule]:
     """Every built-in rule with its default thresholds."""
     from termwise.health.rules_bayes import PosteriorCollapsed
     from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
+    from termwise.health.rules_latent import LatentCollapsed
     from termwise.health.rules_signals import LogitsSaturated, NonFinite
     from termwise.health.rules_terms import (
         AutoScalePinned,
@@ -53,6 +55,7 @@ def default_rules(calibrate_after: int | None = None) -> list[Rule]:
     )
 
     return [
+        LatentCollapsed(),
         NonFinite(),
         FreeBitsAllFree(),
         FreeBitsBand(calibrate_after=calibrate_after),
@@ -80,6 +83,7 @@ __all__ = [
     "FreeBitsBand",
     "HealthMonitor",
     "KLBlocksLearning",
+    "LatentCollapsed",
     "LogitsSaturated",
     "MetricReport",
     "NonFinite",
@@ -106,6 +110,7 @@ _MODULES = {
     "PosteriorCollapsed": "termwise.health.rules_bayes",
     "FitTestAboveTrain": "termwise.health.rules_fit",
     "FitValRising": "termwise.health.rules_fit",
+    "LatentCollapsed": "termwise.health.rules_latent",
     "LogitsSaturated": "termwise.health.rules_signals",
     "NonFinite": "termwise.health.rules_signals",
     "AutoScalePinned": "termwise.health.rules_terms",

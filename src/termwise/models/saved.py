@@ -23,7 +23,7 @@ from termwise.errors import TermwiseUserError
 if TYPE_CHECKING:
     from torch import nn
 
-ManifestT = TypeVar("ManifestT", bound="SavedManifest")
+ManifestT = TypeVar("ManifestT", bound=StrictModel)
 
 
 class SavedManifest(StrictModel):

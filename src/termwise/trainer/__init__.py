@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         save_weights,
     )
     from termwise.trainer.config import TrainerConfig
+    from termwise.trainer.early_stopping import EarlyStopping
     from termwise.trainer.loop import (
         StepOutput,
         Trainer,
@@ -34,6 +35,7 @@ _EXPORTS = {
     "save_trainable": "checkpoint",
     "save_weights": "checkpoint",
     "TrainerConfig": "config",
+    "EarlyStopping": "early_stopping",
     "StepOutput": "loop",
     "Trainer": "loop",
     "TrainResult": "loop",
@@ -44,6 +46,7 @@ _EXPORTS = {
 }
 __all__ = [
     "CheckpointManager",
+    "EarlyStopping",
     "EpochSampler",
     "StepOutput",
     "TrainResult",

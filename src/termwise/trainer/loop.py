@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -28,6 +28,7 @@ from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
 from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weights, save_weights
 from termwise.trainer.config import TrainerConfig
+from termwise.trainer.early_stopping import EarlyStopping
 from termwise.trainer.sampler import EpochSampler
 from termwise.trainer.scalars import ScalarWriter, truncate_logs
 
@@ -57,6 +58,15 @@ class StepOutput(NamedTuple):
 
 
 LossFn = Callable[[nn.Module, Any, int], StepOutput]
+
+
+class Stateful(Protocol):
+    """An object whose JSON-serialisable state is saved in every checkpoint."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
 
 
@@ -76,6 +86,7 @@ class TrainState:
     batches_in_epoch: int = 0
     nonfinite_steps: int = 0
     consecutive_nonfinite: int = 0
+    stopped_early: bool = False
 
 
 @dataclass
@@ -113,6 +124,8 @@ class Trainer:
         save_model: ModelSaver = save_weights,
         load_model: ModelSaver = load_weights,
         accelerator: Accelerator | None = None,
+        early_stopping: EarlyStopping | None = None,
+        stateful: Mapping[str, Stateful] | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
@@ -124,6 +137,11 @@ class Trainer:
         self.eval_fn = eval_fn
         self.save_model_fn = save_model
         self.load_model_fn = load_model
+        self.early_stopping = early_stopping
+        # Recipe state that must survive a resume (an adaptive threshold, early stopping).
+        self.stateful: dict[str, Stateful] = dict(stateful or {})
+        if early_stopping is not None:
+            self.stateful["early_stopping"] = early_stopping
         size = len(train_data)  # type: ignore[arg-type]
         if size == 0:
             raise ValueError("Trainer: train_data is empty")
@@ -210,7 +228,7 @@ class Trainer:
 
     def _run(self, writer: ScalarWriter | None, progress: Progress, task: Any) -> None:
         cfg = self.config
-        while self.state.step < cfg.max_steps:
+        while self.state.step < cfg.max_steps and not self.state.stopped_early:
             consumed = self.state.batches_in_epoch * cfg.batch_size
             self.sampler.set_epoch(self.state.epoch, consumed * self.accelerator.num_processes)
             for batch in self.loader:
@@ -221,6 +239,10 @@ class Trainer:
                     self._log(writer, progress, task)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                     self._evaluate(writer)
+                    if self.early_stopping is not None and self.early_stopping.should_stop:
+                        self.state.stopped_early = True
+                        progress.update(task, completed=step)
+                        return
                 healthy = self.state.consecutive_nonfinite == 0  # never save mid-divergence
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and healthy:
                     self._save()
@@ -288,6 +310,12 @@ class Trainer:
             if k.endswith(".share")
         )
         status = f"loss {scalars.get('total', float('nan')):.4g} | {shares}"
+        for key in (k for k in scalars if k.endswith(".kl_raw")):  # free-bits terms
+            term = key.removesuffix(".kl_raw")
+            status += (
+                f" | KLr {scalars[key]:.3g} KLa {scalars.get(term + '.kl_after', 0.0):.3g} "
+                f"fb% {100 * scalars.get(term + '.penalty_reduction', 0.0):.0f}"
+            )
         if self._newest is not None:
             status += f" | {self._newest.code}"
         progress.update(task, status=status)
@@ -299,6 +327,10 @@ class Trainer:
         with torch.no_grad():
             metrics = dict(self.eval_fn(self.accelerator.unwrap_model(self.model)))
         self.metrics = metrics
+        if self.early_stopping is not None:
+            self.early_stopping.update(
+                self.state.step, metrics, self.accelerator.unwrap_model(self.model)
+            )
         if writer is not None:
             writer.write(self.state.step, metrics, prefix="eval/")
             with (self.run_dir / "metrics.jsonl").open("ab") as handle:
@@ -313,6 +345,7 @@ class Trainer:
             "train": asdict(self.state),
             "seed": self.config.seed,
             "monitor": self.monitor.state_dict() if self.monitor is not None else None,
+            "extra": {name: obj.state_dict() for name, obj in self.stateful.items()},
         }
         path = None
         if self._accelerate_state():
@@ -363,6 +396,9 @@ class Trainer:
         self.state.consecutive_nonfinite = 0
         if self.monitor is not None and state.get("monitor"):
             self.monitor.load_state_dict(state["monitor"])
+        for name, saved in state.get("extra", {}).items():
+            if name in self.stateful:
+                self.stateful[name].load_state_dict(saved)
         self._saved_step = self.state.step
         if self.accelerator.is_main_process:
             # Steps after the checkpoint were logged by the interrupted run and will be

@@ -1,0 +1,60 @@
+"""``termwise vae eval``: a saved model on any JSONL file of sentences or documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from termwise.recipes.vae.config import VaeConfig
+from termwise.recipes.vae.data import encode_texts, read_examples
+from termwise.recipes.vae.metrics import Weights, diagnose_split
+from termwise.recipes.vae.model import load_vae
+
+
+def evaluate_file(model_dir: Path, path: Path, samples: int) -> dict[str, Any]:
+    """Every example of ``path`` (a {sentences: [...]} document, or a text per line)."""
+    model, vocab, manifest = load_vae(model_dir)
+    documents = path.read_bytes().count(b'"sentences"') > 0
+    config = VaeConfig.model_validate(
+        {
+            "task": manifest.task,
+            "data": {
+                ("sequences" if documents else "corpora"): [path],
+                "max_tokens": manifest.max_tokens,
+            },
+        }
+    )
+    examples = read_examples(config)
+    ids, lengths = encode_texts(vocab, [e.text for e in examples], manifest.max_tokens)
+    labels = torch.tensor(
+        [
+            manifest.label_names.index(e.label) if e.label in manifest.label_names else 0
+            for e in examples
+        ]
+    )
+    weights = Weights(kl=1.0, teacher=0.0, free_bits=manifest.free_bits)
+    metrics = diagnose_split(
+        model,
+        ids,
+        lengths,
+        labels,
+        torch.zeros(len(ids), 0),
+        weights,
+        "mean_dims",
+        torch.Generator().manual_seed(0),
+        samples,
+    )
+    return {"examples": len(ids), **metrics}
+
+
+def print_metrics(results: dict[str, Any], console: Console, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value")
+    for name, value in results.items():
+        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)

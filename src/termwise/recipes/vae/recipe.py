@@ -1,0 +1,353 @@
+"""Variational bottleneck: setup, train, evaluate, save.
+
+Terms (one :class:`termwise.Objective`, each in the breakdown):
+
+* ``answer`` (data): reconstruction NLL of the sentence, summed over its tokens (task
+  reconstruct), or the label's cross-entropy (task classify);
+* ``kl`` (kl): :func:`termwise.terms.free_bits_kl` in nats per example, weighted by the
+  curriculum's KL ramp; ``free_bits: auto`` re-solves the threshold every ``auto_every``
+  steps (:class:`termwise.schedules.AutoFreeBits`);
+* ``teacher`` (aux): ``1 - cos`` between a projection of the posterior mean and the
+  teacher's sentence embedding (or KL to the teacher's class probabilities).
+
+Every epoch the train and val diagnostics (KL raw/after, penalty reduction, free fraction,
+active units, MI, teacher loss and share) are logged and judged by the health rules; early
+stopping on a named metric keeps the best model in ``OUT/best``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from termwise.data.jsonl import write_json
+from termwise.health import HealthMonitor
+from termwise.objective import Objective
+from termwise.recipes.vae.config import CRITERION, StageConfig, VaeConfig
+from termwise.recipes.vae.data import VaeData, load_data
+from termwise.recipes.vae.metrics import (
+    Weights,
+    diagnose_split,
+    prefixed,
+    sentence_kl,
+    teacher_term,
+)
+from termwise.recipes.vae.model import SentenceVAE, decoder_targets, load_vae, save_vae
+from termwise.schedules import AutoFreeBits, Schedule, cyclical, join, linear_warmup, piecewise
+from termwise.terms import TermOutput, free_bits_kl
+from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
+from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Curriculum:
+    """The stages laid out in steps."""
+
+    stages: list[StageConfig]
+    starts: list[int]  # first step of each stage
+    total: int
+    kl_weight: Schedule
+    teacher_weight: Schedule
+
+    def stage_at(self, step: int) -> int:
+        return max(i for i, start in enumerate(self.starts) if step >= start)
+
+
+def plan_curriculum(stages: list[StageConfig], steps_per_epoch: int) -> Curriculum:
+    lengths = [stage.epochs * steps_per_epoch for stage in stages]
+    starts = [sum(lengths[:i]) for i in range(len(stages))]
+    ramps: list[Schedule] = []
+    for stage, length in zip(stages, lengths, strict=True):
+        ramp = stage.kl_weight
+        if ramp.shape == "cyclical":
+            ramps.append(cyclical(length, ramp.cycles, 0.5, ramp.start, ramp.end))
+        else:
+            ramps.append(linear_warmup(ramp.start, ramp.end, length))
+    return Curriculum(
+        stages,
+        starts,
+        sum(lengths),
+        join(ramps, starts[1:]),
+        piecewise(starts[1:], [s.teacher_weight for s in stages]),
+    )
+
+
+def apply_freezing(model: SentenceVAE, stage: StageConfig) -> None:
+    """Only the parts the stage does not freeze train."""
+    for part, modules in model.parts().items():
+        for module in modules:
+            for parameter in module.parameters():
+                parameter.requires_grad_(part not in stage.freeze)
+
+
+def build_model(config: VaeConfig, data: VaeData) -> SentenceVAE:
+    return SentenceVAE(
+        len(data.vocab.words),
+        config.model,
+        config.data.max_tokens,
+        config.task,
+        teacher_dim=data.teacher.shape[1] if config.task == "reconstruct" else 0,
+        n_labels=len(data.label_names),
+    )
+
+
+def make_objective(config: VaeConfig, curriculum: Curriculum) -> Objective:
+    roles: dict[str, Any] = {"answer": "data"}
+    weights: dict[str, Any] = {}
+    if config.model.use_latent:
+        roles["kl"] = "kl"
+        weights["kl"] = curriculum.kl_weight
+    if config.teacher.enabled:
+        roles["teacher"] = "aux"
+        weights["teacher"] = curriculum.teacher_weight
+    return Objective(roles, weights=weights)
+
+
+def token_kl(mu: Tensor, logvar: Tensor, reduce: str) -> Tensor:
+    """The raw KL values free bits are compared with, in free_bits_kl's units."""
+    per_dim = -0.5 * (1.0 + logvar - mu.square() - logvar.exp())
+    if reduce == "per_dim":
+        return per_dim
+    return per_dim.mean(-1) if reduce == "mean_dims" else per_dim.sum(-1)
+
+
+@dataclass
+class Session:
+    config: VaeConfig
+    data: VaeData
+    model: SentenceVAE
+    trainer: Trainer
+    curriculum: Curriculum
+    auto: AutoFreeBits | None
+    stopping: EarlyStopping
+
+    def free_bits(self) -> float:
+        if self.auto is not None:
+            return self.auto.value
+        fixed = self.config.kl.free_bits
+        return 0.0 if fixed == "auto" else float(fixed)  # auto without a latent: none
+
+
+def make_loss(
+    config: VaeConfig,
+    objective: Objective,
+    curriculum: Curriculum,
+    auto: AutoFreeBits | None,
+    console: Console,
+) -> Callable[[nn.Module, Any, int], StepOutput]:
+    reduce = config.kl.reduce
+    current = {"stage": -1}
+
+    def loss_fn(model: nn.Module, batch: Any, step: int) -> StepOutput:
+        assert isinstance(model, SentenceVAE)
+        stage = curriculum.stage_at(step)
+        if stage != current["stage"]:
+            current["stage"] = stage
+            apply_freezing(model, curriculum.stages[stage])
+            console.print(f"stage {curriculum.stages[stage].name!r} from step {step}")
+        ids, lengths, labels, teacher = batch
+        out = model(ids, lengths)
+        if config.task == "classify":
+            answer = F.cross_entropy(out.logits, labels, reduction="none")
+        else:
+            _, targets = decoder_targets(ids, lengths)
+            nll = F.cross_entropy(
+                out.logits.transpose(1, 2), targets, ignore_index=0, reduction="none"
+            )
+            answer = nll.sum(-1)
+        terms: dict[str, TermOutput | Tensor | None] = {"answer": answer}
+        if out.mu is not None and out.logvar is not None:
+            if auto is not None:
+                threshold = auto.observe(step, token_kl(out.mu, out.logvar, reduce))
+            else:
+                threshold = float(config.kl.free_bits)
+            kl = free_bits_kl(out.mu, out.logvar, threshold, reduce)
+            terms["kl"] = TermOutput(
+                sentence_kl(kl.values, config.model.latent_dim, reduce), kl.stats
+            )
+        if "teacher" in objective.names:
+            terms["teacher"] = teacher_term(out, teacher, config.task)
+        total, breakdown = objective(step, **terms)
+        return StepOutput(total, breakdown)
+
+    return loss_fn
+
+
+def setup(config: VaeConfig, output: Path, console: Console) -> Session:
+    """Load (or build) the data, plan the curriculum, build the model and the trainer."""
+    seed_everything(config.trainer.seed)
+    data = load_data(config, console)
+    rows = data.rows("train")
+    dataset = TensorDataset(
+        data.ids[rows], data.lengths[rows], data.labels[rows], data.teacher[rows]
+    )
+    steps_per_epoch = math.ceil(len(rows) / config.trainer.batch_size)
+    curriculum = plan_curriculum(config.stages, steps_per_epoch)
+    objective = make_objective(config, curriculum)
+    model = build_model(config, data)
+    auto = None
+    if config.kl.free_bits == "auto" and config.model.use_latent:
+        auto = AutoFreeBits(config.kl.auto_target, config.kl.auto_every, 0.0, config.kl.auto_max)
+    trainer_config = config.trainer.model_copy(
+        update={"max_steps": curriculum.total, "eval_every": steps_per_epoch}
+    )
+    session_box: dict[str, Session] = {}
+
+    def save_best(model: nn.Module, step: int, metrics: Any) -> None:
+        assert isinstance(model, SentenceVAE)
+        save_vae(model, data.vocab, output / "best", session_box["s"].free_bits(), data.label_names)
+
+    stopping = EarlyStopping(
+        config.early_stopping.metric,
+        config.early_stopping.mode,
+        config.early_stopping.patience,
+        on_improve=save_best,
+    )
+    trainer = Trainer(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+        train_data=dataset,
+        loss_fn=make_loss(config, objective, curriculum, auto, console),
+        config=trainer_config,
+        run_dir=output,
+        monitor=HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console),
+        console=console,
+        eval_fn=lambda m: epoch_diagnostics(session_box["s"], m),
+        early_stopping=stopping,
+        stateful={"free_bits": auto} if auto is not None else None,
+    )
+    session = Session(config, data, model, trainer, curriculum, auto, stopping)
+    session_box["s"] = session
+    console.print(
+        f"{len(rows)} training examples, {steps_per_epoch} steps an epoch, "
+        f"{curriculum.total} steps in {len(config.stages)} stage(s)"
+    )
+    return session
+
+
+# -- train, evaluate, save -----------------------------------------------------------------
+
+
+def train(
+    config: VaeConfig,
+    output: Path,
+    console: Console,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Set up, train with per-epoch diagnostics and early stopping, evaluate the best model
+    on val and test, check the success criteria, save ``eval.json``."""
+    prepare_run_dir(output, resume, overwrite)
+    write_run_config(output, config, console)
+    session = setup(config, output, console)
+    session.trainer.fit(resume=resume)
+    if not (output / "best").is_dir():  # no evaluation ran (a run shorter than an epoch)
+        save(session, output / "best")
+    results = evaluate(session, output / "best")
+    write_json(output / "eval.json", results)
+    print_success(results.get("success", {}), console)
+    return results
+
+
+def save(session: Session, directory: Path) -> None:
+    save_vae(
+        session.model, session.data.vocab, directory, session.free_bits(), session.data.label_names
+    )
+
+
+def split_tensors(
+    data: VaeData, split: str, limit: int | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    rows = data.rows(split)[:limit]
+    return data.ids[rows], data.lengths[rows], data.labels[rows], data.teacher[rows]
+
+
+def current_weights(session: Session) -> Weights:
+    step = session.trainer.state.step
+    curriculum = session.curriculum
+    return Weights(curriculum.kl_weight(step), curriculum.teacher_weight(step), session.free_bits())
+
+
+def epoch_diagnostics(session: Session, model: nn.Module) -> dict[str, float]:
+    """Train and val diagnostics on ``eval_examples`` examples each."""
+    assert isinstance(model, SentenceVAE)
+    config = session.config
+    weights = current_weights(session)
+    metrics: dict[str, float] = {"free_bits": weights.free_bits, "kl_weight": weights.kl}
+    for split in ("train", "val"):
+        generator = torch.Generator().manual_seed(0)
+        tensors = split_tensors(session.data, split, config.eval_examples)
+        found = diagnose_split(model, *tensors, weights, config.kl.reduce, generator)
+        metrics |= prefixed(split, found)
+    key = "nll" if config.task == "reconstruct" else "loss"
+    metrics["train_loss"], metrics["val_loss"] = metrics[f"train_{key}"], metrics[f"val_{key}"]
+    return metrics
+
+
+def evaluate(session: Session, best: Path) -> dict[str, Any]:
+    """The best model on all of val and test, with the importance-weighted NLL."""
+    model, _, manifest = load_vae(best)
+    config = session.config
+    end = session.curriculum.total
+    curriculum = session.curriculum
+    weights = Weights(curriculum.kl_weight(end), curriculum.teacher_weight(end), manifest.free_bits)
+    results: dict[str, Any] = {"best_step": session.stopping.best_step}
+    for split, samples in (("val", config.iw_samples), ("test", 0)):
+        generator = torch.Generator().manual_seed(0)
+        found = diagnose_split(
+            model,
+            *split_tensors(session.data, split),
+            weights,
+            config.kl.reduce,
+            generator,
+            samples,
+        )
+        results |= prefixed(split, found)
+    results["success"] = check_success(config.success, results)
+    return results
+
+
+OPERATORS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+
+
+def check_success(criteria: dict[str, str], metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each criterion (``"val_nll": "< 4.8"``) against the metrics: value, passed."""
+    outcome: dict[str, dict[str, Any]] = {}
+    for name, rule in criteria.items():
+        match = CRITERION.match(rule)
+        assert match is not None  # validated in the config
+        value = metrics.get(name)
+        passed = value is not None and OPERATORS[match.group(1)](value, float(match.group(2)))
+        outcome[name] = {"rule": rule.strip(), "value": value, "passed": bool(passed)}
+    return outcome
+
+
+def print_success(outcome: dict[str, dict[str, Any]], console: Console) -> None:
+    if not outcome:
+        return
+    table = Table(title="Success criteria (best model, val)")
+    for column in ("metric", "criterion", "value", "result"):
+        table.add_column(column)
+    for name, entry in outcome.items():
+        value = "missing" if entry["value"] is None else f"{entry['value']:.4g}"
+        table.add_row(name, entry["rule"], value, "pass" if entry["passed"] else "FAIL")
+    console.print(table)

@@ -1,0 +1,55 @@
+"""Teacher targets, computed once in build-data: a sentence embedding (task reconstruct)
+or the class probabilities of a stronger classifier (task classify)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import Tensor
+
+from termwise.data.batching import map_batches, pad
+from termwise.models.backbone import load_backbone, load_tokenizer, pool, resolve_backbone
+from termwise.recipes.vae.config import VaeConfig
+from termwise.recipes.vae.data import VaeData
+
+
+def teacher_targets(config: VaeConfig, texts: list[str], data: VaeData, console: Console) -> Tensor:
+    if config.task == "classify":
+        return classifier_probabilities(texts, data)
+    return sentence_embeddings(config, texts, console)
+
+
+@torch.no_grad()
+def sentence_embeddings(config: VaeConfig, texts: list[str], console: Console) -> Tensor:
+    """Unit-normalised mean-pooled embeddings (sentence-transformers' recipe for MiniLM)."""
+    path = resolve_backbone(config.teacher.backbone)
+    tokenizer = load_tokenizer(path)
+    model, _ = load_backbone(path)
+    model.eval()
+    ids = [list(row) for row in tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
+    console.print(f"teacher: embedding {len(texts)} texts with {path.name}", markup=False)
+
+    def run(rows: list[int]) -> Tensor:
+        input_ids, mask = pad([ids[i] for i in rows], tokenizer.pad_token_id or 0)
+        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return F.normalize(pool(hidden, mask, "mean"), dim=-1)
+
+    return map_batches([len(r) for r in ids], run, config.teacher.batch_size, 8192).float()
+
+
+def classifier_probabilities(texts: list[str], data: VaeData) -> Tensor:
+    """TF-IDF (word 1-2 grams) + logistic regression fit on the training split; its class
+    probabilities for every example are the soft labels the bottleneck is distilled to."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = data.rows("train").numpy()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    features = vectorizer.fit_transform([texts[i] for i in train])
+    classifier = LogisticRegression(max_iter=2000, C=4.0)
+    classifier.fit(features, data.labels.numpy()[train])
+    probabilities = classifier.predict_proba(vectorizer.transform(texts))
+    full = torch.zeros(len(texts), len(data.label_names))
+    full[:, torch.as_tensor(classifier.classes_)] = torch.as_tensor(probabilities).float()
+    return full
