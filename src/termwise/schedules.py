@@ -12,6 +12,7 @@ import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -212,8 +213,11 @@ class AutoFreeBits:
             low, high = (middle, high) if reduction < self.target else (low, middle)
         return min(max((low + high) / 2, self.lo), self.hi)
 
-    def state_dict(self) -> dict[str, float]:
-        return {"value": self.value}
+    def state_dict(self) -> dict[str, Any]:
+        """The threshold and the KL seen since it was solved (a resumed run solves the
+        next one on the same values as an uninterrupted run)."""
+        return {"value": self.value, "recent": [t.tolist() for t in self._recent]}
 
-    def load_state_dict(self, state: Mapping[str, float]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.value = float(state["value"])
+        self._recent = [torch.tensor(v, dtype=torch.float32) for v in state.get("recent", [])]

@@ -163,10 +163,10 @@ class TeacherConfig(StrictModel):
 class EarlyStoppingConfig(StrictModel):
     """Stop when the named metric stops improving; the best model is kept."""
 
-    metric: str = Field(
-        "val_nll",
-        description="Evaluated every epoch; never the total loss, whose scale moves with "
-        "the KL weight.",
+    metric: str | None = Field(
+        None,
+        description="Evaluated every epoch (null: val_nll for reconstruct, val_loss for "
+        "classify); never the total loss, whose scale moves with the KL weight.",
     )
     mode: Literal["min", "max"] = Field("min", description="Lower or higher is better.")
     patience: int = Field(3, gt=0, description="Epochs without improvement before stopping.")
@@ -211,6 +211,11 @@ class VaeConfig(StrictModel):
         description="Shared training-loop settings (max_steps and eval_every are set from "
         "the stages and the epoch length).",
     )
+
+    @property
+    def stopping_metric(self) -> str:
+        default = "val_nll" if self.task == "reconstruct" else "val_loss"
+        return self.early_stopping.metric or default
 
     @field_validator("success")
     @classmethod

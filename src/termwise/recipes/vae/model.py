@@ -114,8 +114,10 @@ class SentenceVAE(nn.Module):
         mu = logvar = z = None
         if self.config.use_latent:
             mu, logvar = self.encode(ids, lengths)
-            noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            z = mu + noise * (0.5 * logvar).exp() if sample else mu
+            z = mu
+            if sample:  # evaluation at the mean draws nothing (the global RNG stays put)
+                noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+                z = mu + noise * (0.5 * logvar).exp()
             flat = z.reshape(batch, -1)
         else:
             flat = torch.zeros(batch, self.latent_size, device=ids.device)

@@ -211,7 +211,7 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
         save_vae(model, data.vocab, output / "best", session_box["s"].free_bits(), data.label_names)
 
     stopping = EarlyStopping(
-        config.early_stopping.metric,
+        config.stopping_metric,
         config.early_stopping.mode,
         config.early_stopping.patience,
         on_improve=save_best,
