@@ -26,6 +26,7 @@ from termwise.recipes.vae.config import VaeConfig, default_config
 from termwise.recipes.vae.recipe import train
 
 MARK = "<!-- vae_free_bits -->"
+MARK_CLASSIFY = "<!-- vae_classify -->"
 
 
 def arms(epochs: int) -> dict[str, dict[str, Any]]:
@@ -45,6 +46,24 @@ def arms(epochs: int) -> dict[str, dict[str, Any]]:
         "4 free bits 0.1 (mean dims)": {"kl": {"free_bits": 0.1}, "stages": anneal},
         "5 free bits 0.02": {"kl": {"free_bits": 0.02}, "stages": anneal},
         "6 free bits auto": {"kl": {"free_bits": "auto"}, "stages": anneal},
+    }
+
+
+def classify_arms(epochs: int) -> dict[str, dict[str, Any]]:
+    """The second task: text -> latent tokens -> corpus label, TF-IDF soft labels as the
+    teacher."""
+    anneal = [
+        {"name": "anneal", "epochs": 1, "kl_weight": {"start": 0.0, "end": 1.0}},
+        {"name": "main", "epochs": epochs - 1},
+    ]
+    return {
+        "C1 no free bits, teacher": {"kl": {"free_bits": 0.0}, "stages": anneal},
+        "C2 free bits auto, teacher": {"kl": {"free_bits": "auto"}, "stages": anneal},
+        "C3 free bits auto, no teacher": {
+            "kl": {"free_bits": "auto"},
+            "teacher": {"enabled": False},
+            "stages": anneal,
+        },
     }
 
 
@@ -99,15 +118,34 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def classify_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| arm | val exact | test exact | val loss | KL (nats) | MI | active units | "
+        "penalty reduction | teacher share | findings (first step / run) | min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        cell = _formatter(r)
+        found = ", ".join(f"{c} @{100 * s:.0f}%" for c, s in r["findings"].items()) or "none"
+        lines.append(
+            f"| {name} | {cell('val_exact')} | {cell('test_exact')} | {cell('val_loss')} | "
+            f"{cell('val_kl', '.2f')} | {cell('val_mi')} | {cell('val_active_units', '.0f')} | "
+            f"{cell('val_penalty_reduction', '.2f')} | {cell('val_teacher_share', '.3f')} | "
+            f"{found} | {r['minutes']:.1f} |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--output", type=Path, default=Path("runs/bench_vae"))
     parser.add_argument("--arms", default="", help="comma-separated arm numbers (default all)")
+    parser.add_argument("--task", choices=["reconstruct", "classify"], default="reconstruct")
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
     args = parser.parse_args()
-    base = default_config(args.data_dir)
+    base = default_config(args.data_dir, args.task)
     base = base.model_copy(
         update={
             "data": base.data.model_copy(update={"cache_dir": args.output / "data"}),
@@ -117,13 +155,27 @@ def main() -> None:
     )
     chosen = {n for n in args.arms.split(",") if n}
     results = {}
-    for name, changes in arms(args.epochs).items():
+    plan = arms(args.epochs) if args.task == "reconstruct" else classify_arms(args.epochs)
+    for name, changes in plan.items():
         if chosen and name.split()[0] not in chosen:
             continue
         results[name] = run_arm(base, name, changes, args.output / name.split()[0])
-        (args.output / "results.json").write_bytes(
+        (args.output / f"results_{args.task}.json").write_bytes(
             orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         )
+    if args.task == "classify":
+        lines = [
+            "### Second task: text -> latent tokens -> corpus label",
+            "",
+            f"`python bench/vae_free_bits.py --data-dir {args.data_dir} --task classify "
+            f"--epochs {args.epochs}`: rows of five corpora (news, learned, reviews, glossary, "
+            "chat; 64 tokens) split by document, the label is the corpus, the teacher is "
+            "TF-IDF + logistic regression's class probabilities (trained on the training split).",
+            "",
+            *classify_table(results),
+        ]
+        publish(MARK_CLASSIFY, lines, args.write, DOCS / "results.md")
+        return
     lines = [
         "## Free bits on real sentences (`termwise vae`)",
         "",

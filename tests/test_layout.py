@@ -13,7 +13,7 @@ from termwise.cli import app
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "termwise"
 RECIPES = sorted(p.name for p in (PACKAGE / "recipes").iterdir() if (p / "__init__.py").exists())
-SYSTEMS = ["btrm", "pref", "bayes_clf", "vae"]  # the trained systems share one recipe shape
+SYSTEMS = ["btrm", "pref", "bayes_clf", "vae", "lvm"]  # the trained systems share one recipe shape
 
 
 def _imports(path: Path) -> set[str]:

@@ -14,6 +14,7 @@ from termwise.probes.cli import probe
 from termwise.recipes.bayes_clf.cli import bayes_app
 from termwise.recipes.btrm.cli import btrm_app
 from termwise.recipes.free_bits_demo.cli import demo_app
+from termwise.recipes.lvm.cli import lvm_app
 from termwise.recipes.pref.cli import pref_app
 from termwise.recipes.vae.cli import vae_app
 
@@ -31,6 +32,7 @@ app.add_typer(bayes_app, name="bayes-clf")
 app.add_typer(btrm_app, name="btrm")
 app.add_typer(pref_app, name="pref")
 app.add_typer(vae_app, name="vae")
+app.add_typer(lvm_app, name="lvm")
 
 
 def _version(value: bool) -> None:

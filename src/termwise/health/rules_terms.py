@@ -94,6 +94,8 @@ class FreeBitsBand(Rule):
             kl_raw = window.get(f"{term}.kl_raw")
             if not kl_raw > 0 or window.get(f"{term}.kl_after") <= 1e-12:
                 continue  # nothing to judge, or free_bits.all_free covers it
+            if not window.get(f"{term}.free_bits", 1.0) > 0:
+                continue  # free bits off (0): a choice, not a threshold to tune
             calibration = self._calibrate(window.step, reduction, term)
             if calibration is not None:
                 found.append(calibration)

@@ -213,3 +213,28 @@ def adapted_backbone(
         default_pooling(hf_config.model_type) if backbone.pooling == "auto" else backbone.pooling
     )
     return model, int(hf_config.hidden_size), pooling
+
+
+def embed_texts(
+    path: Path, texts: list[str], batch_size: int = 128, max_length: int = 128
+) -> Tensor:
+    """Unit-normalised mean-pooled sentence embeddings ``[len(texts), hidden]`` (the
+    sentence-transformers recipe of all-MiniLM-L6-v2), in length-bucketed batches."""
+    import torch
+    import torch.nn.functional as F
+
+    from termwise.data.batching import map_batches, pad
+
+    tokenizer = load_tokenizer(path)
+    model, _ = load_backbone(path)
+    model.eval()
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    ids = [list(row) for row in encoded]
+
+    def run(rows: list[int]) -> Tensor:
+        input_ids, mask = pad([ids[i] for i in rows], tokenizer.pad_token_id or 0)
+        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return F.normalize(pool(hidden, mask, "mean"), dim=-1)
+
+    with torch.inference_mode():
+        return map_batches([len(r) for r in ids], run, batch_size, 64 * max_length).float()

@@ -4,12 +4,10 @@ or the class probabilities of a stronger classifier (task classify)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from termwise.data.batching import map_batches, pad
-from termwise.models.backbone import load_backbone, load_tokenizer, pool, resolve_backbone
+from termwise.models.backbone import embed_texts, resolve_backbone
 from termwise.recipes.vae.config import VaeConfig
 from termwise.recipes.vae.data import VaeData
 
@@ -20,22 +18,11 @@ def teacher_targets(config: VaeConfig, texts: list[str], data: VaeData, console:
     return sentence_embeddings(config, texts, console)
 
 
-@torch.no_grad()
 def sentence_embeddings(config: VaeConfig, texts: list[str], console: Console) -> Tensor:
     """Unit-normalised mean-pooled embeddings (sentence-transformers' recipe for MiniLM)."""
     path = resolve_backbone(config.teacher.backbone)
-    tokenizer = load_tokenizer(path)
-    model, _ = load_backbone(path)
-    model.eval()
-    ids = [list(row) for row in tokenizer(texts, truncation=True, max_length=128)["input_ids"]]
     console.print(f"teacher: embedding {len(texts)} texts with {path.name}", markup=False)
-
-    def run(rows: list[int]) -> Tensor:
-        input_ids, mask = pad([ids[i] for i in rows], tokenizer.pad_token_id or 0)
-        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return F.normalize(pool(hidden, mask, "mean"), dim=-1)
-
-    return map_batches([len(r) for r in ids], run, config.teacher.batch_size, 8192).float()
+    return embed_texts(path, texts, config.teacher.batch_size)
 
 
 def classifier_probabilities(texts: list[str], data: VaeData) -> Tensor:

@@ -1,0 +1,106 @@
+"""``termwise lvm``: next sentence-vector prediction with a directional margin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from termwise import cli_options as opts
+from termwise.config import load_yaml_config, write_config
+from termwise.sample_data import sample_path
+
+if TYPE_CHECKING:
+    from termwise.recipes.lvm.config import LvmConfig
+
+BUNDLED = sample_path()
+lvm_app = typer.Typer(
+    help="Next-vector prediction: directional margin, five gates.", no_args_is_help=True
+)
+
+
+def _config(path: Path) -> LvmConfig:
+    from termwise.recipes.lvm.config import LvmConfig
+
+    return load_yaml_config(path, LvmConfig)
+
+
+@lvm_app.command("gen-config")
+def gen_config(
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
+    data_dir: Path = typer.Option(
+        BUNDLED, help="Data directory with sequences/ and corpora/ (e.g. ../shared/data)."
+    ),
+    force: bool = opts.FORCE,
+) -> None:
+    """Write a complete config, every field commented with its help text."""
+    from termwise.recipes.lvm.config import LvmConfig, default_config
+
+    write_config(output, default_config(data_dir), LvmConfig, force=force)
+    Console().print(f"wrote {output}")
+
+
+@lvm_app.command("build-data")
+def build_data(config: Path = opts.CONFIG) -> None:
+    """Embed every sentence once (cached by model and data)."""
+    from termwise.recipes.lvm.data import build_corpus
+
+    build_corpus(_config(config).data, Console())
+
+
+@lvm_app.command("diagnose-data")
+def diagnose_data(
+    config: Path = opts.CONFIG,
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report here."),
+) -> None:
+    """Forward/backward asymmetry in the raw documents and in the windows, before training."""
+    from termwise.data.jsonl import check_output, write_json
+    from termwise.recipes.lvm.data import load_corpus, make_windows
+    from termwise.recipes.lvm.diagnose import diagnose, print_diagnosis
+
+    if json_out is not None:
+        check_output(json_out, config, option="--json")
+    settings = _config(config)
+    console = Console()
+    corpus = load_corpus(settings.data, console)
+    documents = corpus.documents("train") + corpus.documents("val")
+    windows = make_windows(corpus, documents, settings.data.context, settings.data.offset)
+    report = diagnose(corpus, documents, windows, settings.data.offset)
+    print_diagnosis(report, console)
+    if json_out is not None:
+        write_json(json_out, report)
+
+
+@lvm_app.command("train")
+def train(
+    config: Path = opts.CONFIG,
+    output: Path = opts.RUN_DIR,
+    resume: bool = opts.RESUME,
+    overwrite: bool = opts.OVERWRITE,
+) -> None:
+    """Train (gates A and B every epoch), then all five gates on OUTPUT/best."""
+    from termwise.recipes.lvm.recipe import train as run_training
+
+    run_training(_config(config), output, Console(), resume=resume, overwrite=overwrite)
+
+
+@lvm_app.command("eval")
+def evaluate(
+    model: Path = opts.MODEL_DIR,
+    data: Path = typer.Option(..., "--data", "-d", help="JSONL documents {sentences: [...]}."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the gates here."),
+) -> None:
+    """All five gates on FILE (E against the training run's OOD files, when it had some)."""
+    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.recipes.lvm.evaluate import evaluate_file
+    from termwise.recipes.lvm.gates import print_gates
+
+    check_readable(data, "data file")
+    if json_out is not None:
+        check_output(json_out, data, option="--json")
+    report = evaluate_file(model, data, Console())
+    print_gates(report, Console(), title=f"Gates of {model} on {data}")
+    if json_out is not None:
+        write_json(json_out, report)

@@ -1,0 +1,137 @@
+"""Config of next-vector prediction (``termwise lvm``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from termwise.config import ExistingFile, StrictModel
+from termwise.trainer.config import TrainerConfig
+
+
+class LvmDataConfig(StrictModel):
+    """Documents of ordered sentences, embedded once, cut into windows."""
+
+    sequences: list[ExistingFile] = Field(
+        ..., min_length=1, description="JSONL documents {title, sentences: [...]}, in order."
+    )
+    ood: list[ExistingFile] = Field(
+        default_factory=list,
+        description="Out-of-distribution documents: {sentences} documents, or texts (a text "
+        "field, e.g. Brown passages) split into sentences.",
+    )
+    backbone: Path | None = Field(
+        None, description="Sentence-embedding model (null: all-MiniLM-L6-v2, 384-d)."
+    )
+    context: int = Field(5, ge=1, description="Sentence vectors the model reads.")
+    offset: int = Field(1, ge=1, description="The target is the sentence this far ahead.")
+    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Documents held out for val.")
+    max_ood_documents: int = Field(30, gt=0, description="OOD documents used at most.")
+    cache_dir: Path = Field(
+        Path("runs/lvm-data"), description="Where build-data writes the embeddings."
+    )
+    batch_size: int = Field(128, gt=0, description="Sentences per embedding batch.")
+
+
+class LvmModelConfig(StrictModel):
+    """A small transformer over the context vectors."""
+
+    width: int = Field(256, gt=0, description="Transformer width.")
+    layers: int = Field(2, gt=0, description="Transformer layers.")
+    heads: int = Field(4, gt=0, description="Attention heads (must divide width).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the transformer.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> LvmModelConfig:
+        if self.width % self.heads:
+            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class RampByEpoch(StrictModel):
+    """A value that steps up by epoch: ``values[i]`` from ``epochs[i]`` on."""
+
+    epochs: list[int] = Field(..., min_length=1, description="First epoch of each value.")
+    values: list[float] = Field(..., min_length=1, description="The values.")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> RampByEpoch:
+        if len(self.epochs) != len(self.values) or self.epochs[0] != 0:
+            raise ValueError("epochs and values must have the same length, epochs starting at 0")
+        if any(b <= a for a, b in zip(self.epochs, self.epochs[1:], strict=False)):
+            raise ValueError("epochs must increase")
+        return self
+
+
+class LvmObjectiveConfig(StrictModel):
+    """MSE (or cosine) plus an auto-scaled directional margin."""
+
+    regression: Literal["mse", "cosine"] = Field("mse", description="The data term.")
+    directional: bool = Field(True, description="Add the directional margin term.")
+    gamma: float = Field(8.0, gt=0, description="Sharpness of the soft hinge.")
+    target_frac: RampByEpoch = Field(
+        default_factory=lambda: RampByEpoch(epochs=[0, 2, 5], values=[0.10, 0.20, 0.25]),
+        description="The directional term's weighted value as a fraction of the data term.",
+    )
+    margin: RampByEpoch = Field(
+        default_factory=lambda: RampByEpoch(epochs=[0, 2, 5], values=[0.02, 0.04, 0.05]),
+        description="Required cos(pred, next) - cos(pred, prev).",
+    )
+    clamp: tuple[float, float] = Field(
+        (1e-4, 5e-2), description="Bounds of the auto-scaled weight (lambda_eff)."
+    )
+
+
+class GateThresholds(StrictModel):
+    """Pass marks of the five gates."""
+
+    margin: float = Field(0.0, description="A: margin(+1) = cos(pred, next) - cos(pred, prev) >.")
+    r_at_5: float = Field(0.3, ge=0, le=1, description="B: R@5 among all val targets >=.")
+    ablation_drop: float = Field(
+        0.005, description="C: shuffled or zeroed context must lower cos(pred, next) by >=."
+    )
+    rollout_first: float = Field(0.3, description="D: mean cosine at rollout step 1 >=.")
+    ood_gap: float = Field(0.15, ge=0, description="E: |val - OOD| of cos(pred, next) <=.")
+
+
+class LvmConfig(StrictModel):
+    """``termwise lvm`` settings."""
+
+    data: LvmDataConfig = Field(..., description="Documents and windows.")
+    model: LvmModelConfig = Field(default_factory=LvmModelConfig, description="The model.")
+    objective: LvmObjectiveConfig = Field(
+        default_factory=LvmObjectiveConfig, description="The objective."
+    )
+    gates: GateThresholds = Field(default_factory=GateThresholds, description="Pass marks.")
+    epochs: int = Field(6, gt=0, description="Passes over the training windows.")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    eval_windows: int = Field(2000, gt=0, description="Val windows in the per-epoch gates.")
+    best_metric: str = Field(
+        "margin",
+        description="Chooses the best epoch: margin(+1), subject to R@5 not dropping below "
+        "the best R@5 so far by more than 0.02.",
+    )
+    trainer: TrainerConfig = Field(
+        default_factory=lambda: TrainerConfig(
+            max_steps=1, batch_size=128, health_every=20, log_every=10, checkpoint_every=0
+        ),
+        description="Shared training-loop settings (max_steps and eval_every are set from "
+        "epochs and the epoch length).",
+    )
+
+
+def default_config(data_dir: Path) -> LvmConfig:
+    """The default run over ``data_dir`` (the bundled sample or ``../shared/data``):
+    wikitext documents, Brown passages as the out-of-distribution set."""
+    from termwise.errors import TermwiseUserError
+
+    sequences = sorted((data_dir / "sequences").glob("*.jsonl"))
+    ood = [data_dir / "corpora" / f"{n}.jsonl" for n in ("brown_news", "brown_learned")]
+    if not sequences:
+        raise TermwiseUserError("no sequences/*.jsonl here", path=data_dir)
+    return LvmConfig.model_validate(
+        {"data": {"sequences": sequences, "ood": [p for p in ood if p.is_file()]}}
+    )

@@ -1,0 +1,209 @@
+"""Documents of ordered sentences, embedded once (cached), and the windows cut from them.
+
+Cache (``data.cache_dir``): ``embeddings.safetensors`` (every sentence's unit vector, the
+document offsets, which documents are OOD) and ``manifest.json`` keyed by the backbone, the
+data settings and each file's size and mtime; a stale cache is rebuilt, saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import torch
+from rich.console import Console
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from termwise.data.jsonl import TEXT_FIELDS, iter_records, write_json
+from termwise.errors import TermwiseUserError
+from termwise.models.backbone import embed_texts, resolve_backbone
+from termwise.recipes.lvm.config import LvmDataConfig
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    sentences: list[str]
+
+
+def read_documents(path: Path) -> list[Document]:
+    """``{sentences: [...]}`` rows are documents as they are; rows with a text field are
+    split into sentences and grouped into documents by their ``source`` (in file order)."""
+    documents: list[Document] = []
+    grouped: dict[str, list[str]] = {}
+    for line, record, _ in iter_records(path):
+        sentences = record.get("sentences")
+        if sentences is not None:
+            if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
+                raise TermwiseUserError(
+                    "expected a list of strings", path=path, line=line, field="sentences"
+                )
+            documents.append(Document(f"{path.name}:{record.get('id', line)}", sentences))
+            continue
+        field = next((f for f in TEXT_FIELDS if isinstance(record.get(f), str)), None)
+        if field is None:
+            raise TermwiseUserError(
+                f"expected sentences or a text field ({', '.join(TEXT_FIELDS)})",
+                path=path,
+                line=line,
+            )
+        source = f"{path.name}:{record.get('source', line)}"
+        pieces = [p.strip() for p in SENTENCE_END.split(str(record[field])) if p.strip()]
+        grouped.setdefault(source, []).extend(pieces)
+    documents += [Document(name, sentences) for name, sentences in grouped.items()]
+    return documents
+
+
+@dataclass
+class Corpus:
+    """Every sentence vector, by document."""
+
+    vectors: Tensor  # [N, d], unit norm
+    offsets: Tensor  # [D + 1]: document i is vectors[offsets[i]:offsets[i + 1]]
+    names: list[str]
+    ood: Tensor  # [D] bool
+    val: Tensor  # [D] bool (in-distribution documents held out)
+
+    def documents(self, split: str) -> list[int]:
+        """Indices of the ``train``, ``val`` or ``ood`` documents."""
+        if split == "ood":
+            return torch.nonzero(self.ood).flatten().tolist()
+        chosen = ~self.ood & (self.val if split == "val" else ~self.val)
+        return torch.nonzero(chosen).flatten().tolist()
+
+    def document(self, index: int) -> Tensor:
+        return self.vectors[int(self.offsets[index]) : int(self.offsets[index + 1])]
+
+
+def _val_documents(names: list[str], fraction: float) -> set[str]:
+    """The first ``round(fraction * n)`` documents in hash order (at least one)."""
+    ordered = sorted(names, key=lambda n: hashlib.blake2b(n.encode(), digest_size=8).digest())
+    if len(ordered) < 2:
+        raise TermwiseUserError(
+            f"{len(ordered)} document(s): at least 2 are needed for a split by document",
+            field="data.sequences",
+        )
+    return set(ordered[: min(max(1, round(fraction * len(ordered))), len(ordered) - 1)])
+
+
+def _key(config: LvmDataConfig) -> str:
+    files = [*config.sequences, *config.ood]
+    settings = {
+        "backbone": str(resolve_backbone(config.backbone)),
+        "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files],
+        "val_fraction": config.val_fraction,
+        "max_ood_documents": config.max_ood_documents,
+    }
+    return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def build_corpus(config: LvmDataConfig, console: Console) -> Corpus:
+    """Read, split by document, embed every sentence once, and cache."""
+    inside = [d for path in config.sequences for d in read_documents(path)]
+    outside = [d for path in config.ood for d in read_documents(path)][: config.max_ood_documents]
+    documents = [d for d in inside + outside if d.sentences]
+    held = _val_documents([d.name for d in inside if d.sentences], config.val_fraction)
+    texts = [s for d in documents for s in d.sentences]
+    path = resolve_backbone(config.backbone)
+    console.print(f"embedding {len(texts)} sentences with {path.name}", markup=False)
+    vectors = embed_texts(path, texts, config.batch_size)
+    lengths = torch.tensor([len(d.sentences) for d in documents])
+    corpus = Corpus(
+        vectors,
+        torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        [d.name for d in documents],
+        torch.tensor([i >= len([d for d in inside if d.sentences]) for i in range(len(documents))]),
+        torch.tensor([d.name in held for d in documents]),
+    )
+    directory = config.cache_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / ".embeddings.safetensors.partial"
+    tensors = {"vectors": vectors, "offsets": corpus.offsets, "ood": corpus.ood, "val": corpus.val}
+    save_file(tensors, str(partial))
+    partial.replace(directory / "embeddings.safetensors")
+    write_json(directory / "manifest.json", {"key": _key(config), "names": corpus.names})
+    print_counts(corpus, console)
+    return corpus
+
+
+def print_counts(corpus: Corpus, console: Console) -> None:
+    parts = []
+    for split in ("train", "val", "ood"):
+        docs = corpus.documents(split)
+        sentences = sum(len(corpus.document(i)) for i in docs)
+        parts.append(f"{split} {len(docs)} documents / {sentences} sentences")
+    console.print(f"{'; '.join(parts)}; vectors {tuple(corpus.vectors.shape)}", markup=False)
+
+
+def load_corpus(config: LvmDataConfig, console: Console) -> Corpus:
+    """The cached embeddings when they match ``config``; else build them (saying why)."""
+    manifest = config.cache_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            saved = orjson.loads(manifest.read_bytes())
+            if saved.get("key") == _key(config):
+                t = load_file(str(config.cache_dir / "embeddings.safetensors"))
+                corpus = Corpus(t["vectors"], t["offsets"], saved["names"], t["ood"], t["val"])
+                print_counts(corpus, console)
+                return corpus
+            console.print(f"{config.cache_dir}: embeddings are for other settings; rebuilding")
+        except (orjson.JSONDecodeError, OSError, KeyError) as error:
+            console.print(f"{config.cache_dir}: unreadable cache ({error}); rebuilding")
+    return build_corpus(config, console)
+
+
+@dataclass
+class Windows:
+    """Windows as index arrays into ``Corpus.vectors``: ``context`` rows ``[W, C]``, the
+    ``target`` (``offset`` after the last context sentence), ``previous`` (the sentence
+    just before the target), the document and the last context sentence's position."""
+
+    context: Tensor
+    target: Tensor
+    previous: Tensor
+    document: Tensor
+    position: Tensor
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def subset(self, rows: Tensor) -> Windows:
+        return Windows(
+            self.context[rows],
+            self.target[rows],
+            self.previous[rows],
+            self.document[rows],
+            self.position[rows],
+        )
+
+
+def make_windows(corpus: Corpus, documents: list[int], context: int, offset: int) -> Windows:
+    contexts, targets, previous, owner, positions = [], [], [], [], []
+    for index in documents:
+        start = int(corpus.offsets[index])
+        length = int(corpus.offsets[index + 1]) - start
+        for t in range(context - 1, length - offset):
+            contexts.append(list(range(start + t - context + 1, start + t + 1)))
+            targets.append(start + t + offset)
+            previous.append(start + t + offset - 1)
+            owner.append(index)
+            positions.append(t)
+    if not targets:
+        raise TermwiseUserError(
+            f"no document has {context + offset} sentences: no window of context {context} "
+            f"and offset {offset}",
+            field="data.context",
+        )
+    return Windows(
+        torch.tensor(contexts),
+        torch.tensor(targets),
+        torch.tensor(previous),
+        torch.tensor(owner),
+        torch.tensor(positions),
+    )

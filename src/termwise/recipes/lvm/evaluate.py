@@ -1,0 +1,37 @@
+"""``termwise lvm eval``: the five gates of a saved model on any file of documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from termwise.recipes.lvm.config import GateThresholds, LvmDataConfig
+from termwise.recipes.lvm.data import build_corpus, make_windows
+from termwise.recipes.lvm.gates import run_gates
+from termwise.recipes.lvm.model import load_lvm
+
+
+def evaluate_file(model_dir: Path, path: Path, console: Console) -> dict[str, Any]:
+    """Every document of ``path`` is in-distribution (no split); the run's OOD files, when
+    they still exist, feed gate E. Embeddings are cached beside the model."""
+    model, manifest = load_lvm(model_dir)
+    ood = [Path(p) for p in manifest.ood if Path(p).is_file()]
+    data = LvmDataConfig(
+        sequences=[path],
+        ood=ood,
+        backbone=Path(manifest.backbone),
+        context=manifest.context,
+        offset=manifest.offset,
+        val_fraction=0.49,
+        cache_dir=model_dir.parent / f".eval-{path.stem}",
+    )
+    corpus = build_corpus(data, console)
+    inside = corpus.documents("train") + corpus.documents("val")
+    windows = make_windows(corpus, inside, manifest.context, manifest.offset)
+    outside = corpus.documents("ood")
+    ood_windows = (
+        make_windows(corpus, outside, manifest.context, manifest.offset) if outside else None
+    )
+    return run_gates(model, corpus, windows, ood_windows, GateThresholds())

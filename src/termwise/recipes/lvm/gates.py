@@ -1,0 +1,205 @@
+"""The five gates of a next-vector predictor, for any ``predict(context) -> vectors``.
+
+A, offset sweep: mean cos(pred, s_{t+k}) for k = -3..+3 around the last context sentence
+s_t, and margin(+1) = cos(pred, s_{t+1}) - cos(pred, s_t). B, retrieval: the rank of the
+true target among every target of the split (and among its own document's): R@1/5/10, MRR.
+C, ablations: the drop in cos(pred, target) with the context order shuffled, the last
+context vector dropped, the context zeroed. D, rollout: predictions fed back for H steps,
+mean cos to the true continuation per step. E, in- vs out-of-distribution: the key metrics
+on val and OOD and their differences, overall and per third of the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from termwise.recipes.lvm.config import GateThresholds
+from termwise.recipes.lvm.data import Corpus, Windows
+
+Predict = Callable[[Tensor], Tensor]
+OFFSETS = range(-3, 4)
+
+
+def predict_all(predict: Predict, contexts: Tensor, batch: int = 1024) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([predict(chunk) for chunk in contexts.split(batch)])
+
+
+def offset_sweep(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, Any]:
+    last = windows.context[:, -1]
+    ends = corpus.offsets[windows.document + 1]
+    starts = corpus.offsets[windows.document]
+    sweep = {}
+    for k in OFFSETS:
+        index = last + k
+        valid = (index >= starts) & (index < ends)
+        cos = (pred[valid] * corpus.vectors[index[valid]]).sum(-1)
+        sweep[str(k)] = float(cos.mean()) if valid.any() else None
+    nxt = (pred * corpus.vectors[windows.target]).sum(-1)
+    prv = (pred * corpus.vectors[windows.previous]).sum(-1)
+    return {
+        "cos_by_offset": sweep,
+        "margin": float((nxt - prv).mean()),
+        "cos_next": float(nxt.mean()),
+    }
+
+
+def _ranks(pred: Tensor, bank: Tensor, truth: Tensor) -> Tensor:
+    """1-based rank of ``bank[truth[i]]`` among ``bank`` by cosine to ``pred[i]``."""
+    ranks = []
+    for rows in torch.arange(len(pred)).split(1024):
+        scores = pred[rows] @ bank.T
+        true = scores.gather(1, truth[rows, None])
+        ranks.append((scores > true).sum(1) + 1)
+    return torch.cat(ranks)
+
+
+def retrieval(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, float]:
+    bank = corpus.vectors[windows.target]
+    ranks = _ranks(pred, bank, torch.arange(len(windows)))
+    within = torch.zeros(len(windows), dtype=torch.long)
+    for document in windows.document.unique():
+        rows = torch.nonzero(windows.document == document).flatten()
+        within[rows] = _ranks(pred[rows], bank[rows], torch.arange(len(rows)))
+    out = {f"r_at_{k}": float((ranks <= k).float().mean()) for k in (1, 5, 10)}
+    out["mrr"] = float((1.0 / ranks.float()).mean())
+    out["doc_r_at_1"] = float((within <= 1).float().mean())
+    out["doc_mrr"] = float((1.0 / within.float()).mean())
+    return out
+
+
+def ablations(predict: Predict, corpus: Corpus, windows: Windows, base: float) -> dict[str, float]:
+    context = corpus.vectors[windows.context]
+    generator = torch.Generator().manual_seed(0)
+    order = torch.stack([torch.randperm(context.shape[1], generator=generator) for _ in context])
+    variants = {
+        "shuffled": context.gather(1, order[..., None].expand_as(context)),
+        "last_dropped": torch.cat([torch.zeros_like(context[:, :1]), context[:, :-1]], 1),
+        "zeroed": torch.zeros_like(context),
+    }
+    target = corpus.vectors[windows.target]
+    out = {}
+    for name, variant in variants.items():
+        pred = predict_all(predict, variant)
+        out[f"drop_{name}"] = base - float((pred * target).sum(-1).mean())
+    return out
+
+
+def rollout(
+    predict: Predict, corpus: Corpus, windows: Windows, horizon: int = 5
+) -> list[float | None]:
+    context = corpus.vectors[windows.context].clone()
+    ends = corpus.offsets[windows.document + 1]
+    first_target = windows.context[:, -1] + 1
+    per_step: list[float | None] = []
+    for h in range(horizon):
+        pred = predict_all(predict, context)
+        index = first_target + h
+        valid = index < ends
+        cos = (pred[valid] * corpus.vectors[index[valid]]).sum(-1)
+        per_step.append(float(cos.mean()) if valid.any() else None)
+        context = torch.cat([context[:, 1:], pred[:, None]], 1)
+    return per_step
+
+
+def by_third(pred: Tensor, corpus: Corpus, windows: Windows) -> list[float | None]:
+    """Mean cos(pred, next) for windows in the first, middle and last third of their document."""
+    lengths = (corpus.offsets[windows.document + 1] - corpus.offsets[windows.document]).float()
+    bins = (3 * windows.position.float() / lengths).clamp(max=2.999).long()
+    cos = (pred * corpus.vectors[windows.target]).sum(-1)
+    return [float(cos[bins == b].mean()) if (bins == b).any() else None for b in range(3)]
+
+
+def run_gates(
+    predict: Predict,
+    corpus: Corpus,
+    val: Windows,
+    ood: Windows | None,
+    thresholds: GateThresholds,
+    full: bool = True,
+) -> dict[str, Any]:
+    """Every gate on ``val`` (E also on ``ood``), with pass/fail per gate. ``full=False``
+    runs A and B only (the per-epoch check)."""
+    pred = predict_all(predict, corpus.vectors[val.context])
+    report: dict[str, Any] = {"A_offset_sweep": offset_sweep(pred, corpus, val)}
+    report["B_retrieval"] = retrieval(pred, corpus, val)
+    a, b = report["A_offset_sweep"], report["B_retrieval"]
+    passed = {"A": a["margin"] > thresholds.margin, "B": b["r_at_5"] >= thresholds.r_at_5}
+    if full:
+        report["C_ablations"] = ablations(predict, corpus, val, a["cos_next"])
+        report["D_rollout"] = rollout(predict, corpus, val)
+        c, d = report["C_ablations"], report["D_rollout"]
+        passed["C"] = min(c["drop_shuffled"], c["drop_zeroed"]) >= thresholds.ablation_drop
+        passed["D"] = d[0] is not None and d[0] >= thresholds.rollout_first
+        if ood is not None and len(ood):
+            report["E_in_vs_ood"] = in_vs_ood(predict, corpus, val, ood, pred)
+            passed["E"] = report["E_in_vs_ood"]["gap_cos_next"] <= thresholds.ood_gap
+    report["passed"] = passed
+    return report
+
+
+def in_vs_ood(
+    predict: Predict, corpus: Corpus, val: Windows, ood: Windows, pred_val: Tensor
+) -> dict[str, Any]:
+    pred_ood = predict_all(predict, corpus.vectors[ood.context])
+    sides = {}
+    for name, pred, windows in (("val", pred_val, val), ("ood", pred_ood, ood)):
+        sweep = offset_sweep(pred, corpus, windows)
+        sides[name] = {
+            "cos_next": sweep["cos_next"],
+            "margin": sweep["margin"],
+            "r_at_5": retrieval(pred, corpus, windows)["r_at_5"],
+            "by_third": by_third(pred, corpus, windows),
+        }
+    gaps = [
+        None if v is None or o is None else abs(v - o)
+        for v, o in zip(sides["val"]["by_third"], sides["ood"]["by_third"], strict=True)
+    ]
+    return {
+        **sides,
+        "gap_cos_next": abs(sides["val"]["cos_next"] - sides["ood"]["cos_next"]),
+        "gap_margin": abs(sides["val"]["margin"] - sides["ood"]["margin"]),
+        "gap_r_at_5": abs(sides["val"]["r_at_5"] - sides["ood"]["r_at_5"]),
+        "gap_by_third": gaps,
+    }
+
+
+def print_gates(report: dict[str, Any], console: Console, title: str) -> None:
+    table = Table(title=title)
+    for column in ("gate", "key numbers", "result"):
+        table.add_column(column)
+    a, b = report["A_offset_sweep"], report["B_retrieval"]
+    sweep = " ".join(f"{k}:{v:.3f}" for k, v in a["cos_by_offset"].items() if v is not None)
+    rows = [
+        ("A offset sweep", f"margin(+1) {a['margin']:+.4f}; cos by offset {sweep}"),
+        (
+            "B retrieval",
+            f"R@1 {b['r_at_1']:.3f} R@5 {b['r_at_5']:.3f} R@10 {b['r_at_10']:.3f} "
+            f"MRR {b['mrr']:.3f}; in-document R@1 {b['doc_r_at_1']:.3f}",
+        ),
+    ]
+    if "C_ablations" in report:
+        c = report["C_ablations"]
+        rows.append(("C ablations", " ".join(f"{k} {v:+.4f}" for k, v in c.items())))
+        d = report["D_rollout"]
+        rows.append(("D rollout", " ".join("-" if v is None else f"{v:.3f}" for v in d)))
+    if "E_in_vs_ood" in report:
+        e = report["E_in_vs_ood"]
+        rows.append(
+            (
+                "E in vs OOD",
+                f"cos(next) val {e['val']['cos_next']:.3f} OOD "
+                f"{e['ood']['cos_next']:.3f} (gap {e['gap_cos_next']:.3f}); R@5 gap "
+                f"{e['gap_r_at_5']:.3f}",
+            )
+        )
+    for name, numbers in rows:
+        result = report["passed"].get(name[0])
+        table.add_row(name, numbers, "-" if result is None else "pass" if result else "FAIL")
+    console.print(table)

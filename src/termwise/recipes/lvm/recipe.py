@@ -1,0 +1,202 @@
+"""Next-vector prediction: setup, train, evaluate, save.
+
+Terms: ``mse`` (data; ``mean_d (pred - next)^2``, or ``1 - cos`` with ``regression:
+cosine``) and ``dir`` (aux; :func:`termwise.terms.directional_margin` with the epoch's
+margin) weighted by an :class:`termwise.schedules.AutoScale` holding it at the epoch's
+``target_frac`` of the data term, within ``clamp``. Logged every logging step: the
+auto-scaled weight (``dir.weight``, lambda_eff), ``dir.pos``, ``dir.neg``, ``dir.gap``,
+``frac_of_mse`` and ``margin``; ``autoscale.pinned`` fires when the clamp holds the weight.
+Every epoch gates A and B run on val windows; the best epoch (``best_metric``, default
+margin(+1) while R@5 stays within 0.02 of its best) is saved in ``OUT/best``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from termwise.data.jsonl import write_json
+from termwise.health import HealthMonitor
+from termwise.models.backbone import resolve_backbone
+from termwise.objective import Objective
+from termwise.recipes.lvm.config import LvmConfig, RampByEpoch
+from termwise.recipes.lvm.data import Corpus, Windows, load_corpus, make_windows
+from termwise.recipes.lvm.gates import print_gates, run_gates
+from termwise.recipes.lvm.model import LvmManifest, NextVectorModel, load_lvm, save_lvm
+from termwise.schedules import AutoScale, piecewise
+from termwise.terms import directional_margin
+from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
+from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+
+R_AT_5_TOLERANCE = 0.02
+
+
+def by_epoch(ramp: RampByEpoch) -> Callable[[int], float]:
+    return piecewise(ramp.epochs[1:], ramp.values)
+
+
+class WindowData(Dataset[tuple[Tensor, Tensor, Tensor]]):
+    """``(context vectors, target, previous)`` per window, gathered on demand."""
+
+    def __init__(self, corpus: Corpus, windows: Windows) -> None:
+        self.corpus, self.windows = corpus, windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
+        v, w = self.corpus.vectors, self.windows
+        return v[w.context[i]], v[w.target[i]], v[w.previous[i]]
+
+
+def make_objective(config: LvmConfig) -> tuple[Objective, AutoScale | None]:
+    if not config.objective.directional:
+        return Objective({"mse": "data"}), None
+    low, high = config.objective.clamp
+    scale = AutoScale(config.objective.target_frac.values[0], low, high, reference="mse")
+    return Objective({"mse": "data", "dir": "aux"}, weights={"dir": scale}), scale
+
+
+def make_loss(
+    config: LvmConfig, objective: Objective, scale: AutoScale | None, steps_per_epoch: int
+) -> Callable[[nn.Module, Any, int], StepOutput]:
+    target_frac, margin = by_epoch(config.objective.target_frac), by_epoch(config.objective.margin)
+
+    def loss_fn(model: nn.Module, batch: Any, step: int) -> StepOutput:
+        context, target, previous = batch
+        epoch = step // steps_per_epoch
+        pred = model(context)
+        if config.objective.regression == "mse":
+            # Mean over dims, as F.mse_loss: the source's clamp [1e-4, 5e-2] is sized for it.
+            data = (pred - target).square().mean(-1)
+        else:
+            data = 1.0 - (pred * target).sum(-1)
+        terms: dict[str, Any] = {"mse": data}
+        stats: dict[str, Tensor] = {}
+        if scale is not None:
+            scale.target_fraction = target_frac(epoch)  # the ramp moves by epoch
+            current = margin(epoch)
+            terms["dir"] = directional_margin(
+                pred, target, previous, current, config.objective.gamma
+            )
+            stats["margin"] = pred.new_tensor(current)
+        total, breakdown = objective(step, **terms)
+        if scale is not None:
+            weighted = breakdown.weighted
+            stats["frac_of_mse"] = weighted[1] / weighted[0].clamp_min(1e-12)
+        return StepOutput(total, breakdown, stats)
+
+    return loss_fn
+
+
+@dataclass
+class Session:
+    config: LvmConfig
+    corpus: Corpus
+    train_windows: Windows
+    val_windows: Windows
+    ood_windows: Windows | None
+    model: NextVectorModel
+    trainer: Trainer
+    manifest: LvmManifest
+
+
+def setup(config: LvmConfig, output: Path, console: Console) -> Session:
+    seed_everything(config.trainer.seed)
+    corpus = load_corpus(config.data, console)
+    cut = (config.data.context, config.data.offset)
+    train_windows = make_windows(corpus, corpus.documents("train"), *cut)
+    val_windows = make_windows(corpus, corpus.documents("val"), *cut)
+    ood_docs = corpus.documents("ood")
+    ood_windows = make_windows(corpus, ood_docs, *cut) if ood_docs else None
+    steps_per_epoch = math.ceil(len(train_windows) / config.trainer.batch_size)
+    model = NextVectorModel(corpus.vectors.shape[1], config.data.context, config.model)
+    objective, scale = make_objective(config)
+    manifest = LvmManifest(
+        format="termwise-lvm/1",
+        dim=corpus.vectors.shape[1],
+        context=config.data.context,
+        offset=config.data.offset,
+        model=config.model,
+        backbone=str(resolve_backbone(config.data.backbone)),
+        ood=[str(p) for p in config.data.ood],
+    )
+    per_epoch = val_windows.subset(torch.arange(min(len(val_windows), config.eval_windows)))
+    best_r5 = {"value": -1.0}
+
+    def epoch_gates(model: nn.Module) -> dict[str, float]:
+        report = run_gates(model, corpus, per_epoch, None, config.gates, full=False)
+        a, b = report["A_offset_sweep"], report["B_retrieval"]
+        metrics = {"margin": a["margin"], "cos_next": a["cos_next"], **b}
+        within = b["r_at_5"] >= best_r5["value"] - R_AT_5_TOLERANCE
+        best_r5["value"] = max(best_r5["value"], b["r_at_5"])
+        chosen = metrics.get(config.best_metric, math.nan)
+        metrics["selection"] = chosen if within else -math.inf
+        return metrics
+
+    def save_best(model: nn.Module, step: int, metrics: Any) -> None:
+        assert isinstance(model, NextVectorModel)
+        save_lvm(model, output / "best", manifest)
+
+    trainer = Trainer(
+        model=model,
+        optimizer=torch.optim.AdamW(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        ),
+        train_data=WindowData(corpus, train_windows),
+        loss_fn=make_loss(config, objective, scale, steps_per_epoch),
+        config=config.trainer.model_copy(
+            update={"max_steps": config.epochs * steps_per_epoch, "eval_every": steps_per_epoch}
+        ),
+        run_dir=output,
+        monitor=HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console),
+        console=console,
+        eval_fn=epoch_gates,
+        early_stopping=EarlyStopping("selection", "max", patience=10**6, on_improve=save_best),
+    )
+    console.print(
+        f"{len(train_windows)} training windows ({steps_per_epoch} steps an epoch), "
+        f"{len(val_windows)} val, {len(ood_windows) if ood_windows else 0} OOD"
+    )
+    return Session(
+        config, corpus, train_windows, val_windows, ood_windows, model, trainer, manifest
+    )
+
+
+def train(
+    config: LvmConfig,
+    output: Path,
+    console: Console,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train with gates A and B every epoch, then all five gates on the best model."""
+    prepare_run_dir(output, resume, overwrite)
+    write_run_config(output, config, console)
+    session = setup(config, output, console)
+    session.trainer.fit(resume=resume)
+    if not (output / "best").is_dir():
+        save(session, output / "best")
+    report = evaluate(session, output / "best")
+    write_json(output / "gates.json", report)
+    print_gates(report, console, title=f"Gates of {output / 'best'} (val)")
+    return report
+
+
+def save(session: Session, directory: Path) -> None:
+    save_lvm(session.model, directory, session.manifest)
+
+
+def evaluate(session: Session, best: Path) -> dict[str, Any]:
+    model, _ = load_lvm(best)
+    return run_gates(
+        model, session.corpus, session.val_windows, session.ood_windows, session.config.gates
+    )

@@ -1,0 +1,98 @@
+"""``termwise lvm``: training, resume, the CLI end to end, bad input."""
+
+import orjson
+import pytest
+import torch
+import yaml
+from rich.console import Console
+
+from termwise.config import load_yaml_config
+from termwise.recipes.lvm.config import LvmConfig
+from termwise.recipes.lvm.recipe import setup
+from tests.cli.test_cli import assert_one_line_exit_2, run_main
+from tests.recipes.vae.conftest import write_documents
+
+QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def tiny_lvm_config(tmp_path, tiny_bert, **data):
+    docs = write_documents(tmp_path / "docs.jsonl", documents=5, sentences=20)
+    ood = write_documents(tmp_path / "ood.jsonl", documents=2, sentences=15, seed=3)
+    config = {
+        "data": {
+            "sequences": [str(docs)],
+            "ood": [str(ood)],
+            "backbone": str(tiny_bert),
+            "context": 3,
+            "cache_dir": str(tmp_path / "cache"),
+            **data,
+        },
+        "model": {"width": 16, "layers": 1, "heads": 2},
+        "epochs": 3,
+        "trainer": {"batch_size": 16, "progress": False, "tensorboard": False, "health_every": 2},
+    }
+    path = tmp_path / "lvm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_resume_equals_a_straight_run(tmp_path, tiny_bert):
+    config = load_yaml_config(tiny_lvm_config(tmp_path, tiny_bert), LvmConfig)
+    straight = setup(config, tmp_path / "straight", QUIET)
+    straight.trainer.fit()
+    first = setup(config, tmp_path / "resumed", QUIET)
+    first.trainer.config = first.trainer.config.model_copy(update={"max_steps": 7})
+    first.trainer.fit()
+    resumed = setup(config, tmp_path / "resumed", QUIET)
+    resumed.trainer.fit(resume=True)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_cli_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
+    path = tiny_lvm_config(tmp_path, tiny_bert)
+    for command in (["build-data"], ["diagnose-data", "--json", str(tmp_path / "diag.json")]):
+        code, err = run_main(monkeypatch, capsys, "lvm", *command, "-c", str(path))
+        assert code == 0, err
+    assert "verdict" in orjson.loads((tmp_path / "diag.json").read_bytes())
+    run = tmp_path / "run"
+    code, err = run_main(monkeypatch, capsys, "lvm", "train", "-c", str(path), "-o", str(run))
+    assert code == 0, err
+    gates = orjson.loads((run / "gates.json").read_bytes())
+    assert set(gates["passed"]) == {"A", "B", "C", "D", "E"}
+    metrics = [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
+    assert len(metrics) == 3 and {"margin", "r_at_5", "selection"} <= set(metrics[0])
+    scalars = (run / "scalars.csv").read_text()
+    for name in ("dir.weight", "dir.pos", "dir.neg", "dir.gap", "frac_of_mse", "margin"):
+        assert f",{name}," in scalars
+    out = tmp_path / "5cat.json"
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        "lvm",
+        "eval",
+        "-m",
+        str(run / "best"),
+        "-d",
+        str(tmp_path / "docs.jsonl"),
+        "--json",
+        str(out),
+    )
+    assert code == 0, err
+    assert "E_in_vs_ood" in orjson.loads(out.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        ({"context": 40}, ["no document has 41 sentences"]),
+        ({"sequences": []}, ["data.sequences", "at least 1 item"]),
+        ({"contxt": 3}, ["unknown key 'contxt'", "did you mean 'context'"]),
+    ],
+)
+def test_bad_configs_are_one_line(change, fragments, tmp_path, tiny_bert, monkeypatch, capsys):
+    path = tiny_lvm_config(tmp_path, tiny_bert, **change)
+    code, err = run_main(
+        monkeypatch, capsys, "lvm", "train", "-c", str(path), "-o", str(tmp_path / "r")
+    )
+    assert_one_line_exit_2(code, err, *fragments)
