@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run demo test lint typecheck unit bench bench-btrm bench-pref clean
+.PHONY: run demo test lint typecheck unit bench bench-btrm bench-pref bench-vae bench-lvm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,16 @@ bench-btrm: $(STAMP)
 bench-pref: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/pref_vs_trl.py --max-steps 500 --write
+
+# About 45 minutes: six free-bits arms of termwise vae on ../shared/data/sequences, then the
+# classification task (three arms) on ../shared/data/corpora.
+bench-vae: $(STAMP)
+	$(BIN)/python bench/vae_free_bits.py --data-dir ../shared/data --write
+	$(BIN)/python bench/vae_free_bits.py --data-dir ../shared/data --task classify --write
+
+# About 15 minutes: embeds ../shared/data/sequences once, then five predictors through the gates.
+bench-lvm: $(STAMP)
+	$(BIN)/python bench/lvm_gates.py --data-dir ../shared/data --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -129,8 +129,14 @@ def test_collapse_rule_on_real_runs(tmp_path, tiny_bert, kl_weight, collapses):
         early_stopping={"patience": 10},
     )
     train(load_yaml_config(path, VaeConfig), tmp_path / "run", QUIET)
-    findings, _ = read_findings(tmp_path / "run" / "health.jsonl")
+    health = tmp_path / "run" / "health.jsonl"
+    findings, _ = read_findings(health) if health.exists() else ([], 0)
     assert any(f.code == "latent.collapsed" for f in findings) is collapses
+    metrics = [
+        orjson.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_bytes().splitlines()
+    ]
+    assert (metrics[-1]["val_active_units"] == 0) is collapses
 
 
 def test_resume_with_auto_free_bits_equals_a_straight_run(tmp_path, tiny_bert):
