@@ -9,6 +9,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from termwise.data.jsonl import iter_records
 from termwise.recipes.vae.config import VaeConfig
 from termwise.recipes.vae.data import encode_texts, read_examples
 from termwise.recipes.vae.metrics import Weights, diagnose_split
@@ -18,7 +19,8 @@ from termwise.recipes.vae.model import load_vae
 def evaluate_file(model_dir: Path, path: Path, samples: int) -> dict[str, Any]:
     """Every example of ``path`` (a {sentences: [...]} document, or a text per line)."""
     model, vocab, manifest = load_vae(model_dir)
-    documents = path.read_bytes().count(b'"sentences"') > 0
+    first = next(iter_records(path), None)
+    documents = first is not None and "sentences" in first[1]
     config = VaeConfig.model_validate(
         {
             "task": manifest.task,
@@ -44,7 +46,7 @@ def evaluate_file(model_dir: Path, path: Path, samples: int) -> dict[str, Any]:
         labels,
         torch.zeros(len(ids), 0),
         weights,
-        "mean_dims",
+        manifest.reduce,
         torch.Generator().manual_seed(0),
         samples,
     )

@@ -4,7 +4,7 @@ classifier. ``use_latent: false`` makes it a plain autoregressive language model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -209,10 +209,18 @@ class VaeManifest(StrictModel):
     label_names: list[str] = Field(default_factory=list, description="Classes (classify).")
     words: list[str] = Field(..., min_length=5, description="The vocabulary.")
     free_bits: float = Field(0.0, ge=0, description="The threshold at save time.")
+    reduce: Literal["mean_dims", "per_dim", "sum_dims"] = Field(
+        "mean_dims", description="Where free bits applied."
+    )
 
 
 def save_vae(
-    model: SentenceVAE, vocab: Vocabulary, directory: Path, free_bits: float, label_names: list[str]
+    model: SentenceVAE,
+    vocab: Vocabulary,
+    directory: Path,
+    free_bits: float,
+    label_names: list[str],
+    reduce: str = "mean_dims",
 ) -> None:
     """Weights and manifest, written beside ``directory`` and renamed into place."""
     import shutil
@@ -231,6 +239,7 @@ def save_vae(
         label_names=label_names,
         words=vocab.words,
         free_bits=free_bits,
+        reduce=reduce,
     )
     write_json(partial / MANIFEST, manifest.model_dump(mode="json"))
     if directory.exists():

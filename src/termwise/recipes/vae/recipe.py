@@ -36,6 +36,7 @@ from termwise.health import HealthMonitor
 from termwise.objective import Objective
 from termwise.recipes.vae.config import CRITERION, StageConfig, VaeConfig
 from termwise.recipes.vae.data import VaeData, load_data
+from termwise.recipes.vae.evaluate import print_metrics
 from termwise.recipes.vae.metrics import (
     Weights,
     diagnose_split,
@@ -208,7 +209,9 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
 
     def save_best(model: nn.Module, step: int, metrics: Any) -> None:
         assert isinstance(model, SentenceVAE)
-        save_vae(model, data.vocab, output / "best", session_box["s"].free_bits(), data.label_names)
+        free_bits = session_box["s"].free_bits()
+        best = output / "best"
+        save_vae(model, data.vocab, best, free_bits, data.label_names, config.kl.reduce)
 
     stopping = EarlyStopping(
         config.stopping_metric,
@@ -258,13 +261,17 @@ def train(
         save(session, output / "best")
     results = evaluate(session, output / "best")
     write_json(output / "eval.json", results)
+    shown = {k: v for k, v in results.items() if k.startswith("val_") or k == "best_step"}
+    print_metrics(shown, console, title=f"Best model ({output / 'best'}) on val")
     print_success(results.get("success", {}), console)
     return results
 
 
 def save(session: Session, directory: Path) -> None:
+    data = session.data
+    free_bits = session.free_bits()
     save_vae(
-        session.model, session.data.vocab, directory, session.free_bits(), session.data.label_names
+        session.model, data.vocab, directory, free_bits, data.label_names, session.config.kl.reduce
     )
 
 
