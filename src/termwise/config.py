@@ -47,6 +47,12 @@ class StrictModel(BaseModel):
         return data
 
 
+def check_heads_divide(width: int, heads: int, width_name: str) -> None:
+    """Attention needs ``width`` to split evenly over ``heads`` (a config validator's check)."""
+    if width % heads:
+        raise ValueError(f"{width_name} ({width}) must be divisible by heads ({heads})")
+
+
 def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
     line = None if node is None else node.start_mark.line + 1

@@ -64,3 +64,16 @@ def write_run_config(path: Path, config: BaseModel, console: Console | None = No
             markup=False,
         )
     write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def start_run(
+    path: Path,
+    config: BaseModel,
+    console: Console,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> None:
+    """What every recipe's ``train`` does first: check the run directory
+    (:func:`prepare_run_dir`) and record the config in it (:func:`write_run_config`)."""
+    prepare_run_dir(path, resume, overwrite)
+    write_run_config(path, config, console)

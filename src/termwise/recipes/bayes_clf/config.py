@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from termwise.config import ExistingFile, StrictModel
+from termwise.config import ExistingFile, StrictModel, check_heads_divide
 from termwise.trainer.config import TrainerConfig
 
 
@@ -39,8 +39,7 @@ class BayesModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> BayesModelConfig:
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        check_heads_divide(self.d_model, self.heads, "d_model")
         return self
 
 

@@ -37,7 +37,7 @@ from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
 from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
-from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+from termwise.trainer.run_dir import start_run
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -198,8 +198,7 @@ def train(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Set up, train, evaluate every head on held-out rows, save ``OUTPUT/model``."""
-    prepare_run_dir(output, resume, overwrite)
-    write_run_config(output, config, console)
+    start_run(output, config, console, resume, overwrite)
     session = setup(config, output, console)
     started = time.perf_counter()
     session.trainer.fit(resume=resume)

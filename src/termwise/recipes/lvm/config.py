@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from termwise.config import ExistingFile, StrictModel
+from termwise.config import ExistingFile, StrictModel, check_heads_divide
 from termwise.trainer.config import TrainerConfig
 
 
@@ -45,8 +45,7 @@ class LvmModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> LvmModelConfig:
-        if self.width % self.heads:
-            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
+        check_heads_divide(self.width, self.heads, "width")
         return self
 
 

@@ -34,7 +34,7 @@ from termwise.recipes.lvm.model import LvmManifest, NextVectorModel, load_lvm, s
 from termwise.schedules import AutoScale, piecewise
 from termwise.terms import directional_margin
 from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
-from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+from termwise.trainer.run_dir import start_run
 
 R_AT_5_TOLERANCE = 0.02
 
@@ -179,8 +179,7 @@ def train(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train with gates A and B every epoch, then all five gates on the best model."""
-    prepare_run_dir(output, resume, overwrite)
-    write_run_config(output, config, console)
+    start_run(output, config, console, resume, overwrite)
     session = setup(config, output, console)
     session.trainer.fit(resume=resume)
     if not (output / "best").is_dir():

@@ -48,7 +48,7 @@ from termwise.terms import TermOutput, bradley_terry, gaussian_kl
 from termwise.terms.preference import reward_centering
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
-from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+from termwise.trainer.run_dir import start_run
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -209,8 +209,7 @@ def train(
     overwrite: bool = False,
 ) -> dict[str, Any] | None:
     """Train, save ``OUTPUT/model``, and evaluate on ``dev_path`` (returned) when set."""
-    prepare_run_dir(output, resume, overwrite)
-    write_run_config(output, config, console)
+    start_run(output, config, console, resume, overwrite)
     session = setup(config, output, console)
     session.trainer.fit(resume=resume)
     return finish(session, output, console)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from termwise.config import ExistingFile, StrictModel
+from termwise.config import ExistingFile, StrictModel, check_heads_divide
 from termwise.errors import TermwiseConfigWarning
 from termwise.trainer.config import TrainerConfig
 
@@ -72,10 +72,8 @@ class VaeModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> VaeModelConfig:
-        if self.encoder == "transformer" and self.encoder_hidden % self.heads:
-            raise ValueError(
-                f"encoder_hidden ({self.encoder_hidden}) must be divisible by heads ({self.heads})"
-            )
+        if self.encoder == "transformer":
+            check_heads_divide(self.encoder_hidden, self.heads, "encoder_hidden")
         return self
 
 

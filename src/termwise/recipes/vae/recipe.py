@@ -48,7 +48,7 @@ from termwise.recipes.vae.model import SentenceVAE, decoder_targets, load_vae, s
 from termwise.schedules import AutoFreeBits, Schedule, cyclical, join, linear_warmup, piecewise
 from termwise.terms import TermOutput, free_bits_kl
 from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
-from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+from termwise.trainer.run_dir import start_run
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -253,8 +253,7 @@ def train(
 ) -> dict[str, Any]:
     """Set up, train with per-epoch diagnostics and early stopping, evaluate the best model
     on val and test, check the success criteria, save ``eval.json``."""
-    prepare_run_dir(output, resume, overwrite)
-    write_run_config(output, config, console)
+    start_run(output, config, console, resume, overwrite)
     session = setup(config, output, console)
     session.trainer.fit(resume=resume)
     if not (output / "best").is_dir():  # no evaluation ran (a run shorter than an epoch)
