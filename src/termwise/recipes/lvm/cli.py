@@ -80,5 +80,27 @@ def _train(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
 
 
 opts.train_command(
-    lvm_app, "Train (gates A and B every epoch), then all five gates on OUTPUT/best.", _train
+    lvm_app,
+    "Train (gates A and B every epoch), then all five gates on OUTPUT/best.",
+    _train,
 )
+
+
+@lvm_app.command("eval")
+def evaluate(
+    model: Path = opts.MODEL_DIR,
+    data: Path = typer.Option(..., "--data", "-d", help="JSONL documents {sentences: [...]}."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the gates here."),
+) -> None:
+    """All five gates on FILE (E against the training run's OOD files, when it had some)."""
+    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.recipes.lvm.evaluate import evaluate_file
+    from termwise.recipes.lvm.gates import print_gates
+
+    check_readable(data, "data file")
+    if json_out is not None:
+        check_output(json_out, data, option="--json")
+    report = evaluate_file(model, data, Console())
+    print_gates(report, Console(), title=f"Gates of {model} on {data}")
+    if json_out is not None:
+        write_json(json_out, report)

@@ -67,5 +67,47 @@ def _train(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
 
 
 opts.train_command(
-    pref_app, "Train, save OUTPUT/model, and evaluate on dev_path when it is set.", _train
+    pref_app,
+    "Train, save OUTPUT/model, and evaluate on dev_path when it is set.",
+    _train,
 )
+
+
+@pref_app.command("eval")
+def evaluate(
+    model: Path = opts.MODEL_DIR,
+    data: Path = typer.Option(..., "--data", "-d", help="JSONL pairs to evaluate."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results here."),
+    samples: int | None = typer.Option(
+        None, "--samples", min=1, help="Monte Carlo draws for bayes_gpm (default: the model's)."
+    ),
+) -> None:
+    """Accuracy per category and subset (ties wrong), NLL, Brier, ECE, uncertainty AUROC."""
+    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.recipes.pref.eval import print_results
+    from termwise.recipes.pref.model import load_preference_model
+    from termwise.recipes.pref.recipe import evaluate as evaluate_pairs
+
+    check_readable(data, "data file")
+    if json_out is not None:
+        check_output(json_out, data, option="--json")
+    loaded, tokenizer, manifest = load_preference_model(model)
+    n_samples = samples or manifest.n_samples
+    results = evaluate_pairs(loaded, tokenizer, data, manifest.max_length, n_samples)
+    print_results(results, Console(), title=f"{loaded.kind} on {data}")
+    if json_out is not None:
+        write_json(json_out, results)
+
+
+@pref_app.command("score")
+def score(
+    model: Path = opts.MODEL_DIR,
+    input_path: Path = opts.SCORE_INPUT,
+    output: Path = opts.SCORE_OUTPUT,
+    batch_size: int = typer.Option(32, min=1, help="Pairs per forward pass."),
+) -> None:
+    """Pairs get {"preference": {"p", "std"}}; single responses (bt) get {"reward"}."""
+    from termwise.recipes.pref.score import score_file
+
+    count = score_file(model, input_path, output, batch_size)
+    Console().print(f"scored {count} records -> {output}")

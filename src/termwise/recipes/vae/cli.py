@@ -62,3 +62,48 @@ opts.train_command(
     "Train through the curriculum; the best model (early stopping) goes to OUTPUT/best.",
     _train,
 )
+
+
+@vae_app.command("eval")
+def evaluate(
+    model: Path = opts.MODEL_DIR,
+    data: Path = typer.Option(..., "--data", "-d", help="JSONL sentences or documents."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results here."),
+    samples: int = typer.Option(20, min=1, help="Importance samples of the NLL bound."),
+) -> None:
+    """Reconstruction NLL, importance-weighted NLL and perplexity, KL, MI, active units."""
+    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.recipes.vae.evaluate import evaluate_file, print_metrics
+
+    check_readable(data, "data file")
+    if json_out is not None:
+        check_output(json_out, data, option="--json")
+    results = evaluate_file(model, data, samples)
+    print_metrics(results, Console(), title=f"{model} on {data}")
+    if json_out is not None:
+        write_json(json_out, results)
+
+
+@vae_app.command("sample")
+def sample(
+    model: Path = opts.MODEL_DIR,
+    count: int = typer.Option(10, "-n", min=1, help="Sentences from the prior."),
+    interpolate: tuple[str, str] | None = typer.Option(
+        None, help="Two sentences: decode along the line between their latents."
+    ),
+    temperature: float = typer.Option(0.0, min=0.0, help="0: greedy decoding."),
+    seed: int = typer.Option(0, help="Seeds the prior draws."),
+) -> None:
+    """Decode sentences from the prior, or between two sentences."""
+    from termwise.recipes.vae.model import load_vae
+    from termwise.recipes.vae.sample import interpolate as between
+    from termwise.recipes.vae.sample import sample_prior
+
+    loaded, vocab, _ = load_vae(model)
+    console = Console()
+    if interpolate is not None:
+        lines = between(loaded, vocab, interpolate[0], interpolate[1])
+    else:
+        lines = sample_prior(loaded, vocab, count, temperature, seed)
+    for line in lines:
+        console.print(line, markup=False)
