@@ -95,12 +95,60 @@ def _probe(train, test, control=0.5):
     )
 
 
-def test_test_far_above_train_is_suspected_leakage_but_small_gaps_are_not():
+def test_test_above_train_is_a_regime_note_not_leakage():
     from termwise.probes.target import summarize_target
     from termwise.probes.verdict import decide
 
     target = summarize_target(np.array([0, 1] * 50), "binary")
-    assert decide(target, [], [_probe(0.60, 0.80)], False).label == "leakage-suspected"
+    verdict = decide(target, [], [_probe(0.60, 0.80)], False)
+    assert verdict.label == "signal"
+    assert any("regime difference" in line for line in verdict.evidence)
     assert decide(target, [], [_probe(0.78, 0.80)], False).label == "signal"
     assert decide(target, [], [_probe(0.60, 0.545)], False).label == "weak-signal"
     assert decide(target, [], [_probe(0.60, 0.50)], False).label == "no-signal"
+
+
+def test_a_model_that_did_not_fit_is_not_evidence():
+    from termwise.probes.target import summarize_target
+    from termwise.probes.verdict import decide
+
+    target = summarize_target(np.array([0, 1] * 50), "binary")
+    verdict = decide(target, [], [_probe(0.499, 0.70)], False)
+    assert verdict.label == "no-signal"
+    assert any("did not fit" in line for line in verdict.evidence)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_mlp_fits_a_small_table(binary):
+    from sklearn.datasets import load_diabetes
+
+    from termwise.data.splits import random_split
+    from termwise.probes.models import probe_models
+
+    x, y = load_diabetes(return_X_y=True)
+    kind = "binary" if binary else "regression"
+    target = (y > np.median(y)).astype(int) if binary else y
+    train, test = random_split(len(y), 0.25, 0, target if binary else None)
+    probes, _ = probe_models(x, target, kind, train, test, seed=0, time_ordered=False)
+    mlp = next(p for p in probes if p.model == "mlp")
+    metric = "auc" if binary else "r2"
+    assert mlp.train[metric].value > (0.7 if binary else 0.3)  # 442 rows: it fit
+
+
+def test_block_bootstrap_widens_intervals_on_autocorrelated_rows():
+    from termwise.probes import weighted_metrics as wm
+
+    rng = np.random.default_rng(0)
+    runs = np.repeat(rng.integers(0, 2, 50), 20)  # labels in runs of 20: autocorrelated
+    score = runs + np.repeat(rng.normal(0, 1.5, 50), 20)  # errors shared within a run
+    classes = np.array([0, 1])
+    proba = np.c_[1 - score, score]
+
+    def width(block):
+        values = wm.auc(wm.bootstrap_weights(len(runs), 300, 1, block), runs, proba, classes)
+        low, high = np.quantile(values, [0.025, 0.975])
+        return high - low
+
+    assert width(20) > 1.3 * width(1)
+    counts = wm.bootstrap_weights(100, 5, 0, block=7)
+    assert counts.shape == (5, 100) and (counts.sum(1) == 100).all()

@@ -99,7 +99,13 @@ def probe_arrays(
         f"none is below 1 / (shuffles + 1))",
         f"mutual information on {usage['mi_rows']} of {usage['rows']} rows (kNN estimator)",
         f"models trained on {model_usage['train_rows']} rows, scored on "
-        f"{model_usage['test_rows']}; intervals from {model_usage['bootstraps']} bootstraps",
+        f"{model_usage['test_rows']}; intervals from {model_usage['bootstraps']} bootstraps"
+        + (
+            f" of blocks of {model_usage['block']} consecutive rows (time-ordered rows are "
+            "autocorrelated)"
+            if model_usage["block"] > 1
+            else ""
+        ),
     ]
     if dropped_rows:
         notes.append(f"{dropped_rows} rows with missing values dropped (--on-missing drop)")

@@ -11,10 +11,23 @@ from __future__ import annotations
 import numpy as np
 
 
-def bootstrap_weights(n: int, count: int, seed: int) -> np.ndarray:
+def bootstrap_weights(n: int, count: int, seed: int, block: int = 1) -> np.ndarray:
+    """``[count, n]`` row multiplicities of ``count`` bootstrap resamples. ``block > 1``:
+    a moving-block bootstrap for time-ordered rows (blocks of ``block`` consecutive rows,
+    so autocorrelated neighbours are resampled together and the interval is not too narrow)."""
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(count, n))
+    if block <= 1:
+        draws = rng.integers(0, n, size=(count, n))
+    else:
+        block = min(block, n)
+        starts = rng.integers(0, n - block + 1, size=(count, -(-n // block)))
+        draws = (starts[..., None] + np.arange(block)).reshape(count, -1)[:, :n]
     return np.stack([np.bincount(row, minlength=n) for row in draws]).astype(float)
+
+
+def block_length(n: int) -> int:
+    """The usual moving-block length for ``n`` time-ordered rows: about ``n ** (1/3)``."""
+    return max(1, round(n ** (1 / 3)))
 
 
 def accuracy(w: np.ndarray, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
