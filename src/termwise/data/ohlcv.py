@@ -43,7 +43,7 @@ class OhlcvFrame:
     grouping: str
 
 
-def _find(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
+def find_column(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((columns[n] for n in names if n in columns), None)
 
 
@@ -74,13 +74,13 @@ def build(raw: pd.DataFrame, path: str) -> OhlcvFrame:
         )
     if frame["close"].nunique() == 1:
         raise TermwiseUserError("the close price never changes: nothing to predict", path=path)
-    time_col = _find(columns, TIME_NAMES)
+    time_col = find_column(columns, TIME_NAMES)
     frame["time"] = (
         pd.to_datetime(raw[time_col])
         if time_col is not None
         else pd.Series(pd.RangeIndex(len(raw)))
     )
-    ticker_col = _find(columns, TICKER_NAMES)
+    ticker_col = find_column(columns, TICKER_NAMES)
     frame["ticker"] = raw[ticker_col].astype(str) if ticker_col is not None else "all"
     intraday = time_col is not None and bool((frame["time"].dt.normalize() != frame["time"]).any())
     frame["session"] = (

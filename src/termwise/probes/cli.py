@@ -60,6 +60,12 @@ def probe(
         OnMissing.error, help="Rows with missing values: stop (error) or drop and count."
     ),
     seed: int = typer.Option(0, help="Seeds splits, shuffles, subsamples and models."),
+    null_draws: int = typer.Option(
+        3,
+        min=0,
+        help="With --ohlcv: random walks the whole pipeline also runs on, to tell "
+        "'predictable beyond a random walk' from 'predictable by construction' (0: off).",
+    ),
     verbose: bool = typer.Option(False, help="With --ohlcv: the full report of every target."),
 ) -> None:
     """Probe whether the features carry signal about the target, against shuffled labels."""
@@ -76,7 +82,7 @@ def probe(
         check_output(json_out, data, option="--json")
     frame = read_table(data)
     if ohlcv:
-        reports = _probe_ohlcv(frame, data, target, settings, console, verbose)
+        reports = _probe_ohlcv(frame, data, target, settings, console, verbose, null_draws)
         print_ranking(reports, console)
     else:
         if target is None:
@@ -117,6 +123,7 @@ def _probe_ohlcv(
     settings: ProbeSettings,
     console: Console,
     verbose: bool,
+    null_draws: int = 3,
 ) -> list[ProbeReport]:
     from termwise.data import ohlcv
     from termwise.probes.report import print_report
@@ -167,4 +174,36 @@ def _probe_ohlcv(
             f"no OHLCV target could be probed ({len(skipped)} skipped; first: {skipped[0]})",
             path=data,
         )
+    if null_draws:
+        _add_construction(frame, data, reports, settings, console, null_draws)
+        for report in reports if (verbose or target) else []:
+            if report.construction:
+                console.print(f"{report.target_name}: {report.construction['statement']}")
     return reports
+
+
+def _add_construction(
+    frame: pd.DataFrame,
+    data: Path,
+    reports: list[ProbeReport],
+    settings: ProbeSettings,
+    console: Console,
+    draws: int,
+) -> None:
+    """Each report's margin over what a random walk gives, in its verdict and JSON."""
+    from dataclasses import asdict
+
+    from termwise.probes.construction import construction_baselines, judge
+
+    console.print(f"running the same pipeline on {draws} random walks shaped like the data")
+    nulls = construction_baselines(
+        frame, str(data), [r.target_name for r in reports], settings, draws
+    )
+    for report in reports:
+        values = nulls[report.target_name]
+        if not values:
+            report.notes.append("no random-walk baseline: the target was degenerate on every draw")
+            continue
+        found = judge(report, values)
+        report.construction = asdict(found)
+        report.verdict.evidence.append(f"construction baseline: {found.statement}")

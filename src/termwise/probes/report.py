@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,13 +81,22 @@ def _interval(interval: object) -> str:
 
 
 def print_ranking(reports: Sequence[ProbeReport], console: Console) -> None:
-    table = Table(title="Targets ranked by held-out signal over the shuffled control")
-    for column in ("rank", "target", "kind", "verdict", "best model", "test", "control"):
+    built = any(r.construction for r in reports)
+    title = (
+        "Targets ranked by the margin over what a random walk gives"
+        if built
+        else "Targets ranked by held-out signal over the shuffled control"
+    )
+    table = Table(title=title)
+    columns = ["rank", "target", "kind", "verdict", "best model", "test", "control"]
+    if built:
+        columns += ["random walk gives", "margin", "beyond a random walk"]
+    for column in columns:
         table.add_column(column)
     for rank, report in enumerate(rank_reports(reports), start=1):
         metric = PRIMARY[report.target.kind]
         best = max(report.models, key=lambda m: m.test[metric].value - m.control_test[metric].value)
-        table.add_row(
+        row = [
             str(rank),
             report.target_name,
             report.target.kind,
@@ -94,7 +104,15 @@ def print_ranking(reports: Sequence[ProbeReport], console: Console) -> None:
             f"{best.model} {metric}",
             _interval(best.test[metric]),
             _interval(best.control_test[metric]),
-        )
+        ]
+        if built:
+            c = report.construction
+            row += (
+                [f"{c['baseline']:.3f}", f"{c['margin']:+.3f}", "yes" if c["beyond"] else "no"]
+                if c
+                else ["-", "-", "-"]
+            )
+        table.add_row(*row)
     console.print(table)
 
 
@@ -110,6 +128,16 @@ ORDER = {"signal": 0, "leakage-suspected": 1, "weak-signal": 2, "no-signal": 3}
 
 
 def rank_reports(reports: Sequence[ProbeReport]) -> list[ProbeReport]:
+    """With construction baselines: beyond-a-random-walk targets first, by their margin over
+    it; else by verdict, then lift over the shuffled control."""
+    if any(r.construction for r in reports):
+
+        def margin(r: ProbeReport) -> tuple[int, float]:
+            c = r.construction
+            value = c["margin"] if c and math.isfinite(c["margin"]) else -math.inf
+            return (0 if c and c["beyond"] else 1, -value)
+
+        return sorted(reports, key=margin)
     return sorted(reports, key=lambda r: (ORDER[r.verdict.label], -lift(r)))
 
 

@@ -39,6 +39,8 @@ class ProbeReport:
     verdict: Verdict
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # What the same pipeline reaches on random walks (OHLCV targets; see construction.py).
+    construction: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
