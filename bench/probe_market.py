@@ -28,6 +28,15 @@ FILES = {
 }
 
 
+def _number(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _top(values: list[Any]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return max(finite) if finite else None
+
+
 def table(reports: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| rank | target | verdict | best test (interval low) | random walk gives | margin | "
@@ -37,14 +46,18 @@ def table(reports: list[dict[str, Any]]) -> list[str]:
     for rank, report in enumerate(reports, start=1):
         c = report.get("construction") or {}
         real = c.get("real")
-        cell = "-" if real is None else f"{real:.3f} (low {c['real_low']:.3f})"
+        cell = "-" if real is None else f"{real:.3f} (low {_number(c['real_low'], '.3f')})"
         metric = c.get("metric", "")
         lines.append(
             f"| {rank} | {report['target_name']} | {report['verdict']['label']} | "
             f"{metric} {cell} | "
-            + ("-" if not c else f"{c['baseline']:.3f} (max {max(c['draws']):.3f})")
+            + (
+                "-"
+                if not c
+                else f"{_number(c['baseline'], '.3f')} (max {_number(_top(c['draws']), '.3f')})"
+            )
             + " | "
-            + ("-" if not c else f"{c['margin']:+.3f}")
+            + ("-" if not c else _number(c["margin"], "+.3f"))
             + " | "
             + ("-" if not c else ("yes" if c["beyond"] else "no"))
             + " |"

@@ -134,5 +134,7 @@ def construction_baselines(
                 if on_skip is not None:
                     on_skip(name, str(error))
                 continue
-            results[name].append(best_metric(report))
+            value = best_metric(report)
+            if np.isfinite(value):  # NaN: a metric undefined on this draw's test split
+                results[name].append(value)
     return results
