@@ -20,7 +20,7 @@ from typing import Any
 from _doc import DOCS, publish
 from termwise.data import ohlcv
 from termwise.probes.construction import construction_baselines, judge
-from termwise.probes.run import ProbeSettings, probe_arrays
+from termwise.probes.run import ProbeSettings, probe_bars
 from termwise.probes.simulate import simulated_bars
 
 MARK = "<!-- probe_random_walk -->"
@@ -33,17 +33,8 @@ def judged(seed: int, targets: list[str], draws: int, rows: int, ar: float) -> d
     nulls = construction_baselines(frame, "sim", targets, settings, draws)
     out = {}
     for name in targets:
-        rows_ = ohlcv.target_arrays(bars, name)
         try:
-            report = probe_arrays(
-                list(ohlcv.FEATURES),
-                rows_.x,
-                rows_.y,
-                name,
-                settings,
-                times=rows_.times,
-                label_end=rows_.known_at,
-            )
+            report, _ = probe_bars(bars, name, settings)
         except Exception:  # a degenerate target on this walk: not counted
             continue
         if not nulls[name]:

@@ -5,7 +5,7 @@ import pytest
 
 from termwise.data import ohlcv
 from termwise.probes.construction import construction_baselines, judge, null_bars
-from termwise.probes.run import ProbeSettings, probe_arrays
+from termwise.probes.run import ProbeSettings, probe_bars
 from termwise.probes.simulate import simulated_bars
 
 SETTINGS = ProbeSettings(permutations=100)
@@ -16,16 +16,7 @@ def _judged(frame, targets, draws=2):
     nulls = construction_baselines(frame, "sim", targets, SETTINGS, draws)
     out = {}
     for name in targets:
-        rows = ohlcv.target_arrays(bars, name)
-        report = probe_arrays(
-            list(ohlcv.FEATURES),
-            rows.x,
-            rows.y,
-            name,
-            SETTINGS,
-            times=rows.times,
-            label_end=rows.known_at,
-        )
+        report, _ = probe_bars(bars, name, SETTINGS)
         out[name] = judge(report, nulls[name])
     return out
 

@@ -127,7 +127,7 @@ def _probe_ohlcv(
 ) -> list[ProbeReport]:
     from termwise.data import ohlcv
     from termwise.probes.report import print_report
-    from termwise.probes.run import probe_arrays
+    from termwise.probes.run import probe_bars
 
     bars = ohlcv.build(frame, str(data))
     names = ohlcv.target_names()
@@ -142,17 +142,8 @@ def _probe_ohlcv(
     reports = []
     skipped: list[str] = []
     for name in [target] if target else names:
-        rows = ohlcv.target_arrays(bars, name)
         try:
-            report = probe_arrays(
-                list(ohlcv.FEATURES),
-                rows.x,
-                rows.y,
-                name,
-                settings,
-                times=rows.times,
-                label_end=rows.known_at,
-            )
+            report, dropped = probe_bars(bars, name, settings)
         except TermwiseUserError as error:
             if target:  # the one target asked for
                 raise TermwiseUserError(error.reason, path=data) from None
@@ -160,7 +151,7 @@ def _probe_ohlcv(
             console.print(f"{name}: skipped: {error.reason}", markup=False)
             continue
         report.notes.append(
-            f"{rows.dropped} bars without enough history or future dropped; "
+            f"{dropped} bars without enough history or future dropped; "
             f"series split by {bars.grouping}; training rows whose target "
             "reaches into the test period purged"
         )

@@ -19,7 +19,7 @@ import pandas as pd
 
 from termwise.data import ohlcv
 from termwise.probes.models import PRIMARY
-from termwise.probes.run import ProbeReport, ProbeSettings, probe_arrays
+from termwise.probes.run import ProbeReport, ProbeSettings, probe_bars
 from termwise.probes.verdict import fitted
 
 
@@ -119,17 +119,8 @@ def construction_baselines(
     for draw in range(draws):
         bars = ohlcv.build(null_bars(frame, settings.seed + 1000 + draw), path)
         for name in targets:
-            rows = ohlcv.target_arrays(bars, name)
             try:
-                report = probe_arrays(
-                    list(ohlcv.FEATURES),
-                    rows.x,
-                    rows.y,
-                    name,
-                    settings,
-                    times=rows.times,
-                    label_end=rows.known_at,
-                )
+                report, _ = probe_bars(bars, name, settings)
             except Exception as error:  # a degenerate null target: no baseline from this draw
                 if on_skip is not None:
                     on_skip(name, str(error))

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from termwise.data.ohlcv import FEATURES, OhlcvFrame, target_arrays
 from termwise.data.splits import make_split
 from termwise.probes.features import FeatureProbeSettings, FeatureResult, probe_features
 from termwise.probes.models import ModelProbe, probe_models
@@ -124,3 +125,13 @@ def probe_arrays(
         notes,
         time.perf_counter() - started,
     )
+
+
+def probe_bars(bars: OhlcvFrame, target: str, settings: ProbeSettings) -> tuple[ProbeReport, int]:
+    """One OHLCV target of ``bars`` through the probe (time-ordered, training rows whose
+    target reaches into the test period purged); also the bars it had to drop."""
+    rows = target_arrays(bars, target)
+    report = probe_arrays(
+        list(FEATURES), rows.x, rows.y, target, settings, times=rows.times, label_end=rows.known_at
+    )
+    return report, rows.dropped
