@@ -15,6 +15,13 @@ FORCE: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT.
 MODEL_DIR: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model).")
 SCORE_INPUT: Path = typer.Option(..., "--input", "-i", help="JSONL records to score.")
 SCORE_OUTPUT: Path = typer.Option(..., "--output", "-o", help="JSONL with scores added.")
+AUTO_FIX: int = typer.Option(
+    0,
+    "--auto-fix",
+    min=0,
+    help="When the run ends with findings that suggest config values, rerun with them "
+    "applied (termwise health fix), up to N times, each in OUTPUT/fixN (never by default).",
+)
 
 
 def train_command(
@@ -28,8 +35,47 @@ def train_command(
         output: Path = RUN_DIR,
         resume: bool = RESUME,
         overwrite: bool = OVERWRITE,
+        auto_fix: int = AUTO_FIX,
     ) -> None:
         run(config, output, resume, overwrite)
+        if auto_fix:
+            auto_fix_runs(config, output, auto_fix, run)
 
     train.__doc__ = doc
     app.command("train")(train)
+
+
+def auto_fix_runs(
+    config: Path, output: Path, limit: int, run: Callable[[Path, Path, bool, bool], None]
+) -> None:
+    """Rerun with each run's fixable findings applied, then print what each run found."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from termwise.data.jsonl import write_bytes_atomic
+    from termwise.health.findings import HEALTH_FILE, read_findings
+    from termwise.health.fix import fix_config
+
+    def warnings_of(run_dir: Path) -> str:
+        path = run_dir / HEALTH_FILE
+        found = read_findings(path)[0] if path.is_file() else []
+        return ", ".join(sorted({f.code for f in found if f.severity != "info"})) or "none"
+
+    rows = [(str(output), warnings_of(output), "-")]
+    previous = output
+    for attempt in range(1, limit + 1):
+        fix = fix_config(previous)
+        if not fix.applied:
+            break
+        fixed_config = output / f"fix{attempt}.yaml"
+        write_bytes_atomic(fixed_config, fix.text.encode("utf-8"))
+        previous = output / f"fix{attempt}"
+        run(fixed_config, previous, False, True)
+        changes = "; ".join(f"{c['config_key']} {c['from']} -> {c['to']}" for _, c in fix.applied)
+        rows.append((str(previous), warnings_of(previous), changes))
+    table = Table(title="--auto-fix: runs, their findings, the changes applied")
+    for column in ("run", "findings (warnings)", "changes applied"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -38,3 +38,38 @@ def _explain_file(path: Path, title: str) -> None:
     print_summary(findings, console, title=f"Health of {title}")
     if unreadable:
         console.print(f"({unreadable} unreadable line(s) in {path}: a run still writing?)")
+
+
+@health_app.command("fix")
+def fix(
+    run_dir: Path = typer.Argument(..., help="A run directory with config.yaml and findings."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Where to write the fixed config (default RUN_DIR/fixed.yaml)."
+    ),
+    only: str | None = typer.Option(None, "--only", help="Apply only this finding code."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT."),
+) -> None:
+    """Apply the run's findings' suggested values to its config, as a new file with a comment
+    above each change; prints a diff. The run's own config is never modified."""
+    from termwise.data.jsonl import check_output, write_bytes_atomic
+    from termwise.health.fix import fix_config
+
+    result = fix_config(run_dir, only)
+    target = output or run_dir / "fixed.yaml"
+    check_output(target, run_dir / "config.yaml", run_dir.parent / "config.yaml")
+    if target.exists() and not force:
+        raise TermwiseUserError("exists; pass --force to overwrite it", path=target)
+    console = Console()
+    for conflict in result.conflicts:
+        console.print(f"conflict: {conflict}", markup=False)
+    if not result.applied:
+        console.print("no finding of this run suggests a config value; nothing written")
+        return
+    write_bytes_atomic(target, result.text.encode("utf-8"))
+    console.print(result.diff, markup=False, highlight=False)
+    for finding, change in result.applied:
+        console.print(
+            f"{change['config_key']}: {change['from']} -> {change['to']} ({finding.code})",
+            markup=False,
+        )
+    console.print(f"wrote {target}")

@@ -29,6 +29,9 @@ class Finding:
     suggestion: str
     evidence: dict[str, Any] = field(default_factory=dict)
     subject: str = ""
+    # Machine-readable fixes: [{"config_key": "kl.free_bits", "from": 0.1, "to": 0.0224}]
+    # (dotted paths into the run's config; empty when the advice is not a value).
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -47,6 +50,7 @@ class Finding:
             suggestion=str(data.get("suggestion", "")),
             evidence=dict(data.get("evidence", {})),
             subject=str(data.get("subject", "")),
+            changes=[dict(c) for c in data.get("changes", [])],
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,11 @@ class HealthMonitor:
         run_dir: str | Path | None = None,
         console: Console | None = None,
         history: int = 200,
+        config_keys: Mapping[str, str] | None = None,
     ) -> None:
+        """``config_keys`` maps what a rule can suggest (``"<term>.free_bits"``,
+        ``"<term>.weight"``) to the recipe's config field that sets it (a dotted path), so
+        such findings carry a machine-readable change (``termwise health fix``)."""
         from termwise.health import default_rules  # the package imports this module
 
         if every < 1:
@@ -55,6 +60,7 @@ class HealthMonitor:
         self._window_index = 0
         self._shown: dict[tuple[str, str], int] = {}
         self._last_step = -1
+        self.config_keys = dict(config_keys or {})
 
     def observe(
         self, step: int, breakdown: Breakdown, stats: Mapping[str, Tensor] | None = None
@@ -120,9 +126,25 @@ class HealthMonitor:
         self._emit(found)
         return found
 
+    def _with_changes(self, finding: Finding) -> Finding:
+        """The finding with the config change its suggested value amounts to, when the
+        recipe said which config field sets that value."""
+        evidence, changes = finding.evidence, []
+        for suggested, current, what in (
+            ("suggested_free_bits", "free_bits", "free_bits"),
+            ("suggested_weight", "weight", "weight"),
+        ):
+            key = self.config_keys.get(f"{finding.subject}.{what}")
+            if key is not None and suggested in evidence:
+                changes.append(
+                    {"config_key": key, "from": evidence.get(current), "to": evidence[suggested]}
+                )
+        return dataclasses.replace(finding, changes=changes) if changes else finding
+
     def _emit(self, found: list[Finding]) -> None:
         if not found:
             return
+        found = [self._with_changes(f) for f in found]
         self.findings.extend(found)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

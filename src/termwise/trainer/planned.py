@@ -42,11 +42,13 @@ def planned_batch_trainer(
     settings: BackboneRecipeConfig,
     output: Path,
     console: Console,
+    config_keys: dict[str, str] | None = None,
 ) -> Trainer:
     """AdamW on the trainable parameters, the health monitor, and a loop in which each
     item of ``batches`` is one whole batch (planned by length and source; the loop's
     sampler shuffles whole batches, and a resumed run replays the same plan). With LoRA
-    the checkpoints hold the trainable parameters alone."""
+    the checkpoints hold the trainable parameters alone. ``config_keys``: see
+    :class:`termwise.health.HealthMonitor`."""
     config = settings.trainer
     adapters_only = settings.lora.enabled
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -60,7 +62,9 @@ def planned_batch_trainer(
         config=config.model_copy(update={"batch_size": 1}),  # each item is a planned batch
         run_dir=output,
         collate_fn=lambda items: items[0],
-        monitor=HealthMonitor(every=config.health_every, run_dir=output, console=console),
+        monitor=HealthMonitor(
+            every=config.health_every, run_dir=output, console=console, config_keys=config_keys
+        ),
         console=console,
         save_model=save_trainable if adapters_only else save_weights,
         load_model=load_trainable if adapters_only else load_weights,

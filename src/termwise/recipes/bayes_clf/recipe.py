@@ -88,7 +88,12 @@ def setup(
         loss_fn=loss_fn,
         config=cfg,
         run_dir=run_dir,
-        monitor=HealthMonitor(every=cfg.health_every, run_dir=run_dir, console=console),
+        monitor=HealthMonitor(
+            every=cfg.health_every,
+            run_dir=run_dir,
+            console=console,
+            config_keys={"kl.weight": "kl_weight"},
+        ),
         console=console,
         eval_fn=lambda model: evaluate(model, data),
     )

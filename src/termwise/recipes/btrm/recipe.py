@@ -186,6 +186,8 @@ def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
         config,
         output,
         console,
+        # Every head\'s log-square weight is the one log_square_weight.
+        {f"{h.name}.logsq.weight": "log_square_weight" for h in config.heads},
     )
     return Session(config, prepared, model, trainer)
 

@@ -116,7 +116,12 @@ def train_once(
             metrics[f"{split}_accuracy"] = (logits.argmax(-1) == y).float().mean().item()
         return metrics
 
-    monitor = HealthMonitor(every=cfg.health_every, run_dir=run_dir, console=console)
+    monitor = HealthMonitor(
+        every=cfg.health_every,
+        run_dir=run_dir,
+        console=console,
+        config_keys={"kl.free_bits": "free_bits"},
+    )
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate),

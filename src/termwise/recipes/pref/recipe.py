@@ -197,6 +197,7 @@ def setup(config: PrefConfig, output: Path, console: Console) -> Session:
         config,
         output,
         console,
+        {"centering.weight": "bt.center_rewards_coef"},
     )
     return Session(config, prepared, model, trainer)
 

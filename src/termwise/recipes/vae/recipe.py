@@ -226,7 +226,12 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
         loss_fn=make_loss(config, objective, curriculum, auto, console),
         config=trainer_config,
         run_dir=output,
-        monitor=HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console),
+        monitor=HealthMonitor(
+            every=config.trainer.health_every,
+            run_dir=output,
+            console=console,
+            config_keys={"kl.free_bits": "kl.free_bits"},
+        ),
         console=console,
         eval_fn=lambda m: epoch_diagnostics(session_box["s"], m),
         early_stopping=stopping,

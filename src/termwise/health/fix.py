@@ -1,0 +1,119 @@
+"""``termwise health fix``: a run's findings, applied to its config as a new file.
+
+The latest finding per (code, subject) that carries a change wins; two findings that want
+the same key at different values are reported as a conflict and neither is applied. The
+new config is the run's ``config.yaml`` with each changed value replaced in place and a
+comment above it naming the finding and its evidence; the original is never modified.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from termwise.errors import TermwiseUserError
+from termwise.health.findings import HEALTH_FILE, Finding, group_findings, read_findings
+
+RUN_CONFIG = "config.yaml"
+
+
+@dataclass
+class Fix:
+    text: str
+    diff: str
+    applied: list[tuple[Finding, dict[str, Any]]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def find_config(run_dir: Path) -> Path:
+    """The run's ``config.yaml`` (a sub-run's is its parent's: ``demo``, ``diagnose``)."""
+    for directory in (run_dir, run_dir.parent):
+        if (directory / RUN_CONFIG).is_file():
+            return directory / RUN_CONFIG
+    raise TermwiseUserError(
+        f"no {RUN_CONFIG} here or in the parent: not a termwise run", path=run_dir
+    )
+
+
+def _line_of(root: yaml.Node, dotted: str, path: Path) -> yaml.ScalarNode:
+    node = root
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            raise TermwiseUserError(f"{dotted}: not a key of this config", path=path)
+        match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        if match is None:
+            raise TermwiseUserError(
+                f"{dotted}: the config has no such key (renamed since the run?)", path=path
+            )
+        node = match
+    if not isinstance(node, yaml.ScalarNode):
+        raise TermwiseUserError(f"{dotted}: not a single value", path=path)
+    return node
+
+
+def fix_config(run_dir: Path, only: str | None = None) -> Fix:
+    if not run_dir.is_dir():
+        raise TermwiseUserError("run directory not found", path=run_dir)
+    config_path = find_config(run_dir)
+    health = run_dir / HEALTH_FILE
+    if not health.is_file():
+        raise TermwiseUserError(f"no {HEALTH_FILE}: nothing to fix", path=run_dir)
+    findings, _ = read_findings(health)
+    latest = [g.latest for g in group_findings(findings) if g.latest.changes]
+    latest = [f for f in latest if only is None or f.code == only]
+    wanted: dict[str, list[tuple[Finding, dict[str, Any]]]] = {}
+    for finding in latest:
+        for change in finding.changes:
+            wanted.setdefault(str(change["config_key"]), []).append((finding, change))
+    try:
+        text = config_path.read_text(encoding="utf-8")
+        root = yaml.compose(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise TermwiseUserError(f"unreadable config ({error})", path=config_path) from None
+    if root is None:
+        raise TermwiseUserError("empty config", path=config_path)
+    lines = text.splitlines()
+    fix = Fix("", "")
+    edits: list[tuple[yaml.ScalarNode, str, str]] = []
+    for key, proposals in wanted.items():
+        targets = {float(change["to"]) for _, change in proposals}
+        if len(targets) > 1:
+            who = ", ".join(f"{f.code}/{f.subject} -> {c['to']}" for f, c in proposals)
+            fix.conflicts.append(f"{key}: findings disagree ({who}); not changed")
+            continue
+        finding, change = proposals[-1]
+        node = _line_of(root, key, config_path)
+        note = (
+            f"health fix: {finding.code} ({finding.subject}) at step {finding.step}: "
+            + ", ".join(
+                f"{k} {v}" for k, v in finding.evidence.items() if not isinstance(v, dict | list)
+            )
+        )
+        edits.append(
+            (
+                node,
+                f"{change['to']:g}" if isinstance(change["to"], float) else str(change["to"]),
+                note,
+            )
+        )
+        fix.applied.append((finding, change))
+    for node, value, note in sorted(edits, key=lambda e: -e[0].start_mark.line):
+        row = node.start_mark.line
+        line = lines[row]
+        lines[row] = line[: node.start_mark.column] + value + line[node.end_mark.column :]
+        indent = line[: len(line) - len(line.lstrip())]
+        lines.insert(row, f"{indent}# {note}")
+    fix.text = "\n".join(lines) + "\n"
+    fix.diff = "".join(
+        difflib.unified_diff(
+            text.splitlines(keepends=True),
+            fix.text.splitlines(keepends=True),
+            str(config_path),
+            "fixed",
+        )
+    )
+    return fix
