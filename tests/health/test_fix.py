@@ -108,3 +108,40 @@ def test_auto_fix_reruns_with_the_suggested_value(tmp_path, tiny_bert, monkeypat
     fixed = yaml.safe_load((run / "fix1.yaml").read_text())
     assert 0 < fixed["kl"]["free_bits"] < 2.0
     assert (run / "fix1" / "best").is_dir()  # the rerun ran, in its own directory
+
+
+@pytest.mark.slow
+def test_a_dominant_kl_weight_is_fixed_and_cleared_on_a_rerun(tmp_path, monkeypatch, capsys):
+    from tests.recipes.bayes_clf.test_recipe import series_csv, write_config
+
+    data = tmp_path / "signal.csv"
+    series_csv(data, signal=True)
+    config = write_config(tmp_path, data, prior_sigma=0.1, kl_weight=1.0)
+    first = tmp_path / "first"
+    code, err = run_main(
+        monkeypatch, capsys, "bayes-clf", "train", "-c", str(config), "-o", str(first)
+    )
+    assert code == 0, err
+    found, _ = read_findings(first / "health.jsonl")
+    dominant = [f for f in found if f.code == "term.dominant" and f.subject == "kl"]
+    assert dominant and dominant[-1].changes[0]["config_key"] == "kl_weight"
+    code, err = run_main(
+        monkeypatch, capsys, "health", "fix", str(first), "--only", "term.dominant"
+    )
+    assert code == 0, err
+    second = tmp_path / "second"
+    code, err = run_main(
+        monkeypatch,
+        capsys,
+        "bayes-clf",
+        "train",
+        "-c",
+        str(first / "fixed.yaml"),
+        "-o",
+        str(second),
+    )
+    assert code == 0, err
+    rerun, _ = (
+        read_findings(second / "health.jsonl") if (second / "health.jsonl").exists() else ([], 0)
+    )
+    assert not [f for f in rerun if f.code == "term.dominant" and f.subject == "kl"]
