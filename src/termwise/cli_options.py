@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,10 +26,20 @@ AUTO_FIX: int = typer.Option(
 
 
 def train_command(
-    app: typer.Typer, doc: str, run: Callable[[Path, Path, bool, bool], None]
+    app: typer.Typer, doc: str, recipe: str, load_config: Callable[[Path], Any]
 ) -> None:
-    """Register ``train -c CONFIG -o RUN_DIR [--resume] [--overwrite]`` on ``app``: every
-    system trains with the same flags; ``run(config, output, resume, overwrite)``."""
+    """Register ``train -c CONFIG -o RUN_DIR [--resume] [--overwrite] [--auto-fix N]`` on
+    ``app``: every system trains with the same flags, through ``<recipe>.train(config,
+    output, console, resume=, overwrite=)`` (the module is imported only when it runs)."""
+
+    def run(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
+        import importlib
+
+        from rich.console import Console
+
+        settings = load_config(config)
+        train_fn = importlib.import_module(recipe).train
+        train_fn(settings, output, Console(), resume=resume, overwrite=overwrite)
 
     def train(
         config: Path = CONFIG,

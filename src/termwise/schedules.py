@@ -196,9 +196,10 @@ class AutoFreeBits:
 
     def observe(self, step: int, kl_values: Tensor) -> float:
         """Record a step's raw KL values; returns the threshold to use at this step."""
-        self._recent.append(kl_values.detach().float().flatten().cpu())
+        # Kept on the device: the one host transfer happens when the threshold is solved.
+        self._recent.append(kl_values.detach().float().flatten())
         if step > 0 and step % self.every == 0:
-            self.value = self.solve(torch.cat(self._recent))
+            self.value = self.solve(torch.cat(self._recent).cpu())
             self._recent = []
         return self.value
 

@@ -124,16 +124,11 @@ def sample_inputs(
                 console.print(decoded, markup=False)
 
 
-def _train(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
-    from termwise.recipes.btrm.recipe import train
-
-    train(_config(config), output, Console(), resume=resume, overwrite=overwrite)
-
-
 opts.train_command(
     btrm_app,
     "Train, then evaluate every head on held-out rows and save OUTPUT/model.",
-    _train,
+    "termwise.recipes.btrm.recipe",
+    _config,
 )
 
 

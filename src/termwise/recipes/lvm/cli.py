@@ -73,16 +73,11 @@ def diagnose_data(
         write_json(json_out, report)
 
 
-def _train(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
-    from termwise.recipes.lvm.recipe import train
-
-    train(_config(config), output, Console(), resume=resume, overwrite=overwrite)
-
-
 opts.train_command(
     lvm_app,
     "Train (gates A and B every epoch), then all five gates on OUTPUT/best.",
-    _train,
+    "termwise.recipes.lvm.recipe",
+    _config,
 )
 
 

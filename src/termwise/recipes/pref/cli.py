@@ -60,16 +60,11 @@ def gen_config(
     Console().print(f"wrote {output}")
 
 
-def _train(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
-    from termwise.recipes.pref.recipe import train
-
-    train(_config(config), output, Console(), resume=resume, overwrite=overwrite)
-
-
 opts.train_command(
     pref_app,
     "Train, save OUTPUT/model, and evaluate on dev_path when it is set.",
-    _train,
+    "termwise.recipes.pref.recipe",
+    _config,
 )
 
 

@@ -51,16 +51,11 @@ def build_data(config: Path = opts.CONFIG) -> None:
     build(_config(config), Console())
 
 
-def _train(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
-    from termwise.recipes.vae.recipe import train
-
-    train(_config(config), output, Console(), resume=resume, overwrite=overwrite)
-
-
 opts.train_command(
     vae_app,
     "Train through the curriculum; the best model (early stopping) goes to OUTPUT/best.",
-    _train,
+    "termwise.recipes.vae.recipe",
+    _config,
 )
 
 
