@@ -37,11 +37,18 @@ def test_null_bars_keep_the_returns_and_volumes_but_not_their_order():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_a_random_walk_has_nothing_beyond_a_random_walk(seed):
+def test_random_walks_have_nothing_beyond_a_random_walk():
     targets = ["direction_1", "volatility_up_1", "vwap_reversion_5", "volume_surge_5"]
-    judged = _judged(simulated_bars(seed), targets)
-    assert not any(c.beyond for c in judged.values()), {k: c.statement for k, c in judged.items()}
+    judged = {
+        (seed, name): c
+        for seed in (0, 1)
+        for name, c in _judged(simulated_bars(seed), targets).items()
+    }
+    flagged = {key: c.statement for key, c in judged.items() if c.beyond}
+    # A count, not one borderline case: on these 8 (walk, target) pairs none is flagged here,
+    # and one allowed flag absorbs a BLAS-level difference in an MLP's AUC on another machine
+    # (the measured rate over 20 walks is in docs/results.md).
+    assert len(flagged) <= 1, flagged
 
 
 @pytest.mark.slow

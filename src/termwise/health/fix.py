@@ -57,7 +57,8 @@ def _line_of(root: yaml.Node, dotted: str, path: Path) -> yaml.ScalarNode:
 
 def fix_config(run_dir: Path, only: str | None = None) -> Fix:
     if not run_dir.is_dir():
-        raise TermwiseUserError("run directory not found", path=run_dir)
+        reason = "is a file, expected" if run_dir.exists() else "not found: expected"
+        raise TermwiseUserError(f"{reason} a run directory", path=run_dir)
     config_path = find_config(run_dir)
     health = run_dir / HEALTH_FILE
     if not health.is_file():

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
+from termwise.errors import TermwiseUserError
 from termwise.recipes.lvm.config import GateThresholds, LvmDataConfig
 from termwise.recipes.lvm.data import build_corpus, make_windows
 from termwise.recipes.lvm.gates import run_gates
@@ -27,7 +28,10 @@ def evaluate_file(model_dir: Path, path: Path, console: Console) -> dict[str, An
         val_fraction=0.49,
         cache_dir=model_dir.parent / f".eval-{path.stem}",
     )
-    corpus = build_corpus(data, console)
+    try:
+        corpus = build_corpus(data, console)
+    except TermwiseUserError as error:  # about the file given with -d, not a config field
+        raise TermwiseUserError(error.reason, path=path) from None
     inside = corpus.documents("train") + corpus.documents("val")
     windows = make_windows(corpus, inside, manifest.context, manifest.offset)
     outside = corpus.documents("ood")

@@ -154,6 +154,9 @@ def _cache_key(config: VaeConfig) -> str:
 def build_data(config: VaeConfig, console: Console) -> VaeData:
     """Read, split, tokenise, compute the teacher targets and write the cache."""
     examples = read_examples(config)
+    if not examples:
+        files = ", ".join(str(p) for p in [*config.data.sequences, *config.data.corpora])
+        raise TermwiseUserError(f"no sentences in {files}", field="data")
     total = len(examples)
     cfg = config.data
     tokens = [tokenize(e.text)[: cfg.max_tokens] for e in examples]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from termwise.data.jsonl import iter_records
+from termwise.errors import TermwiseUserError
 from termwise.recipes.vae.config import VaeConfig
 from termwise.recipes.vae.data import encode_texts, read_examples
 from termwise.recipes.vae.metrics import Weights, diagnose_split
@@ -31,6 +32,8 @@ def evaluate_file(model_dir: Path, path: Path, samples: int) -> dict[str, Any]:
         }
     )
     examples = read_examples(config)
+    if not examples:
+        raise TermwiseUserError("no sentences to evaluate", path=path)
     ids, lengths = encode_texts(vocab, [e.text for e in examples], manifest.max_tokens)
     labels = torch.tensor(
         [
