@@ -78,6 +78,7 @@ def test_conflicting_changes_are_reported_not_merged(tmp_path):
         ("no config", "no config.yaml"),
         ("renamed key", "kl.free_bits: the config has no such key"),
         ("no findings", "no health.jsonl"),
+        ("a file", "is a file, expected a run directory"),
     ],
 )
 def test_a_malformed_run_is_one_line(case, message, tmp_path, monkeypatch, capsys):
@@ -88,6 +89,8 @@ def test_a_malformed_run_is_one_line(case, message, tmp_path, monkeypatch, capsy
     elif case == "no findings":
         (run / "health.jsonl").unlink()
         (run / "config.yaml").write_text("kl:\n  free_bits: 0.1\n")
+    if case == "a file":
+        run = run / "config.yaml"
     code, err = run_main(monkeypatch, capsys, "health", "fix", str(run))
     assert_one_line_exit_2(code, err, message)
 

@@ -94,6 +94,7 @@ def test_gen_config_build_train_eval_sample(tmp_path, tiny_bert, monkeypatch, ca
         ("no sources", ["data", "name at least one file"]),
         ("unknown key", ["unknown key 'latent_dims'", "did you mean 'latent_dim'"]),
         ("two documents", ["2 document(s) cannot be split"]),
+        ("empty file", ["data: no sentences in"]),
     ],
 )
 def test_bad_data_and_configs_are_one_line(
@@ -114,6 +115,8 @@ def test_bad_data_and_configs_are_one_line(
         config["data"]["sequences"] = []
     elif problem == "unknown key":
         config["model"]["latent_dims"] = 3
+    elif problem == "empty file":
+        docs.write_text("")
     else:
         write_documents(docs, documents=2)
     path.write_text(yaml.safe_dump(config))
