@@ -6,6 +6,9 @@ Every model uses the same backbone (default all-MiniLM-L6-v2), the same LoRA set
 learning rate (constant, no warm-up), gradient clipping (1.0) and seed, in fp32 on CPU.
 Reports dev accuracy per category (ties wrong), overall, ECE, NLL and the wall time per
 step (median of step-to-step intervals after 5 warm-up steps, loop overhead included).
+"Calibrated" columns: temperature scaling with the temperature of each half of dev fitted
+on the other half (2 folds stratified by category), so no pair is judged by a temperature
+fitted on it; the same for every model, TRL included.
 
     .venv/bin/python bench/pref_vs_trl.py [--data-dir ../shared/data/preferences]
         [--max-steps 400] [--batch-size 8] [--learning-rate 2e-4] [--write]
@@ -28,10 +31,11 @@ from rich.console import Console
 from _doc import publish
 from termwise.data.batching import length_batches
 from termwise.models.backbone import resolve_backbone
+from termwise.recipes.pref.calibration import fit_temperature, probabilities
 from termwise.recipes.pref.config import PrefConfig
 from termwise.recipes.pref.data import EncodedPairs, encode_pairs, read_pairs
 from termwise.recipes.pref.eval import evaluate_predictions
-from termwise.recipes.pref.recipe import finish, setup
+from termwise.recipes.pref.recipe import dev_scores, evaluate_scores, setup
 
 MARK = "<!-- pref_vs_trl -->"
 WARMUP_STEPS = 5
@@ -51,6 +55,7 @@ def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[
             "dev_path": str(args.data_dir / "dev.jsonl"),
             "backbone": {"max_length": args.max_length},
             "learning_rate": args.learning_rate,
+            "calibrate": False,
             "trainer": {
                 "seed": args.seed,
                 "max_steps": args.max_steps,
@@ -74,9 +79,41 @@ def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[
 
     session.trainer.train_step = timed  # type: ignore[method-assign]
     session.trainer.fit()
-    results = finish(session, output, console)
-    assert results is not None
-    return {**results, "step_time": step_time(stamps)}
+    session.model.eval()
+    # Scores once; the temperature is fitted by cross-fitting below, never on the pairs
+    # it is judged on (the recipe's own fit on dev would be in-sample here).
+    pairs, scores, _ = dev_scores(
+        session.model,
+        session.prepared.tokenizer,
+        args.data_dir / "dev.jsonl",
+        config.backbone.scoring_length,
+        config.bayes.n_samples,
+    )
+    results = evaluate_scores(pairs, scores, head, 1.0)
+    return {**results, **cross_fitted(pairs, scores), "step_time": step_time(stamps)}
+
+
+def cross_fitted(pairs: list[Any], scores: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """ECE of probabilities whose temperature was fitted on the other half of dev: two
+    folds, stratified by category (seeded), each calibrated by a fit on the other."""
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(pairs), dtype=int)
+    for category in sorted({p.category for p in pairs}):
+        rows = rng.permutation([i for i, p in enumerate(pairs) if p.category == category])
+        fold[rows[len(rows) // 2 :]] = 1
+    p = np.zeros(len(pairs))
+    temperatures = []
+    for k in (0, 1):
+        fit = fit_temperature(scores[:, fold != k])
+        temperatures.append(fit.temperature)
+        p[fold == k] = probabilities(scores[:, fold == k], fit.temperature)[0]
+    calibrated = evaluate_predictions(pairs, p)
+    return {
+        "ece_cal": calibrated["ece"],
+        "nll_cal": calibrated["nll"],
+        "overall_cal": calibrated["overall"],
+        "temperatures": temperatures,
+    }
 
 
 def run_trl(
@@ -131,29 +168,34 @@ def run_trl(
         callbacks=[StepClock()],
     )
     trainer.train()
-    p = trl_probabilities(trainer.model, dev, pad_id)
-    return {**evaluate_predictions(dev.pairs, p), "step_time": step_time(stamps)}
+    scores = trl_scores(trainer.model, dev, pad_id)
+    results = evaluate_predictions(dev.pairs, probabilities(scores)[0])
+    return {**results, **cross_fitted(dev.pairs, scores), "step_time": step_time(stamps)}
 
 
 @torch.no_grad()
-def trl_probabilities(model: Any, dev: EncodedPairs, pad_id: int) -> np.ndarray:
+def trl_scores(model: Any, dev: EncodedPairs, pad_id: int) -> np.ndarray:
+    """``r_chosen - r_rejected`` per dev pair, ``[1, pairs]``."""
     from termwise.recipes.pref.data import collate_pairs
 
     model.eval()
-    p = np.zeros(len(dev))
+    scores = np.zeros((1, len(dev)))
     for rows in length_batches(dev.lengths().tolist(), 32):
         batch = collate_pairs(dev, rows, pad_id)
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         chosen, rejected = out.logits.squeeze(-1).double().chunk(2)
-        p[rows] = torch.sigmoid(chosen - rejected).numpy()
-    return p
+        scores[0, rows] = (chosen - rejected).numpy()
+    return scores
 
 
 def table(results: dict[str, dict[str, Any]]) -> list[str]:
     trl_time = results["trl"]["step_time"] if "trl" in results else None
     lines = [
-        "| model | " + " | ".join(CATEGORIES) + " | overall | ECE | NLL | s/step | vs TRL |",
-        "|---|" + "---|" * (len(CATEGORIES) + 5),
+        "| model | "
+        + " | ".join(CATEGORIES)
+        + " | overall | ECE | ECE calibrated | NLL | NLL calibrated | T (2 folds) | s/step "
+        "| vs TRL |",
+        "|---|" + "---|" * (len(CATEGORIES) + 8),
     ]
     for name, r in results.items():
         accuracy = [r["categories"].get(c, {}).get("accuracy") for c in CATEGORIES]
@@ -161,7 +203,9 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         cells = " | ".join("-" if a is None else f"{100 * a:.1f}" for a in accuracy)
         lines.append(
             f"| {name} | {cells} | {100 * r['overall']:.1f} | {r['ece']:.3f} | "
-            f"{r['nll']:.3f} | {r['step_time']:.3f} | {ratio} |"
+            f"{r['ece_cal']:.3f} | {r['nll']:.3f} | {r['nll_cal']:.3f} | "
+            f"{' / '.join(f'{t:.2f}' for t in r['temperatures'])} | "
+            f"{r['step_time']:.3f} | {ratio} |"
         )
     return lines
 
@@ -198,6 +242,16 @@ def goals(results: dict[str, dict[str, Any]]) -> list[str]:
         if {name, "bt"} <= set(results):
             gap = acc(name) - acc("bt")
             checks.append((f"{name} overall >= bt", gap >= 0, f"{gap:+.1f} points"))
+    for name in ("bt", "gpm", "bayes_gpm"):
+        if {name, "trl"} <= set(results):
+            mine, theirs = results[name]["ece_cal"], results["trl"]["ece"]
+            checks.append(
+                (
+                    f"{name} calibrated ECE <= TRL's",
+                    mine <= theirs,
+                    f"{mine:.3f} vs {theirs:.3f}",
+                )
+            )
     if {"gpm", "bayes_gpm"} <= set(results):
         gap = acc("bayes_gpm") - acc("gpm")
         ece = (results["bayes_gpm"]["ece"], results["gpm"]["ece"])

@@ -54,6 +54,7 @@ def test_autoscale_value_clamp_and_no_gradient():
     lam, pinned = scale(torch.tensor(1e-9), torch.tensor(2.0))
     assert lam.item() == 10.0 and pinned.item() == 1.0
     lam, pinned = scale(torch.tensor(1e6), torch.tensor(2.0))
-    assert lam.item() == pytest.approx(0.01) and pinned.item() == 1.0
+    assert lam.item() == pytest.approx(0.01) and pinned.item() == -1.0  # the lo clamp
+    assert scale.unclamped(torch.tensor(1e6), torch.tensor(2.0)).item() == pytest.approx(6e-7)
     with pytest.raises(ValueError):
         AutoScale(0.3, lo=1.0, hi=0.5)

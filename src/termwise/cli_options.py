@@ -72,7 +72,7 @@ def auto_fix_runs(
         found = read_findings(path)[0] if path.is_file() else []
         return ", ".join(sorted({f.code for f in found if f.severity != "info"})) or "none"
 
-    rows = [(str(output), warnings_of(output), "-")]
+    rows = [(str(output), warnings_of(output), "-", key_metric(output))]
     previous = output
     for attempt in range(1, limit + 1):
         fix = fix_config(previous)
@@ -83,10 +83,43 @@ def auto_fix_runs(
         previous = output / f"fix{attempt}"
         run(fixed_config, previous, False, True)
         changes = "; ".join(f"{c['config_key']} {c['from']} -> {c['to']}" for _, c in fix.applied)
-        rows.append((str(previous), warnings_of(previous), changes))
+        rows.append((str(previous), warnings_of(previous), changes, key_metric(previous)))
     table = Table(title="--auto-fix: runs, their findings, the changes applied")
-    for column in ("run", "findings (warnings)", "changes applied"):
+    for column in ("run", "findings (warnings)", "changes applied", "key metric"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)
     Console().print(table)
+
+
+# The metric each recipe's run is judged by, in the order looked for: report.json's
+# held-out metrics, then eval.json's overall accuracy (pref) or mean AUC (btrm).
+KEY_METRICS = ("val_loss", "test_loss", "val_nll", "test_accuracy", "val_accuracy", "train_loss")
+
+
+def key_metric(run_dir: Path) -> str:
+    """``name value`` of the run's key metric, or ``-`` when it wrote none."""
+    import orjson
+
+    def read(name: str) -> dict[str, Any]:
+        try:
+            data = orjson.loads((run_dir / name).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    metrics = read("report.json").get("metrics") or {}
+    for name in KEY_METRICS:
+        if isinstance(metrics.get(name), int | float):
+            return f"{name} {metrics[name]:.4g}"
+    evaluation = read("eval.json")
+    if isinstance(evaluation.get("overall"), int | float):
+        return f"overall accuracy {evaluation['overall']:.4g}"
+    aucs = [
+        v
+        for entry in evaluation.values()
+        if isinstance(entry, dict)
+        for v in (entry.get("auc") or {}).values()
+        if isinstance(v, int | float)
+    ]
+    return f"mean AUC {sum(aucs) / len(aucs):.4g}" if aucs else "-"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -133,15 +134,17 @@ def _unknown_key_loc(data: Any, loc: tuple[int | str, ...], message: str) -> tup
     return loc
 
 
-def commented_yaml(config: BaseModel, header: str | None = None) -> str:
+def commented_yaml(config: BaseModel, header: str | None = None, complete: bool = False) -> str:
     """``config`` as YAML with each field's description as a comment above it: the help
     text lives once, on the model, and the written file can never disagree with it.
 
     A list of models is written one item per entry: flat items as one flow mapping of the
     fields that differ from their defaults, nested ones as blocks; the item fields' help
-    comes once per item type, above its first list. ``header`` becomes a comment block."""
+    comes once per item type, above its first list. ``header`` becomes a comment block.
+    ``complete`` keeps the defaults in list items too (a run's recorded config, where
+    ``termwise health fix`` must find every value it may change)."""
     lines = [f"# {line}".rstrip() for line in header.splitlines()] + [""] if header else []
-    lines += _model_lines(config, "", set())
+    lines += _model_lines(config, "", _Writing(complete))
     return "\n".join(lines) + "\n"
 
 
@@ -150,32 +153,39 @@ def _comment(text: str, indent: str) -> list[str]:
     return [f"{indent}# {line}" for line in wrapped]
 
 
+@dataclass
+class _Writing:
+    complete: bool  # keep defaults in list items
+    seen: set[type] = field(default_factory=set)  # item types whose help was written
+
+
 def _model_lines(
-    model: BaseModel, indent: str, seen: set[type], in_list: bool = False
+    model: BaseModel, indent: str, writing: _Writing, in_list: bool = False
 ) -> list[str]:
     lines: list[str] = []
+    skipped = _defaulted(model) if in_list and not writing.complete else set()
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
-        if in_list and name in _defaulted(model):
+        if name in skipped:
             continue
         if not in_list and info.description:
             lines += _comment(info.description, indent)
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:")
-            lines += _model_lines(value, indent + "  ", seen, in_list)
+            lines += _model_lines(value, indent + "  ", writing, in_list)
         elif isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
             lines.append(f"{indent}{name}:")
-            lines += _list_lines(value, indent + "  ", seen)
+            lines += _list_lines(value, indent + "  ", writing)
         else:
             lines.append(f"{indent}{_flow({name: _plain(value)})}")
     return lines
 
 
-def _list_lines(items: list[BaseModel], indent: str, seen: set[type]) -> list[str]:
+def _list_lines(items: list[BaseModel], indent: str, writing: _Writing) -> list[str]:
     kind = type(items[0])
     lines: list[str] = []
-    if kind not in seen:  # the item fields' help, once per item type
-        seen.add(kind)
+    if kind not in writing.seen:  # the item fields' help, once per item type
+        writing.seen.add(kind)
         for name, info in kind.model_fields.items():
             lines += _comment(f"{name}: {info.description}", indent)
     for item in items:
@@ -184,11 +194,11 @@ def _list_lines(items: list[BaseModel], indent: str, seen: set[type]) -> list[st
             for v in (getattr(item, name) for name in kind.model_fields)
         )
         if not nested:
-            defaulted = _defaulted(item)
+            defaulted = set() if writing.complete else _defaulted(item)
             kept = {k: _plain(getattr(item, k)) for k in kind.model_fields if k not in defaulted}
             lines.append(f"{indent}- {{{_flow(kept)}}}")
             continue
-        body = _model_lines(item, indent + "  ", seen, in_list=True)
+        body = _model_lines(item, indent + "  ", writing, in_list=True)
         lines.append(f"{indent}- {body[0].removeprefix(indent + '  ')}")
         lines += body[1:]
     return lines

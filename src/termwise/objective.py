@@ -186,6 +186,7 @@ class Objective:
         raw_live = torch.stack(means)
         raw = raw_live.detach()
         weight, at_bound = self._weights(step, raw)
+        stats.update(self._wanted_weights(raw))
         weighted_live = raw_live * weight
         total = weighted_live.sum()
         weighted = weighted_live.detach()
@@ -231,6 +232,17 @@ class Objective:
                 value = value.values
             means.append(value.float().mean())
         return means, stats
+
+    def _wanted_weights(self, raw: Tensor) -> dict[str, Tensor]:
+        """Each auto-scaled weight before its clamp (what a pinned clamp holds back)."""
+        wanted = {}
+        for i, name in enumerate(self.names):
+            spec = self.weights[name]
+            if isinstance(spec, AutoScale):
+                assert spec.reference is not None  # checked in __init__
+                reference = raw[self.names.index(spec.reference)]
+                wanted[f"{name}.wanted_weight"] = spec.unclamped(raw[i], reference)
+        return wanted
 
     def _weights(self, step: int, raw: Tensor) -> tuple[Tensor, Tensor]:
         scheduled = [self.weight_at(n, step) for n in self.names]

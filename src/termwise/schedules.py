@@ -144,13 +144,19 @@ class AutoScale:
             raise ValueError(f"AutoScale: need 0 <= lo < hi, got lo={self.lo}, hi={self.hi}")
 
     def __call__(self, term: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(lambda_eff, at_bound)`` as 0-dim detached tensors (no host sync)."""
-        term = term.detach().float()
-        reference = reference.detach().float()
-        raw = reference * self.target_fraction / term.abs().clamp_min(1e-12)
+        """Return ``(lambda_eff, at_bound)`` as 0-dim detached tensors (no host sync);
+        ``at_bound`` is 1 at ``hi``, -1 at ``lo``, 0 between."""
+        raw = self.unclamped(term, reference)
         lam = raw.clamp(self.lo, self.hi)
-        at_bound = ((raw <= self.lo) | (raw >= self.hi)).float()
+        # +1 at hi, -1 at lo: a window's mean then says which clamp holds it.
+        at_bound = (raw >= self.hi).float() - (raw <= self.lo).float()
         return lam, at_bound
+
+    def unclamped(self, term: Tensor, reference: Tensor) -> Tensor:
+        """The weight the target fraction asks for before the clamp (logged by the
+        objective as ``<term>.wanted_weight``: where a pinned clamp should move)."""
+        term, reference = term.detach().float(), reference.detach().float()
+        return reference * self.target_fraction / term.abs().clamp_min(1e-12)
 
     def state_dict(self) -> dict[str, float | int | str | None]:
         return {

@@ -17,7 +17,7 @@ def _kl_inputs(kl: float):
 def test_monitor_fires_all_free_once_on_console_and_logs_every_window(tmp_path):
     objective = Objective({"recon": "data", "kl": "kl"}, weights={"kl": 0.5})
     console = Console(record=True, width=200)
-    monitor = HealthMonitor(every=10, run_dir=tmp_path, console=console)
+    monitor = HealthMonitor(every=10, run_dir=tmp_path, console=console, early_windows=1)
     for step in range(30):
         kl = free_bits_kl(*_kl_inputs(0.05), free_bits=0.1)
         _, breakdown = objective(step, recon=torch.tensor(1.0), kl=kl)
@@ -29,6 +29,15 @@ def test_monitor_fires_all_free_once_on_console_and_logs_every_window(tmp_path):
     on_disk, bad = read_findings(tmp_path / "health.jsonl")
     assert bad == 0 and [f.code for f in on_disk] == codes
     assert on_disk[0].evidence["kl_raw"] == 0.05
+
+
+def test_the_first_window_is_cut_into_early_windows():
+    closing = [s for s in range(60) if HealthMonitor(every=25).closes_window(s)]
+    assert closing == [4, 9, 14, 19, 24, 49]  # a wrong setting shows by step 9 of 300
+    assert [s for s in range(60) if HealthMonitor(every=25, early_windows=1).closes_window(s)] == [
+        24,
+        49,
+    ]
 
 
 def test_monitor_quiet_on_healthy_run(tmp_path):

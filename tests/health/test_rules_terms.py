@@ -50,7 +50,10 @@ def test_band_classifies_penalty_reduction(kl_raw, free_bits, severity, word):
     w = free_bits_window(kl_raw, kl_raw - free_bits, free_bits, 0.0)
     (finding,) = FreeBitsBand().check_window(w, [])
     assert finding.severity == severity and word in finding.message
-    assert finding.evidence["suggested_free_bits"] == pytest.approx(0.015)
+    if word == "healthy":  # nothing to change: no value for `health fix` to apply
+        assert "suggested_free_bits" not in finding.evidence
+    else:
+        assert finding.evidence["suggested_free_bits"] == pytest.approx(0.015)
 
 
 def test_band_skips_all_free_case():
@@ -115,6 +118,9 @@ def test_kl_blocks_learning_fires_when_data_loss_flat_and_kl_dominant():
     *history, now = _kl_windows([2.30, 2.30, 2.301, 2.299], kl_share=0.9)
     (finding,) = KLBlocksLearning(patience=3).check_window(now, history)
     assert finding.code == "kl.blocks_learning"
+    # The weight that gives the KL a 25 % share: w' = w * (0.25 / 0.75) / (0.9 / 0.1).
+    weight = now.get("kl.weight")
+    assert finding.evidence["suggested_weight"] == pytest.approx(weight / 27, rel=1e-2)
 
 
 def test_kl_blocks_learning_quiet_when_improving_or_kl_small():
@@ -128,9 +134,18 @@ def test_autoscale_pinned():
     means = share_means(mse=(1.0, 1.0, 0.9), dir=(0.1, 10.0, 0.1))
     pinned = window({**means, "dir.at_bound": 0.95}, terms=("mse", "dir"), roles=("data", "aux"))
     (finding,) = AutoScalePinned().check_window(pinned, [])
-    assert finding.subject == "dir" and "95.0 %" in finding.message
+    assert (
+        finding.subject == "dir" and "95.0 %" in finding.message and "hi clamp" in finding.message
+    )
+    assert finding.evidence["suggested_clamp_high"] == pytest.approx(10 * means["dir.weight"])
+    low = window({**means, "dir.at_bound": -0.95}, terms=("mse", "dir"), roles=("data", "aux"))
+    (finding,) = AutoScalePinned().check_window(low, [])
+    assert finding.evidence["suggested_clamp_low"] == pytest.approx(means["dir.weight"] / 10)
     free = window({**means, "dir.at_bound": 0.5}, terms=("mse", "dir"), roles=("data", "aux"))
     assert AutoScalePinned().check_window(free, []) == []
+    # Half the steps at each clamp is not one clamp holding the weight.
+    split = window({**means, "dir.at_bound": 0.0}, terms=("mse", "dir"), roles=("data", "aux"))
+    assert AutoScalePinned().check_window(split, []) == []
 
 
 def test_starved_term():

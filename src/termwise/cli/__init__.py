@@ -17,6 +17,8 @@ from termwise.recipes.free_bits_demo.cli import demo_app
 from termwise.recipes.lvm.cli import lvm_app
 from termwise.recipes.pref.cli import pref_app
 from termwise.recipes.vae.cli import vae_app
+from termwise.report.cli import report
+from termwise.serve.cli import serve
 
 app = typer.Typer(
     name="termwise",
@@ -33,6 +35,8 @@ app.add_typer(btrm_app, name="btrm")
 app.add_typer(pref_app, name="pref")
 app.add_typer(vae_app, name="vae")
 app.add_typer(lvm_app, name="lvm")
+app.command("serve")(serve)
+app.command("report")(report)
 
 
 def _version(value: bool) -> None:

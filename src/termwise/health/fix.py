@@ -29,6 +29,18 @@ class Fix:
     conflicts: list[str] = field(default_factory=list)
 
 
+def yaml_value(value: Any) -> str:
+    """A value as YAML reads it back: ``%g`` floats, with a ``.0`` mantissa where PyYAML
+    would otherwise read ``1e-05`` as a string."""
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return str(value)
+    text = f"{float(value):g}"
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
 def find_config(run_dir: Path) -> Path:
     """The run's ``config.yaml`` (a sub-run's is its parent's: ``demo``, ``diagnose``)."""
     for directory in (run_dir, run_dir.parent):
@@ -39,12 +51,22 @@ def find_config(run_dir: Path) -> Path:
     )
 
 
+def _child(node: yaml.Node, part: str) -> yaml.Node | None:
+    """``part`` of a mapping (a key) or of a list (an index)."""
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+    if isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+        child: yaml.Node = node.value[int(part)]
+        return child
+    return None
+
+
 def _line_of(root: yaml.Node, dotted: str, path: Path) -> yaml.ScalarNode:
     node = root
     for part in dotted.split("."):
-        if not isinstance(node, yaml.MappingNode):
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             raise TermwiseUserError(f"{dotted}: not a key of this config", path=path)
-        match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        match = _child(node, part)
         if match is None:
             raise TermwiseUserError(
                 f"{dotted}: the config has no such key (renamed since the run?)", path=path
@@ -94,20 +116,22 @@ def fix_config(run_dir: Path, only: str | None = None) -> Fix:
                 f"{k} {v}" for k, v in finding.evidence.items() if not isinstance(v, dict | list)
             )
         )
-        edits.append(
-            (
-                node,
-                f"{change['to']:g}" if isinstance(change["to"], float) else str(change["to"]),
-                note,
-            )
-        )
+        edits.append((node, yaml_value(change["to"]), note))
         fix.applied.append((finding, change))
-    for node, value, note in sorted(edits, key=lambda e: -e[0].start_mark.line):
+    # Bottom up and right to left, so earlier marks stay valid; one comment per line even
+    # when a flow list (clamp: [0.0001, 0.05]) has two values changed.
+    notes: dict[int, list[str]] = {}
+    for node, value, note in sorted(
+        edits, key=lambda e: (-e[0].start_mark.line, -e[0].start_mark.column)
+    ):
         row = node.start_mark.line
         line = lines[row]
         lines[row] = line[: node.start_mark.column] + value + line[node.end_mark.column :]
-        indent = line[: len(line) - len(line.lstrip())]
-        lines.insert(row, f"{indent}# {note}")
+        notes.setdefault(row, []).append(note)
+    for row in sorted(notes, reverse=True):
+        indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+        for note in dict.fromkeys(notes[row]):
+            lines.insert(row, f"{indent}# {note}")
     fix.text = "\n".join(lines) + "\n"
     fix.diff = "".join(
         difflib.unified_diff(

@@ -18,12 +18,25 @@ from termwise.health.report import finding_line
 from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
 
+ConfigKeys = str | list[str]
+# (evidence key a rule suggests a value under, what it sets): a recipe maps
+# "<subject>.<what>" to its config field.
+SUGGESTIONS = (
+    ("suggested_free_bits", "free_bits"),
+    ("suggested_weight", "weight"),
+    ("suggested_clamp_low", "clamp_low"),
+    ("suggested_clamp_high", "clamp_high"),
+)
+# The evidence key holding the value in force now, where it is not named like the setting.
+CURRENT_VALUE = {"clamp_low": "weight", "clamp_high": "weight"}
+
 
 class HealthMonitor:
     """Watches an objective while it trains.
 
     ``observe(step, breakdown, stats)`` costs one device op per step (no host sync); every
-    ``every`` observed steps the means are read once and each rule checks the window.
+    ``every`` observed steps (more often at the start: :meth:`closes_window`) the means
+    are read once and each rule checks the window.
     Findings go to the console (the first of each (code, subject), and again when its
     severity rises), to ``run_dir/health.jsonl`` (all of them, flushed as written) and to
     :attr:`findings` for the final report.
@@ -36,17 +49,22 @@ class HealthMonitor:
         run_dir: str | Path | None = None,
         console: Console | None = None,
         history: int = 200,
-        config_keys: Mapping[str, str] | None = None,
+        config_keys: Mapping[str, ConfigKeys] | None = None,
+        early_windows: int = 5,
     ) -> None:
         """``config_keys`` maps what a rule can suggest (``"<term>.free_bits"``,
-        ``"<term>.weight"``) to the recipe's config field that sets it (a dotted path), so
-        such findings carry a machine-readable change (``termwise health fix``)."""
+        ``"<term>.weight"``, ``"<term>.clamp_high"``: see :data:`SUGGESTIONS`) to the
+        recipe's config field that sets it (a dotted path, list items by index:
+        ``objective.clamp.1``), or to several fields set to the same value, so such findings
+        carry a machine-readable change (``termwise health fix``). A recipe may update the
+        mapping while it runs (a curriculum stage owns its own weights)."""
         from termwise.health import default_rules  # the package imports this module
 
         if every < 1:
             raise ValueError(f"HealthMonitor: every must be >= 1, got {every}")
         self.rules: list[Rule] = list(default_rules() if rules is None else rules)
         self.every = every
+        self.early_windows = early_windows
         self.console = console
         self.path = None if run_dir is None else Path(run_dir) / HEALTH_FILE
         self.findings: list[Finding] = []
@@ -93,9 +111,18 @@ class HealthMonitor:
 
     def _tick(self, step: int) -> list[Finding]:
         self._last_step = step
-        if (step + 1) % self.every == 0:
+        if self.closes_window(step):
             return self.flush(step)
         return []
+
+    def closes_window(self, step: int) -> bool:
+        """Every ``every`` steps; the first ``every`` steps are cut into ``early_windows``
+        shorter windows, so a setting that is wrong from the start is flagged within the
+        first few percent of a run, not after a full window (share rules skip the first
+        window, where a warm-up usually starts)."""
+        if step + 1 < self.every and self.early_windows > 1:
+            return (step + 1) % max(1, self.every // self.early_windows) == 0
+        return (step + 1) % self.every == 0
 
     def flush(self, step: int | None = None) -> list[Finding]:
         """Close the current window now (also called at the end of training)."""
@@ -128,17 +155,15 @@ class HealthMonitor:
 
     def _with_changes(self, finding: Finding) -> Finding:
         """The finding with the config change its suggested value amounts to, when the
-        recipe said which config field sets that value."""
+        recipe said which config field sets that value (a field, or several set together)."""
         evidence, changes = finding.evidence, []
-        for suggested, current, what in (
-            ("suggested_free_bits", "free_bits", "free_bits"),
-            ("suggested_weight", "weight", "weight"),
-        ):
-            key = self.config_keys.get(f"{finding.subject}.{what}")
-            if key is not None and suggested in evidence:
-                changes.append(
-                    {"config_key": key, "from": evidence.get(current), "to": evidence[suggested]}
-                )
+        for suggested, what in SUGGESTIONS:
+            keys = self.config_keys.get(f"{finding.subject}.{what}")
+            if keys is None or suggested not in evidence:
+                continue
+            current = evidence.get(CURRENT_VALUE.get(what, what))
+            for key in [keys] if isinstance(keys, str) else keys:
+                changes.append({"config_key": key, "from": current, "to": evidence[suggested]})
         return dataclasses.replace(finding, changes=changes) if changes else finding
 
     def _emit(self, found: list[Finding]) -> None:

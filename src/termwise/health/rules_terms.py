@@ -136,6 +136,7 @@ class FreeBitsBand(Rule):
             )
         low, high = band.healthy
         if low <= reduction <= high:
+            del evidence["suggested_free_bits"]  # nothing to change: no fix to offer
             return self.finding(
                 window.step,
                 "info",
@@ -277,6 +278,15 @@ class TermNegligible(TermShare):
     def fires(self, share: float) -> bool:
         return share < self.threshold
 
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        # A KL term made small by its free bits is the free-bits rules' case: a larger
+        # weight would multiply a penalty that is mostly free, not restore the term.
+        return [
+            f
+            for f in super().check_window(window, history)
+            if not window.get(f"{f.subject}.free_fraction", 0.0) > 0.5
+        ]
+
 
 class TermDominant(TermShare):
     """A non-data term above 80 % of the total (a KL that swamps the data loss)."""
@@ -298,7 +308,10 @@ class KLBlocksLearning(Rule):
     code = "kl.blocks_learning"
 
     def __init__(
-        self, kl_share: float = 0.5, patience: int = 3, min_improvement: float = 0.01
+        self,
+        kl_share: float = 0.5,
+        patience: int = 3,
+        min_improvement: float = 0.01,
     ) -> None:
         self.kl_share = kl_share
         self.patience = patience
@@ -324,6 +337,19 @@ class KLBlocksLearning(Rule):
         improved = best_recent < best_before - self.min_improvement * abs(best_before)
         if improved or share <= self.kl_share:
             return []
+        evidence = {
+            "data_loss_before": best_before,
+            "data_loss_recent": best_recent,
+            "kl_share": share,
+            "patience_windows": self.patience,
+        }
+        lower = "lower the KL weight"
+        if len(kl_terms) == 1 and 0 < share < 1:  # several KL terms: which one is a choice
+            weight = window.get(f"{kl_terms[0]}.weight")
+            target = self.kl_share / 2
+            suggested = weight_for_share(weight, share, target)
+            evidence.update({"weight": weight, "suggested_weight": suggested})
+            lower = f"lower the KL weight to {suggested:.3g} (a {pct(target)} share)"
         return [
             self.finding(
                 window.step,
@@ -333,43 +359,58 @@ class KLBlocksLearning(Rule):
                 f"hold {pct(share)} of the total",
                 "first check that a run without KL can fit the data at all (termwise bayes-clf "
                 "diagnose does this; with no signal in the data this finding also fires); if it "
-                "can, lower the KL weight (10x), warm it up from 0 or widen the prior",
-                {
-                    "data_loss_before": best_before,
-                    "data_loss_recent": best_recent,
-                    "kl_share": share,
-                    "patience_windows": self.patience,
-                },
+                f"can, {lower}, warm it up from 0 or widen the prior",
+                evidence,
                 ",".join(kl_terms),
             )
         ]
 
 
 class AutoScalePinned(Rule):
-    """An :class:`~termwise.schedules.AutoScale` weight at its clamp in >= ``fraction``
-    of a window's steps: the term is no longer held at its target fraction."""
+    """An :class:`~termwise.schedules.AutoScale` weight at one of its clamps in >=
+    ``fraction`` of a window's steps: the term is no longer held at its target fraction.
+    The objective logs ``at_bound`` as +1 at ``hi`` and -1 at ``lo``, so the window mean
+    says which clamp; the fix moves that clamp to twice (hi) or half (lo) the mean
+    unclamped weight the target asked for, or ``widen`` x out when that is not logged."""
 
     code = "autoscale.pinned"
 
-    def __init__(self, fraction: float = 0.9) -> None:
+    def __init__(self, fraction: float = 0.9, widen: float = 10.0) -> None:
         self.fraction = fraction
+        self.widen = widen
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         found = []
         for term in window.terms_with_stat("at_bound"):
-            pinned = window.get(f"{term}.at_bound")
-            if pinned < self.fraction:
+            side = window.get(f"{term}.at_bound")
+            if not abs(side) >= self.fraction:
                 continue
             weight, share = window.get(f"{term}.weight"), window.get(f"{term}.share")
+            at_high = side > 0
+            bound = "hi" if at_high else "lo"
+            # Room for twice what the target asked for on average (the objective logs the
+            # unclamped weight), else `widen` x the clamp.
+            wanted = window.get(f"{term}.wanted_weight")
+            if at_high:
+                value = 2 * wanted if wanted > weight else weight * self.widen
+            else:
+                value = wanted / 2 if 0 < wanted < weight else weight / self.widen
+            suggested = float(f"{value:.3g}")
             found.append(
                 self.finding(
                     window.step,
                     "warning",
-                    f"{term}: auto-scaled weight pinned at its clamp in {pct(pinned)} of steps "
-                    f"(weight {weight:.3g}, share {pct(share)})",
-                    "widen the AutoScale bounds (lo, hi) or change target_fraction: while pinned "
-                    "the weight is a constant, not a scale",
-                    {"pinned_fraction": pinned, "weight": weight, "share": share},
+                    f"{term}: auto-scaled weight pinned at its {bound} clamp in {pct(abs(side))} "
+                    f"of steps (weight {weight:.3g}, share {pct(share)})",
+                    f"move the {bound} clamp to {suggested:g}, or change "
+                    "target_fraction: while pinned the weight is a constant, not a scale",
+                    {
+                        "pinned_fraction": abs(side),
+                        "weight": weight,
+                        "wanted_weight": wanted,
+                        "share": share,
+                        f"suggested_clamp_{'high' if at_high else 'low'}": suggested,
+                    },
                     term,
                 )
             )

@@ -18,6 +18,7 @@ import orjson
 from pydantic import Field, ValidationError
 
 from termwise.config import StrictModel
+from termwise.data.jsonl import write_bytes_atomic
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:
@@ -59,15 +60,22 @@ def write_model_dir(
     else:
         backbone.save_pretrained(str(partial / "backbone"), safe_serialization=True)
     save_model(heads, str(partial / weights_name))
-    (partial / manifest_name).write_bytes(
-        orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
-    )
+    (partial / manifest_name).write_bytes(manifest_bytes(manifest))
     old = directory.with_name(f".{directory.name}.old")
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         directory.rename(old)
     partial.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def manifest_bytes(manifest: SavedManifest) -> bytes:
+    return orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+
+
+def rewrite_manifest(directory: Path, name: str, manifest: SavedManifest) -> None:
+    """Replace a saved model's manifest alone (e.g. a refitted calibration), atomically."""
+    write_bytes_atomic(directory / name, manifest_bytes(manifest))
 
 
 def read_manifest(

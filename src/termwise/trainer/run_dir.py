@@ -55,7 +55,7 @@ def prepare_run_dir(path: Path, resume: bool = False, overwrite: bool = False) -
 def write_run_config(path: Path, config: BaseModel, console: Console | None = None) -> None:
     """``RUN_DIR/config.yaml``: the resolved config (every default filled in). A resumed
     run whose config differs from the recorded one says so, then records the new one."""
-    text = commented_yaml(config)
+    text = commented_yaml(config, complete=True)
     target = path / RUN_CONFIG
     if target.is_file() and target.read_text(encoding="utf-8") != text and console is not None:
         console.print(

@@ -120,7 +120,7 @@ def train_once(
         every=cfg.health_every,
         run_dir=run_dir,
         console=console,
-        config_keys={"kl.free_bits": "free_bits"},
+        config_keys={"kl.free_bits": "free_bits", "kl.weight": "max_kl_weight"},
     )
     trainer = Trainer(
         model=model,

@@ -157,7 +157,15 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
             update={"max_steps": config.epochs * steps_per_epoch, "eval_every": steps_per_epoch}
         ),
         run_dir=output,
-        monitor=HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console),
+        monitor=HealthMonitor(
+            every=config.trainer.health_every,
+            run_dir=output,
+            console=console,
+            config_keys={
+                "dir.clamp_low": "objective.clamp.0",
+                "dir.clamp_high": "objective.clamp.1",
+            },
+        ),
         console=console,
         eval_fn=epoch_gates,
         early_stopping=EarlyStopping("selection", "max", patience=10**6, on_improve=save_best),

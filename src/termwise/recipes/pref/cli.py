@@ -10,6 +10,7 @@ from rich.console import Console
 
 from termwise import cli_options as opts
 from termwise.config import load_yaml_config, write_config
+from termwise.errors import TermwiseUserError
 from termwise.sample_data import sample_path
 
 if TYPE_CHECKING:
@@ -68,6 +69,11 @@ opts.train_command(
 )
 
 
+NO_CALIBRATION = typer.Option(
+    False, "--no-calibration", help="Raw probabilities (temperature 1), not the model's."
+)
+
+
 @pref_app.command("eval")
 def evaluate(
     model: Path = opts.MODEL_DIR,
@@ -76,8 +82,10 @@ def evaluate(
     samples: int | None = typer.Option(
         None, "--samples", min=1, help="Monte Carlo draws for bayes_gpm (default: the model's)."
     ),
+    no_calibration: bool = NO_CALIBRATION,
 ) -> None:
-    """Accuracy per category and subset (ties wrong), NLL, Brier, ECE, uncertainty AUROC."""
+    """Accuracy per category and subset (ties wrong), NLL, Brier, ECE before and after the
+    model's temperature, a reliability table, uncertainty AUROC."""
     from termwise.data.jsonl import check_output, check_readable, write_json
     from termwise.recipes.pref.eval import print_results
     from termwise.recipes.pref.model import load_preference_model
@@ -88,10 +96,43 @@ def evaluate(
         check_output(json_out, data, option="--json")
     loaded, tokenizer, manifest = load_preference_model(model)
     n_samples = samples or manifest.n_samples
-    results = evaluate_pairs(loaded, tokenizer, data, manifest.max_length, n_samples)
+    temperature = 1.0 if no_calibration else manifest.temperature
+    results = evaluate_pairs(
+        loaded, tokenizer, data, manifest.max_length, n_samples, temperature=temperature
+    )
     print_results(results, Console(), title=f"{loaded.kind} on {data}")
     if json_out is not None:
         write_json(json_out, results)
+
+
+@pref_app.command("calibrate")
+def calibrate(
+    model: Path = opts.MODEL_DIR,
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="JSONL pairs the model did not train on (e.g. a dev split)."
+    ),
+    samples: int | None = typer.Option(
+        None, "--samples", min=1, help="Monte Carlo draws for bayes_gpm (default: the model's)."
+    ),
+) -> None:
+    """Fit the model's temperature on DATA (NLL, L-BFGS on the scores) and save it in the
+    model's manifest; the weights are not touched and accuracy cannot change."""
+    from termwise.data.jsonl import check_readable
+    from termwise.recipes.pref.calibration import fit_temperature
+    from termwise.recipes.pref.model import load_preference_model, store_calibration
+    from termwise.recipes.pref.recipe import dev_scores
+
+    check_readable(data, "data file")
+    loaded, tokenizer, manifest = load_preference_model(model)
+    draws = samples or manifest.n_samples
+    _, scores, _ = dev_scores(loaded, tokenizer, data, manifest.max_length, draws)
+    if scores.shape[1] == 0:
+        raise TermwiseUserError("no pairs to fit a temperature on", path=data)
+    fit = fit_temperature(scores)
+    store_calibration(model, fit, data)
+    console = Console()
+    console.print(f"{fit.summary()} (was {manifest.temperature:.3g})")
+    console.print(f"saved in {model}")
 
 
 @pref_app.command("score")
@@ -100,9 +141,11 @@ def score(
     input_path: Path = opts.SCORE_INPUT,
     output: Path = opts.SCORE_OUTPUT,
     batch_size: int = typer.Option(32, min=1, help="Pairs per forward pass."),
+    no_calibration: bool = NO_CALIBRATION,
 ) -> None:
-    """Pairs get {"preference": {"p", "std"}}; single responses (bt) get {"reward"}."""
+    """Pairs get {"preference": {"p", "std"}} at the model's temperature; single responses
+    (bt) get {"reward"} (a raw score: the temperature only applies to pairs)."""
     from termwise.recipes.pref.score import score_file
 
-    count = score_file(model, input_path, output, batch_size)
+    count = score_file(model, input_path, output, batch_size, calibrated=not no_calibration)
     Console().print(f"scored {count} records -> {output}")

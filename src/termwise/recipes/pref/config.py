@@ -89,6 +89,11 @@ class PrefConfig(StrictModel):
     bt: BtConfig = Field(default_factory=BtConfig, description="bt settings.")
     gpm: GpmConfig = Field(default_factory=GpmConfig, description="gpm/bayes_gpm embedding.")
     bayes: BayesConfig = Field(default_factory=BayesConfig, description="bayes_gpm only.")
+    calibrate: bool = Field(
+        True,
+        description="After training, fit a temperature on dev_path and save it with the "
+        "model (probabilities then match observed accuracy; the ranking is unchanged).",
+    )
     use_margin: bool = Field(
         True, description="Subtract a record's 'margin' from its logit in the loss."
     )

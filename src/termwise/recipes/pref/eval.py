@@ -106,3 +106,29 @@ def print_results(results: dict[str, Any], console: Console, title: str = "Evalu
     if results.get("uncertainty_auroc") is not None:
         line += f"  uncertainty AUROC {results['uncertainty_auroc']:.3f}"
     console.print(line)
+    calibration = results.get("calibration")
+    if calibration is not None:
+        console.print(
+            f"temperature {calibration['temperature']:.3g}: ECE {calibration['ece_raw']:.3f} "
+            f"raw -> {results['ece']:.3f}, NLL {calibration['nll_raw']:.3f} -> "
+            f"{results['nll']:.3f}, pairs that changed side {calibration['changed_side']}"
+        )
+    if results.get("reliability"):
+        print_reliability(results["reliability"], console)
+
+
+def print_reliability(bins: list[dict[str, Any]], console: Console) -> None:
+    """The reliability diagram as a table: per confidence bin, how often it was right."""
+    table = Table(title="Reliability (confidence = max(p, 1 - p))")
+    for column in ("confidence bin", "pairs", "mean confidence", "accuracy", "gap"):
+        table.add_column(column, justify="right")
+    for row in bins:
+        gap = row["accuracy"] - row["confidence"]
+        table.add_row(
+            row["bin"],
+            str(row["pairs"]),
+            f"{row['confidence']:.3f}",
+            f"{row['accuracy']:.3f}",
+            f"{gap:+.3f}",
+        )
+    console.print(table)

@@ -19,6 +19,7 @@ own response, and averaging keeps ``lambda`` symmetric in (a, b), hence ``s(a, b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,8 +35,10 @@ from termwise.models.saved import (
     load_head_weights,
     read_manifest,
     restore_backbone,
+    rewrite_manifest,
     write_model_dir,
 )
+from termwise.recipes.pref.calibration import TemperatureFit
 from termwise.recipes.pref.config import PreferenceKind
 from termwise.terms.preference import gpm_score
 
@@ -180,6 +183,12 @@ class PreferenceManifest(SavedManifest):
     tau: float = Field(..., gt=0, description="Logit temperature of the gpm score.")
     prompt_scaling: bool = Field(..., description="Per-block prompt scaling.")
     n_samples: int = Field(16, ge=1, description="Monte Carlo draws (bayes_gpm).")
+    temperature: float = Field(
+        1.0, gt=0, description="Scores are divided by it before the sigmoid (1: uncalibrated)."
+    )
+    calibration: dict[str, Any] | None = Field(
+        None, description="Where the temperature was fitted: file, pairs, NLL and ECE."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -228,3 +237,13 @@ def load_preference_model(directory: Path) -> tuple[PreferenceModel, Any, Prefer
     )
     load_head_weights(model.head_modules(), directory / WEIGHTS)
     return model.eval(), tokenizer, manifest
+
+
+def store_calibration(directory: Path, fit: TemperatureFit, source: Path) -> None:
+    """Save a fitted temperature in a saved model's manifest (the weights stay as they are)."""
+    manifest = read_manifest(directory, MANIFEST, PreferenceManifest, FORMAT, "preference model")
+    calibration = {"file": str(source), **dataclasses.asdict(fit)}
+    updated = manifest.model_copy(
+        update={"temperature": fit.temperature, "calibration": calibration}
+    )
+    rewrite_manifest(directory, MANIFEST, updated)

@@ -12,8 +12,9 @@ the loop shuffles the batches). Training runs the shared loop; one step puts a b
   weight ``linear_warmup(0 -> max_kl_weight, kl_warmup_steps)``; ``bayes_kl`` and
   ``kl_beta`` are logged every logging step.
 
-At the end the model is saved to ``OUT/model`` and the dev pairs (when configured) are
-evaluated (``eval``).
+At the end the model is saved to ``OUT/model``; with dev pairs configured, a temperature is
+fitted on them (``calibrate``, :mod:`termwise.recipes.pref.calibration`), saved with the
+model, and the dev pairs are evaluated (``eval``).
 """
 
 from __future__ import annotations
@@ -32,17 +33,29 @@ from torch.utils.data import Dataset
 from termwise.data.jsonl import write_json
 from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
 from termwise.objective import Objective, WeightSpec
+from termwise.recipes.pref.calibration import fit_temperature, probabilities, reliability_table
 from termwise.recipes.pref.config import PrefConfig
 from termwise.recipes.pref.data import (
     EncodedPairs,
     OnBadRecord,
+    PreferencePair,
     collate_pairs,
     encode_pairs,
     read_pairs,
 )
-from termwise.recipes.pref.eval import evaluate_predictions, print_results
-from termwise.recipes.pref.model import PairOutput, PreferenceModel, save_preference_model
-from termwise.recipes.pref.score import predict_pairs
+from termwise.recipes.pref.eval import (
+    evaluate_predictions,
+    expected_calibration_error,
+    negative_log_likelihood,
+    print_results,
+)
+from termwise.recipes.pref.model import (
+    PairOutput,
+    PreferenceModel,
+    save_preference_model,
+    store_calibration,
+)
+from termwise.recipes.pref.score import pair_scores
 from termwise.schedules import linear_warmup
 from termwise.terms import TermOutput, bradley_terry, gaussian_kl
 from termwise.terms.preference import reward_centering
@@ -217,20 +230,30 @@ def train(
 
 
 def finish(session: Session, output: Path, console: Console) -> dict[str, Any] | None:
-    """After training: save the model, evaluate it on ``dev_path`` when set."""
+    """After training: save the model; with ``dev_path``, fit its temperature there (when
+    ``calibrate``), store it with the model and evaluate."""
     session.model.eval()
     save(session, output)
     config = session.config
     if config.dev_path is None:
         return None
-    results = evaluate(
-        session.model,
-        session.prepared.tokenizer,
-        config.dev_path,
-        config.backbone.scoring_length,
-        config.bayes.n_samples,
-        config.on_bad_record,
+    tokenizer = session.prepared.tokenizer
+    length, draws = config.backbone.scoring_length, config.bayes.n_samples
+    pairs, scores, skipped = dev_scores(
+        session.model, tokenizer, config.dev_path, length, draws, config.on_bad_record
     )
+    temperature = 1.0
+    if config.calibrate:
+        fit = fit_temperature(scores)
+        store_calibration(output / "model", fit, config.dev_path)
+        console.print(f"calibration: {fit.summary()}")
+        console.print(
+            "  (ECE after is on the pairs the temperature was fitted on; `termwise pref eval` "
+            "on other pairs measures it out of sample)"
+        )
+        temperature = fit.temperature
+    results = evaluate_scores(pairs, scores, session.model.kind, temperature)
+    results["skipped_records"] = skipped
     write_json(output / "eval.json", results)
     print_results(results, console, title=f"{config.kind} on {config.dev_path}")
     return results
@@ -252,6 +275,43 @@ def save(session: Session, output: Path) -> None:
     )
 
 
+def dev_scores(
+    model: PreferenceModel,
+    tokenizer: Any,
+    path: Path,
+    max_length: int,
+    n_samples: int,
+    on_bad_record: OnBadRecord = "error",
+) -> tuple[list[PreferencePair], np.ndarray, int]:
+    """The pairs of ``path``, their scores ``[draws, pairs]`` and the bad records skipped."""
+    pairs, report = read_pairs(path, on_bad_record)
+    encoded = encode_pairs(tokenizer, pairs, max_length)
+    scores = pair_scores(model, encoded, int(tokenizer.pad_token_id or 0), n_samples)
+    return pairs, scores, len(report.bad)
+
+
+def evaluate_scores(
+    pairs: list[PreferencePair], scores: np.ndarray, kind: str, temperature: float
+) -> dict[str, Any]:
+    """Every metric of :func:`evaluate_predictions` at ``temperature``, the raw (T = 1)
+    NLL, ECE and accuracy beside them, and the reliability diagram's bins."""
+    p, std = probabilities(scores, temperature)
+    results = evaluate_predictions(pairs, p, std if kind == "bayes_gpm" else None)
+    raw = probabilities(scores)[0]
+    results["calibration"] = {
+        "temperature": temperature,
+        "ece_raw": expected_calibration_error(raw),
+        "nll_raw": negative_log_likelihood(raw),
+        "overall_raw": evaluate_predictions(pairs, raw)["overall"],
+        "changed_side": int(((raw > 0.5) != (p > 0.5)).sum()),
+    }
+    results["reliability"] = [
+        {"bin": b, "pairs": n, "confidence": c, "accuracy": a}
+        for b, n, c, a in reliability_table(p)
+    ]
+    return results
+
+
 def evaluate(
     model: PreferenceModel,
     tokenizer: Any,
@@ -259,11 +319,12 @@ def evaluate(
     max_length: int,
     n_samples: int,
     on_bad_record: OnBadRecord = "error",
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """Every metric of :func:`evaluate_predictions` on the pairs in ``path``."""
-    pairs, report = read_pairs(path, on_bad_record)
-    encoded = encode_pairs(tokenizer, pairs, max_length)
-    p, std = predict_pairs(model, encoded, int(tokenizer.pad_token_id or 0), n_samples)
-    results = evaluate_predictions(pairs, p, std if model.kind == "bayes_gpm" else None)
-    results["skipped_records"] = len(report.bad)
+    """Every metric of :func:`evaluate_scores` on the pairs in ``path``."""
+    pairs, scores, skipped = dev_scores(
+        model, tokenizer, path, max_length, n_samples, on_bad_record
+    )
+    results = evaluate_scores(pairs, scores, model.kind, temperature)
+    results["skipped_records"] = skipped
     return results

@@ -20,6 +20,7 @@ from torch import Tensor
 from termwise.data.batching import map_batches, pad
 from termwise.data.jsonl import atomic_write, check_output, check_readable, record_chunks
 from termwise.errors import TermwiseUserError
+from termwise.recipes.pref.calibration import probabilities
 from termwise.recipes.pref.data import (
     EncodedPairs,
     PreferencePair,
@@ -35,17 +36,17 @@ from termwise.recipes.pref.model import (
 )
 
 
-def predict_pairs(
+def pair_scores(
     model: PreferenceModel,
     encoded: EncodedPairs,
     pad_id: int,
     n_samples: int = 16,
     batch_size: int = 32,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``P(chosen > rejected)`` and its std per pair, in input order. For ``bayes_gpm``
-    the mean and std over ``n_samples`` Monte Carlo draws (seeded: the same call gives the
-    same numbers); other kinds have std 0."""
+) -> np.ndarray:
+    """Scores (logits of chosen over rejected) ``[draws, pairs]``, in input order: one
+    draw for ``bt`` and ``gpm``, ``n_samples`` seeded posterior draws for ``bayes_gpm``
+    (the same call gives the same numbers)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     draws = n_samples if model.kind == "bayes_gpm" else 1
@@ -53,14 +54,27 @@ def predict_pairs(
     def run(rows: list[int]) -> Tensor:
         batch = {k: v.to(device) for k, v in collate_pairs(encoded, rows, pad_id).items()}
         logits = model(batch, n_samples=draws, generator=generator).logits
-        p = torch.sigmoid(logits.double().reshape(-1, len(rows)))
-        return torch.stack([p.mean(0), p.std(0, correction=0)], dim=1)
+        return logits.double().reshape(-1, len(rows)).T
 
     with torch.no_grad():
         out = map_batches(encoded.lengths().tolist(), run, batch_size).numpy()
-    if not len(out):
-        return np.zeros(0), np.zeros(0)
-    return out[:, 0], out[:, 1]
+    return out.T if len(out) else np.zeros((draws, 0))
+
+
+def predict_pairs(
+    model: PreferenceModel,
+    encoded: EncodedPairs,
+    pad_id: int,
+    n_samples: int = 16,
+    batch_size: int = 32,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``P(chosen > rejected)`` and its std per pair, in input order, at ``temperature``
+    (:mod:`termwise.recipes.pref.calibration`). For ``bayes_gpm`` the mean and std over
+    ``n_samples`` Monte Carlo draws; other kinds have std 0."""
+    scores = pair_scores(model, encoded, pad_id, n_samples, batch_size, seed)
+    return probabilities(scores, temperature)
 
 
 @dataclass
@@ -86,12 +100,24 @@ class PreferenceScorer:
         b: Sequence[str],
         n_samples: int | None = None,
         batch_size: int = 32,
+        calibrated: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``P(a > b | prompt)`` per pair and its std (0 unless ``bayes_gpm``)."""
+        """``P(a > b | prompt)`` per pair and its std (0 unless ``bayes_gpm``), at the
+        temperature saved with the model (``calibrated=False``: the raw scores, T = 1)."""
+        temperature = self.manifest.temperature if calibrated else 1.0
+        return probabilities(self.scores(prompts, a, b, n_samples, batch_size), temperature)
+
+    def scores(
+        self,
+        prompts: Sequence[str],
+        a: Sequence[str],
+        b: Sequence[str],
+        n_samples: int | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Raw scores of a over b, ``[draws, pairs]`` (see :func:`pair_scores`)."""
         draws = n_samples or self.manifest.n_samples
-        return predict_pairs(
-            self.model, self._encode(prompts, a, b), self._pad_id, draws, batch_size
-        )
+        return pair_scores(self.model, self._encode(prompts, a, b), self._pad_id, draws, batch_size)
 
     @torch.no_grad()
     def reward(
@@ -132,7 +158,11 @@ def load(path: str | Path) -> PreferenceScorer:
 
 
 def _score_chunk(
-    scorer: PreferenceScorer, rows: list[tuple[int, dict[str, Any]]], path: Path, batch_size: int
+    scorer: PreferenceScorer,
+    rows: list[tuple[int, dict[str, Any]]],
+    path: Path,
+    batch_size: int,
+    calibrated: bool,
 ) -> None:
     pairs: list[tuple[dict[str, Any], tuple[str, ...]]] = []
     singles: list[dict[str, Any]] = []
@@ -148,6 +178,7 @@ def _score_chunk(
             [r[f[0]] for r, f in pairs],
             [r[f[1]] for r, f in pairs],
             batch_size=batch_size,
+            calibrated=calibrated,
         )
         for (row, _), value, spread in zip(pairs, p, std, strict=True):
             row["preference"] = {"p": float(value), "std": float(spread)}
@@ -160,7 +191,12 @@ def _score_chunk(
 
 
 def score_file(
-    model: Path, input_path: Path, output: Path, batch_size: int = 32, chunk: int = 1024
+    model: Path,
+    input_path: Path,
+    output: Path,
+    batch_size: int = 32,
+    chunk: int = 1024,
+    calibrated: bool = True,
 ) -> int:
     """Score every record of ``input_path`` into ``output``; returns the record count.
     The output is written to a temporary file and renamed at the end, so a bad record
@@ -171,7 +207,7 @@ def score_file(
     count = 0
     with atomic_write(output) as handle:
         for rows, _ in record_chunks(input_path, chunk):
-            _score_chunk(scorer, rows, input_path, batch_size)
+            _score_chunk(scorer, rows, input_path, batch_size, calibrated)
             handle.writelines(orjson.dumps(row) + b"\n" for _, row in rows)
             count += len(rows)
     return count

@@ -148,6 +148,7 @@ def make_loss(
     curriculum: Curriculum,
     auto: AutoFreeBits | None,
     console: Console,
+    on_stage: Callable[[int], None] = lambda stage: None,
 ) -> Callable[[nn.Module, Any, int], StepOutput]:
     reduce = config.kl.reduce
     current = {"stage": -1}
@@ -158,6 +159,7 @@ def make_loss(
         if stage != current["stage"]:
             current["stage"] = stage
             apply_freezing(model, curriculum.stages[stage])
+            on_stage(stage)
             console.print(f"stage {curriculum.stages[stage].name!r} from step {step}")
         ids, lengths, labels, teacher = batch
         out = model(ids, lengths)
@@ -185,6 +187,19 @@ def make_loss(
         return StepOutput(total, breakdown)
 
     return loss_fn
+
+
+def stage_config_keys(config: VaeConfig, stage: int) -> dict[str, str | list[str]]:
+    """Which config fields set the values health findings suggest, in one stage: the
+    stage's own teacher weight, its KL weight when the stage holds it flat (a ramp has no
+    single value to fix), free bits unless ``auto`` chooses them."""
+    keys: dict[str, str | list[str]] = {"teacher.weight": f"stages.{stage}.teacher_weight"}
+    ramp = config.stages[stage].kl_weight
+    if ramp.start == ramp.end:
+        keys["kl.weight"] = [f"stages.{stage}.kl_weight.start", f"stages.{stage}.kl_weight.end"]
+    if config.kl.free_bits != "auto":
+        keys["kl.free_bits"] = "kl.free_bits"
+    return keys
 
 
 def setup(config: VaeConfig, output: Path, console: Console) -> Session:
@@ -219,19 +234,19 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
         config.early_stopping.patience,
         on_improve=save_best,
     )
+    monitor = HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console)
+
+    def on_stage(stage: int) -> None:
+        monitor.config_keys = stage_config_keys(config, stage)
+
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate),
         train_data=dataset,
-        loss_fn=make_loss(config, objective, curriculum, auto, console),
+        loss_fn=make_loss(config, objective, curriculum, auto, console, on_stage),
         config=trainer_config,
         run_dir=output,
-        monitor=HealthMonitor(
-            every=config.trainer.health_every,
-            run_dir=output,
-            console=console,
-            config_keys={"kl.free_bits": "kl.free_bits"},
-        ),
+        monitor=monitor,
         console=console,
         eval_fn=lambda m: epoch_diagnostics(session_box["s"], m),
         early_stopping=stopping,

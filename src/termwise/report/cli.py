@@ -1,0 +1,33 @@
+"""``termwise report RUN_DIR [-o report.html]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory (finished or still running)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="HTML file to write (default: RUN_DIR/report.html)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT."),
+) -> None:
+    """One self-contained HTML page: term shares, raw terms, learning rate and gradient
+    norm, free bits, auto-scaled weights, evaluations, per-head AUC (btrm), calibration
+    (pref), gates (lvm), findings marked on the curves, and the config."""
+    from termwise.data.jsonl import write_bytes_atomic
+    from termwise.errors import TermwiseUserError
+    from termwise.report.html import build_report
+    from termwise.report.run_files import read_run
+
+    run = read_run(run_dir)
+    target = output or run_dir / "report.html"
+    if target.is_dir():
+        raise TermwiseUserError("is a directory, expected an HTML file path", path=target)
+    if target.exists() and not force:
+        raise TermwiseUserError("exists: pass --force to overwrite it", path=target)
+    write_bytes_atomic(target, build_report(run).encode("utf-8"))
+    Console().print(f"wrote {target}", markup=False)
