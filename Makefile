@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run demo test lint typecheck unit bench bench-btrm bench-pref bench-vae bench-lvm clean
+.PHONY: run demo test lint typecheck unit bench bench-btrm bench-pref bench-vae bench-lvm bench-serve bench-health clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,8 @@ bench: $(STAMP)
 
 # About 20 minutes: trains the reward model on ../shared/data/corpora, then the baseline.
 bench-btrm: $(STAMP)
-	$(BIN)/python bench/btrm_vs_tfidf.py --write
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/btrm_vs_baselines.py --write
 
 # About 40 minutes: TRL's RewardTrainer and termwise pref bt, gpm, bayes_gpm, 500 steps each.
 bench-pref: $(STAMP)
@@ -57,6 +58,14 @@ bench-vae: $(STAMP)
 # About 15 minutes: embeds ../shared/data/sequences once, then five predictors through the gates.
 bench-lvm: $(STAMP)
 	$(BIN)/python bench/lvm_gates.py --data-dir ../shared/data --write
+
+# termwise serve under load: dynamic batching vs one request per forward pass.
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve_load.py --write
+
+# health fix over the real recipes: finding -> change -> rerun -> cleared (~25 min).
+bench-health: $(STAMP)
+	$(BIN)/python bench/health_fix.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

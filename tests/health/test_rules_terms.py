@@ -90,12 +90,15 @@ def test_negligible_fires_with_weight_suggestion_and_quiet_otherwise():
     )
 
 
-def test_negligible_skips_ramping_weight():
-    before = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.005, 0.005)))
-    now = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.01, 0.01)), index=1)
+def test_negligible_skips_ramping_weight_and_kl_terms():
+    roles = {"terms": ("recon", "kl"), "roles": ("data", "aux")}
+    before = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.005, 0.005)), **roles)
+    now = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.01, 0.01)), index=1, **roles)
     assert TermNegligible().check_window(now, [before]) == []
     assert len(TermNegligible().check_window(now, [now])) == 1
     assert TermNegligible().check_window(now, []) == []  # first window: may be mid-ramp
+    as_kl = window(share_means(recon=(1.0, 1.0, 0.99), kl=(1.0, 0.01, 0.01)), index=1)
+    assert TermNegligible().check_window(as_kl, [as_kl]) == []  # a small KL share is normal
 
 
 def test_dominant_fires_on_kl_not_on_data():

@@ -267,13 +267,22 @@ class TermShare(Rule):
 
 
 class TermNegligible(TermShare):
-    """A term below 3 % of the total (a teacher term contributing 2 %)."""
+    """An auxiliary or regulariser term below 3 % of the total (a teacher term contributing
+    2 %). KL terms are left out by default: a small KL share at the ELBO's weight is the
+    usual case, not a fault (posterior collapse and free bits have their own rules), and
+    a weight raised to lift it would distort the bound."""
 
     code = "term.negligible"
     description = "contributes almost nothing"
 
-    def __init__(self, threshold: float = 0.03, target: float = 0.10, **kwargs: Any) -> None:
-        super().__init__(threshold, target, **kwargs)
+    def __init__(
+        self,
+        threshold: float = 0.03,
+        target: float = 0.10,
+        roles: tuple[str, ...] = ("aux", "regularizer"),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(threshold, target, roles=roles, **kwargs)
 
     def fires(self, share: float) -> bool:
         return share < self.threshold

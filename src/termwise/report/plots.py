@@ -156,7 +156,7 @@ def head_aucs(results: dict[str, Any]) -> bytes | None:
     heads = {h: e["auc"] for h, e in results.items() if isinstance(e, dict) and "auc" in e}
     if not heads:
         return None
-    tiers = sorted({k for auc in heads.values() for k in auc if not k.startswith("soft_neg:")})
+    tiers = sorted({k for auc in heads.values() for k in auc if ":" not in k})  # not per source
     figure = Figure(figsize=(9, 0.6 + 0.45 * len(heads) * max(1, len(tiers) + 1) / 2))
     ax = figure.subplots()
     width = 0.8 / (len(tiers) + 1)

@@ -148,3 +148,18 @@ def test_score_without_a_model_is_a_user_error(tmp_path, monkeypatch, capsys):
         main()
     assert exit_.value.code == 2
     assert "not a termwise reward model" in capsys.readouterr().err
+
+
+def test_the_worst_source_of_each_tier_is_named_in_full():
+    from termwise.recipes.btrm.recipe import worst_source
+
+    auc = {
+        "furthest_neg": 0.95,
+        "soft_neg:brown_government": 0.70,
+        "soft_neg:brown_learned": 0.90,
+        "furthest_neg:encyclopedic_wikitext[easy]": 0.935,
+        "furthest_neg:web_c4": None,
+    }
+    assert worst_source(auc, "soft_neg") == "0.700 (brown_government)"
+    assert worst_source(auc, "furthest_neg") == "0.935 (encyclopedic_wikitext[easy])"
+    assert worst_source(auc, "semi_firm_neg") == "-"

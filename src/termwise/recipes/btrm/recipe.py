@@ -273,8 +273,9 @@ def source_name(key: str) -> str:
 
 
 def evaluate(model: MultiHeadRewardModel, prepared: Prepared, config: BtrmConfig) -> dict[str, Any]:
-    """Per head on held-out rows: AUC vs each negative tier and soft-negative source, and
-    the median positive score."""
+    """Per head on held-out rows: AUC vs each negative tier (``semi_firm_neg``), vs each
+    source within each tier (``semi_firm_neg:<source>``, the (head, other-source) pairs),
+    and the median positive score."""
     table = prepared.table
     rows = table.split(heldout=True)
     scores = score_rows(model, prepared, rows)
@@ -290,35 +291,40 @@ def evaluate(model: MultiHeadRewardModel, prepared: Prepared, config: BtrmConfig
         for code, name in TIER_NAMES.items():
             if name != "soft_neg":
                 entry["auc"][name] = _auc(pos, scores[tiers == code, h])
-        soft = tiers == 1
-        for key in np.unique(table.source[rows][soft]):
-            chosen = soft & (table.source[rows] == key)
-            entry["auc"][f"soft_neg:{source_name(key)}"] = _auc(pos, scores[chosen, h])
+            in_tier = tiers == code
+            for key in np.unique(table.source[rows][in_tier]):
+                chosen = in_tier & (table.source[rows] == key)
+                entry["auc"][f"{name}:{source_name(key)}"] = _auc(pos, scores[chosen, h])
         results[head] = entry
     return results
 
 
+def worst_source(auc: dict[str, float | None], tier: str) -> str:
+    """``AUC (source)`` of the tier's hardest source, the source named in full."""
+    per_source = {k: v for k, v in auc.items() if k.startswith(f"{tier}:") and v is not None}
+    if not per_source:
+        return "-"
+    key, value = min(per_source.items(), key=lambda kv: kv[1])
+    return f"{value:.3f} ({key.split(':', 1)[1]})"
+
+
 def print_evaluation(results: dict[str, Any], console: Console) -> None:
     table = Table(title="Held-out evaluation per head (AUC of positives vs each negative set)")
-    for column in (
-        "head",
-        "positives",
-        "median score",
-        "semi_firm",
-        "furthest",
-        "soft (worst source)",
-    ):
+    for column in ("head", "positives", "median score", "semi_firm", "furthest"):
         table.add_column(column)
+    for column in ("worst soft source", "worst semi-firm source", "worst furthest source"):
+        table.add_column(column, overflow="fold")
     for head, entry in results.items():
-        soft = {k: v for k, v in entry["auc"].items() if k.startswith("soft_neg:") and v}
-        worst = min(soft.items(), key=lambda kv: kv[1]) if soft else None
+        auc = entry["auc"]
         table.add_row(
             head,
             str(entry["positives"]),
             _fmt(entry["median_positive"]),
-            _fmt(entry["auc"].get("semi_firm_neg")),
-            _fmt(entry["auc"].get("furthest_neg")),
-            f"{worst[1]:.3f} ({worst[0][9:]})" if worst else "-",
+            _fmt(auc.get("semi_firm_neg")),
+            _fmt(auc.get("furthest_neg")),
+            worst_source(auc, "soft_neg"),
+            worst_source(auc, "semi_firm_neg"),
+            worst_source(auc, "furthest_neg"),
         )
     console.print(table)
 
