@@ -93,7 +93,9 @@ def test_reward_endpoints_match_the_scorer(reward_dir):
     with Running(served, head="b") as server:
         health = httpx.get(server.url + "/health").json()
         assert health["model_type"] == "btrm" and health["heads"] == ["a", "b", "c"]
-        reward = server.post("/get_reward", {"query": TEXTS})
+        # What OpenRLHF's client sends: query (prompt + response), prompts, labels.
+        openrlhf = {"query": TEXTS, "prompts": ["p"] * 3, "labels": ["", "", ""]}
+        reward = server.post("/get_reward", openrlhf)
         assert reward.status_code == 200, reward.text
         np.testing.assert_allclose(reward.json()["rewards"], expected[:, 1], atol=1e-5)
         other = server.post("/get_reward", {"query": TEXTS, "head": "c"}).json()
@@ -203,8 +205,9 @@ def test_preference_endpoints_apply_the_temperature(preference_dirs):
         assert empty.json() == {"p": [], "std": []}
         uneven = server.post("/prefer", {"prompt": ["a"], "a": ["x", "y"], "b": ["z", "w"]})
         assert uneven.status_code == 422
-        rewards = server.post("/get_reward", {"query": ["Yes.", "No."], "prompts": ["q", "q"]})
-        want = served.scorer.reward(["q", "q"], ["Yes.", "No."])
+        both = {"query": ["q Yes.", "No."], "prompts": ["q ", "q"], "labels": [1, 0]}
+        rewards = server.post("/get_reward", both)  # the prompt is stripped where it leads
+        want = served.scorer.reward(["q ", "q"], ["Yes.", "No."])
         np.testing.assert_allclose(rewards.json()["rewards"], want, atol=1e-5)
     with Running(load_served(preference_dirs["gpm"])) as server:
         answer = server.post("/get_reward", {"query": ["x"]})

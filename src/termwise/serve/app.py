@@ -47,11 +47,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RewardRequest(Strict):
-    query: list[str] = Field(..., description="Texts to reward (OpenRLHF sends prompt + response).")
+class RewardRequest(BaseModel):
+    """OpenRLHF's remote reward model request. Its client also sends ``labels`` (and, in
+    some versions, more keys): other keys are accepted and ignored, as its servers do."""
+
+    query: list[str] = Field(..., description="Texts to reward (OpenRLHF: prompt + response).")
     head: str | None = Field(None, description="Head of a multi-head model (default: --head).")
     prompts: list[str] | None = Field(
-        None, description="pref bt only: a prompt per query (default: empty prompts)."
+        None,
+        description="The prompt of each query. btrm scores the query as it is; a pref bt "
+        "model scores (prompt, the query with that prompt stripped from its start).",
     )
 
 
@@ -223,7 +228,13 @@ def create_app(served: ServedModel, settings: ServeSettings) -> FastAPI:
             return RewardResponse(rewards=scores[head], scores=scores)
         prompts = request.prompts if request.prompts is not None else [""] * len(request.query)
         _check_texts(settings, "prompts", prompts)
-        return RewardResponse(rewards=await _rewards(prompts, request.query))
+        if len(prompts) != len(request.query):
+            raise HTTPException(422, "prompts: need one per query")
+        responses = [
+            query[len(prompt) :] if prompt and query.startswith(prompt) else query
+            for prompt, query in zip(prompts, request.query, strict=True)
+        ]
+        return RewardResponse(rewards=await _rewards(prompts, responses))
 
     @app.post("/score")
     async def score(request: ScoreRequest) -> ScoreResponse:
