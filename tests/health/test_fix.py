@@ -80,6 +80,7 @@ def test_conflicting_changes_are_reported_not_merged(tmp_path):
         ("renamed key", "kl.free_bits: the config has no such key"),
         ("no findings", "no health.jsonl"),
         ("a file", "is a file, expected a run directory"),
+        ("unreadable findings", "2 unreadable line(s) and no finding"),
     ],
 )
 def test_a_malformed_run_is_one_line(case, message, tmp_path, monkeypatch, capsys):
@@ -92,6 +93,9 @@ def test_a_malformed_run_is_one_line(case, message, tmp_path, monkeypatch, capsy
         (run / "config.yaml").write_text("kl:\n  free_bits: 0.1\n")
     if case == "a file":
         run = run / "config.yaml"
+    elif case == "unreadable findings":
+        (run / "config.yaml").write_text("kl:\n  free_bits: 0.1\n")
+        (run / "health.jsonl").write_bytes(b'\x00garbage\n{"step": 1\n')
     code, err = run_main(monkeypatch, capsys, "health", "fix", str(run))
     assert_one_line_exit_2(code, err, message)
 

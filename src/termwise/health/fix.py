@@ -85,7 +85,12 @@ def fix_config(run_dir: Path, only: str | None = None) -> Fix:
     health = run_dir / HEALTH_FILE
     if not health.is_file():
         raise TermwiseUserError(f"no {HEALTH_FILE}: nothing to fix", path=run_dir)
-    findings, _ = read_findings(health)
+    findings, unreadable = read_findings(health)
+    if unreadable and not findings:
+        raise TermwiseUserError(
+            f"{unreadable} unreadable line(s) and no finding: not a termwise findings file",
+            path=health,
+        )
     latest = [g.latest for g in group_findings(findings) if g.latest.changes]
     latest = [f for f in latest if only is None or f.code == only]
     wanted: dict[str, list[tuple[Finding, dict[str, Any]]]] = {}
