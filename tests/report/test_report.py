@@ -113,6 +113,11 @@ def test_bad_report_input_is_one_line(tmp_path, monkeypatch, capsys):
     code, err = run_main(monkeypatch, capsys, "report", str(tmp_path / "run"))
     assert_one_line_exit_2(code, err, "exists: pass --force")
     assert (tmp_path / "run" / "report.html").read_text() == "old"
+    (tmp_path / "run" / "scalars.csv").write_text("step,name,value\n")
+    args = ["report", str(tmp_path / "run"), "-o", str(tmp_path / "run" / "scalars.csv")]
+    code, err = run_main(monkeypatch, capsys, *args, "--force")
+    assert_one_line_exit_2(code, err, "is the input file")
+    (tmp_path / "run" / "scalars.csv").unlink()
     code, err = run_main(monkeypatch, capsys, "report", str(tmp_path / "run"), "--force")
     assert code == 0, err
     page = html.unescape((tmp_path / "run" / "report.html").read_text())
