@@ -11,7 +11,7 @@ held-out documents: per head the AUC against each negative tier and against ever
 baseline by more than 0.005.
 
     .venv/bin/python bench/btrm_vs_baselines.py [--data-dir ../shared/data/corpora]
-        [--max-steps 600] [--write]
+        [--max-steps N (default: the config's)] [--write]
 
 fastText comes from the bench extra (``pip install -e '.[bench]'``).
 """
@@ -30,7 +30,7 @@ from rich.console import Console
 
 from _doc import DOCS, publish
 from termwise.config import load_yaml_config
-from termwise.recipes.btrm.config import BtrmConfig, default_config
+from termwise.recipes.btrm.config import DEFAULT_STEPS, BtrmConfig, default_config
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table
 from termwise.recipes.btrm.recipe import source_name, train
 
@@ -159,7 +159,7 @@ def pair_lines(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/corpora"))
-    parser.add_argument("--max-steps", type=int, default=600)
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--output", type=Path, default=Path("runs/btrm-full"))
     parser.add_argument(
         "--log-square-weight",
@@ -173,6 +173,16 @@ def main() -> None:
         "--mixed-precision", choices=["no", "bf16"], default=None, help="trainer autocast"
     )
     parser.add_argument("--seed", type=int, default=0, help="trainer seed (data order, init)")
+    parser.add_argument(
+        "--no-lexical",
+        dest="lexical",
+        action="store_false",
+        help="without the lexical branch (hashed n-grams summed into the heads)",
+    )
+    parser.add_argument("--lexical-lr", type=float, default=None, help="the branch's learning rate")
+    parser.add_argument(
+        "--hard-negative-gamma", type=float, default=None, help="override hard_negative_gamma"
+    )
     parser.add_argument("--keep-dropout", action="store_true", help="backbone dropout on")
     parser.add_argument(
         "--no-balance-sources",
@@ -208,6 +218,11 @@ def main() -> None:
     raw["backbone"]["disable_dropout"] = not args.keep_dropout
     raw["trainer"]["seed"] = args.seed
     raw["balance_sources"] = args.balance_sources
+    raw["lexical"]["enabled"] = args.lexical
+    if args.lexical_lr is not None:
+        raw["lexical"]["learning_rate"] = args.lexical_lr
+    if args.hard_negative_gamma is not None:
+        raw["hard_negative_gamma"] = args.hard_negative_gamma
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
@@ -270,10 +285,18 @@ def report_lines(
         + (" --keep-dropout" if getattr(args, "keep_dropout", False) else "")
         + (f" --seed {args.seed}" if getattr(args, "seed", 0) else "")
         + ("" if getattr(args, "balance_sources", True) else " --no-balance-sources")
+        + ("" if getattr(args, "lexical", True) else " --no-lexical")
+        + (f" --lexical-lr {args.lexical_lr}" if getattr(args, "lexical_lr", None) else "")
+        + (
+            f" --hard-negative-gamma {args.hard_negative_gamma}"
+            if getattr(args, "hard_negative_gamma", None) is not None
+            else ""
+        )
         + (" --evaluate-only" if args.evaluate_only else "")
         + (f" --eval-max-length {args.eval_max_length}" if args.eval_max_length else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
-        f"batch 32, trained on {args.max_length or 128} tokens; {timed} took {minutes:.1f} "
+        + ("lexical branch, " if getattr(args, "lexical", True) else "no lexical branch, ")
+        + f"batch 32, trained on {args.max_length or 128} tokens; {timed} took {minutes:.1f} "
         "min on 2 CPU cores).",
         "",
         "Goals: AUC >= 0.97 against the semi-firm and furthest negatives; against each "

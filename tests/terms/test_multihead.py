@@ -54,3 +54,35 @@ def test_vectorised_matches_loop():
                 den += w
         if den:
             assert out.bradley_terry[h].item() == pytest.approx(num / den, rel=1e-5)
+
+
+def test_hard_gamma_weights_pairs_by_difficulty_over_the_tier_weights():
+    # Head 0: positive 0 against an easy negative (gap 3, weight 2) and a wrong one
+    # (gap -1, weight 1): each pair's loss times (2 sigmoid(-gap))^gamma, divided by the
+    # tier weights' sum.
+    scores = torch.tensor([[1.0], [-2.0], [2.0]])
+    positive = torch.tensor([[True], [False], [False]])
+    negative_weight = torch.tensor([[0.0], [2.0], [1.0]])
+
+    def focus(gap: float, gamma: float) -> float:
+        return (2 / (1 + math.exp(gap))) ** gamma
+
+    for gamma in (1.0, 2.0):
+        out = multihead_bradley_terry(scores, positive, negative_weight, hard_gamma=gamma)
+        expected = (
+            2.0 * focus(3.0, gamma) * softplus_neg(3.0) + focus(-1.0, gamma) * softplus_neg(-1.0)
+        ) / 3.0
+        assert out.bradley_terry[0].item() == pytest.approx(expected, rel=1e-6)
+    plain = multihead_bradley_terry(scores, positive, negative_weight)
+    assert plain.bradley_terry[0].item() == pytest.approx(
+        (2.0 * softplus_neg(3.0) + softplus_neg(-1.0)) / 3.0, rel=1e-6
+    )
+    # The easy negative's pull shrinks against the wrong one's.
+    ratios = []
+    for gamma in (0.0, 1.0):
+        leaf = scores.clone().requires_grad_(True)
+        out = multihead_bradley_terry(leaf, positive, negative_weight, hard_gamma=gamma)
+        out.bradley_terry[0].backward()
+        assert leaf.grad is not None
+        ratios.append(leaf.grad[1, 0].item() / leaf.grad[2, 0].item())
+    assert ratios[1] < ratios[0]

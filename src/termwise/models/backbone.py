@@ -76,6 +76,31 @@ class LoraConfig(StrictModel):
     )
 
 
+class LexicalConfig(StrictModel):
+    """Hashed word n-gram features added to the heads' scores (fastText's features)."""
+
+    enabled: bool = Field(
+        True,
+        description="Add a lexical branch: a linear model on the text's hashed word "
+        "n-grams, summed into every head's score and trained with it.",
+    )
+    buckets: int = Field(
+        1 << 20,
+        ge=16,
+        description="Hash buckets of the n-grams (the branch holds buckets x heads floats).",
+    )
+    word_ngrams: int = Field(2, ge=1, le=5, description="Longest word n-gram (2: fastText's).")
+    max_words: int = Field(
+        2048, ge=1, description="Words read per text (the rest is ignored by this branch)."
+    )
+    learning_rate: float = Field(
+        0.05,
+        gt=0,
+        description="AdamW learning rate of the branch: a sparse linear model needs a far "
+        "larger step than the backbone's adapters.",
+    )
+
+
 # Encoders read the whole text: pool every token. Causal LMs see the text only at its end.
 MEAN_POOLED = {
     "bert",

@@ -28,6 +28,7 @@ def multihead_bradley_terry(
     negative_weight: Tensor,
     eps: float = 1e-6,
     log_square_form: LogSquareForm = "abs",
+    hard_gamma: float = 0.0,
 ) -> MultiHeadTerms:
     r"""Every (positive, negative) pair of every head, vectorised over pairs and heads.
 
@@ -42,13 +43,21 @@ def multihead_bradley_terry(
 
     Only positives are regularised towards |r| = 1; negatives are free to go low.
     ``log_square_form`` picks the :func:`log_square` form (``positive`` pins r ~ +1).
+    ``hard_gamma`` > 0 weights each pair's loss by its current difficulty,
+    ``(2 sigma(r_n - r_p))^gamma`` (not differentiated; 1 at a tie, towards 0 for a pair
+    already far apart, up to ``2^gamma`` for a wrong one), as the focal loss does, while
+    the mean stays over the tier weights: a tier that is easy for most heads but hard for
+    one (news against modern web news) keeps its pull where it is still hard.
     Inactive heads get 0 (and ``active`` False), so masking needs no Python branch.
     """
     pos = positive.to(scores.dtype)
     gap = scores[:, None, :] - scores[None, :, :]  # [p, n, heads]: r_p - r_n
     weight = pos[:, None, :] * negative_weight.to(scores.dtype)[None, :, :]
     pair_weight = weight.sum(dim=(0, 1))
-    bt = (-F.logsigmoid(gap) * weight).sum(dim=(0, 1)) / pair_weight.clamp_min(eps)
+    loss_weight = weight
+    if hard_gamma > 0:
+        loss_weight = weight * (2 * torch.sigmoid(-gap.detach())) ** hard_gamma
+    bt = (-F.logsigmoid(gap) * loss_weight).sum(dim=(0, 1)) / pair_weight.clamp_min(eps)
     positives = pos.sum(dim=0)
     logsq = (log_square(scores, eps, log_square_form).values * pos).sum(
         dim=0

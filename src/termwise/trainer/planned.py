@@ -35,6 +35,23 @@ class BackboneRecipeConfig(Protocol):
     def trainer(self) -> TrainerConfig: ...
 
 
+def parameter_groups(
+    model: nn.Module, learning_rate: float, by_prefix: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The trainable parameters in optimizer groups: one per prefix of ``by_prefix`` that
+    names any (at its learning rate), the rest at ``learning_rate``."""
+    groups: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in by_prefix}
+    rest: list[nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefix = next((p for p in by_prefix if name.startswith(p)), None)
+        (rest if prefix is None else groups[prefix]).append(parameter)
+    return [{"params": rest, "lr": learning_rate}] + [
+        {"params": params, "lr": by_prefix[prefix]} for prefix, params in groups.items() if params
+    ]
+
+
 def planned_batch_trainer(
     model: nn.Module,
     batches: Dataset[Any],
@@ -43,19 +60,22 @@ def planned_batch_trainer(
     output: Path,
     console: Console,
     config_keys: dict[str, str] | None = None,
+    learning_rates: dict[str, float] | None = None,
 ) -> Trainer:
     """AdamW on the trainable parameters, the health monitor, and a loop in which each
     item of ``batches`` is one whole batch (planned by length and source; the loop's
     sampler shuffles whole batches, and a resumed run replays the same plan). With LoRA
     the checkpoints hold the trainable parameters alone. ``config_keys``: see
-    :class:`termwise.health.HealthMonitor`."""
+    :class:`termwise.health.HealthMonitor`. ``learning_rates``: parameter-name prefix ->
+    its own learning rate (e.g. a lexical branch), the rest at ``settings.learning_rate``."""
     config = settings.trainer
     adapters_only = settings.lora.enabled
-    trainable = [p for p in model.parameters() if p.requires_grad]
     return Trainer(
         model=model,
         optimizer=torch.optim.AdamW(
-            trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
+            parameter_groups(model, settings.learning_rate, learning_rates or {}),
+            lr=settings.learning_rate,
+            weight_decay=settings.weight_decay,
         ),
         train_data=batches,
         loss_fn=loss_fn,

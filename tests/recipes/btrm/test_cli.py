@@ -17,6 +17,7 @@ def config_path(tmp_path, tiny_bert):
     config["backbone"].update({"path": str(tiny_bert), "max_length": 64, "score_max_length": 96})
     config["lora"]["r"] = 4
     config["max_rows_per_source"] = 15
+    config["lexical"]["buckets"] = 4096  # the default's 2**20 only makes checkpoints larger
     config["trainer"].update(
         {
             "batch_size": 8,
@@ -52,6 +53,7 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     assert (run / "checkpoints" / "latest").exists() and (run / "health.jsonl").exists()
     manifest = orjson.loads((run / "model" / "termwise_reward.json").read_bytes())
     assert (manifest["max_length"], manifest["train_max_length"]) == (96, 64)
+    assert manifest["lexical"]["buckets"] == 4096 and manifest["lexical"]["word_ngrams"] == 2
     records = [
         {"id": i, "body": text}
         for i, text in enumerate(

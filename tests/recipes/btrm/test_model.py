@@ -68,3 +68,37 @@ def test_missing_backbone_and_model_dir_are_user_errors(tmp_path):
         load_backbone(tmp_path / "nope")
     with pytest.raises(TermwiseUserError, match="not a termwise reward model"):
         load_reward_model(tmp_path)
+
+
+def test_lexical_branch_trains_and_reloads_identically(tiny_bert, tmp_path):
+    from termwise.models.backbone import LexicalConfig
+    from termwise.models.lexical import pack_bags
+
+    torch.manual_seed(0)
+    backbone, config = load_backbone(tiny_bert)
+    lexical = LexicalConfig(buckets=64, word_ngrams=2)
+    model = MultiHeadRewardModel(backbone, config.hidden_size, ["a", "b"], "mean", 10.0, lexical)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = ["one text", "another longer text here"]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    bags = model.bags(texts)
+    assert bags is not None and len(bags[1]) == 4 + 3  # four words, three bigrams
+    ids, offsets = pack_bags(bags)
+    with pytest.raises(ValueError, match="n-gram bags"):
+        model(batch["input_ids"], batch["attention_mask"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(batch["input_ids"], batch["attention_mask"], ids, offsets)[:, 0].sum().backward()
+    optimizer.step()
+    assert model.heads.lexical is not None
+    touched = model.heads.lexical.bag.weight.abs().sum(dim=1) > 0
+    assert int(touched.sum()) == len(set(bags[0] + bags[1]))  # only the texts' buckets moved
+    model.eval()
+    with torch.no_grad():
+        before = model.score_batch(batch["input_ids"], batch["attention_mask"], bags)
+    manifest = {"backbone_path": str(tiny_bert), "meta_prompt": "Which?", "max_length": 64}
+    save_reward_model(model, tokenizer, tmp_path / "saved", manifest)
+    loaded, _, saved = load_reward_model(tmp_path / "saved")
+    assert saved.lexical == lexical
+    with torch.no_grad():
+        after = loaded.score_batch(batch["input_ids"], batch["attention_mask"], loaded.bags(texts))
+    assert torch.equal(before, after)

@@ -31,13 +31,16 @@ def _config(path: Path) -> BtrmConfig:
 def gen_config(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
     data_dir: Path = typer.Option(BUNDLED, help="Corpora directory (e.g. ../shared/data/corpora)."),
-    max_steps: int = typer.Option(300, min=1, help="Training steps in the written config."),
+    max_steps: int | None = typer.Option(
+        None, min=1, help="Training steps in the written config (default: about 14 CPU minutes)."
+    ),
     force: bool = opts.FORCE,
 ) -> None:
     """Write a complete, commented default config over the corpora in DATA_DIR."""
-    from termwise.recipes.btrm.config import HEADER, BtrmConfig, default_config
+    from termwise.recipes.btrm.config import DEFAULT_STEPS, HEADER, BtrmConfig, default_config
 
-    write_config(output, default_config(data_dir, max_steps), BtrmConfig, HEADER, force)
+    config = default_config(data_dir, max_steps or DEFAULT_STEPS)
+    write_config(output, config, BtrmConfig, HEADER, force)
     Console().print(f"wrote {output}")
 
 

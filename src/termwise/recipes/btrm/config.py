@@ -9,8 +9,12 @@ from pydantic import Field, model_validator
 
 from termwise.config import ExistingFile, StrictModel
 from termwise.errors import TermwiseUserError
-from termwise.models.backbone import BackboneConfig, LoraConfig
+from termwise.models.backbone import BackboneConfig, LexicalConfig, LoraConfig
 from termwise.trainer.config import TrainerConfig
+
+# About 14 minutes of training on 2 CPU cores with MiniLM at 128 tokens, batch 32
+# (docs/results.md measures the default config at this length).
+DEFAULT_STEPS = 500
 
 NegativeTier = Literal["soft_neg", "semi_firm_neg", "furthest_neg"]
 DERIVED_TIERS = ("single_quote",)  # built from other rows, not stored in the files
@@ -95,6 +99,10 @@ class BtrmConfig(StrictModel):
         description="Backbone.",
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA or full.")
+    lexical: LexicalConfig = Field(
+        default_factory=LexicalConfig,
+        description="A lexical branch (hashed word n-grams, as fastText) summed into the heads.",
+    )
     meta_prompt: str = Field(
         "Does the following text belong to the collection each head describes?",
         description="Wraps every sample, positive or negative, before a 'text:' line; the "
@@ -106,6 +114,14 @@ class BtrmConfig(StrictModel):
     )
     tier_weights: TierWeightsConfig = Field(
         default_factory=TierWeightsConfig, description="Pair weights."
+    )
+    hard_negative_gamma: float = Field(
+        0.0,
+        ge=0,
+        description="Weight each (positive, negative) pair by its current difficulty, "
+        "(2 sigmoid(r_n - r_p))^gamma, as the focal loss does: pairs already far apart "
+        "fade (0: every pair at its tier weight alone; 1 lost more pairs than it won on "
+        "the full corpora, docs/results.md).",
     )
     cross_corpus_negatives: NegativeTier | None = Field(
         "soft_neg",
@@ -143,7 +159,11 @@ class BtrmConfig(StrictModel):
     )
     trainer: TrainerConfig = Field(
         default_factory=lambda: TrainerConfig(
-            max_steps=300, batch_size=32, health_every=25, log_every=10, checkpoint_every=100
+            max_steps=DEFAULT_STEPS,
+            batch_size=32,
+            health_every=25,
+            log_every=10,
+            checkpoint_every=100,
         ),
         description="Shared training-loop settings.",
     )
@@ -198,7 +218,7 @@ def _sources(directory: Path, names: list[str], **fields: str) -> list[dict[str,
     ]
 
 
-def default_config(directory: Path, max_steps: int = 300) -> BtrmConfig:
+def default_config(directory: Path, max_steps: int = DEFAULT_STEPS) -> BtrmConfig:
     """Seven heads over the corpora in ``directory`` (the bundled sample or
     ``../shared/data/corpora``), every other setting at its default."""
     missing = [n for n in REQUIRED if not (directory / f"{n}.jsonl").is_file()]

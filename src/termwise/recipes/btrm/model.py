@@ -1,6 +1,9 @@
 """A multi-head reward model: one backbone pass, N scalar heads (RMSNorm + one Linear).
 
-``backbone -> pooled hidden -> RMSNorm -> Linear(hidden, n_heads) -> soft_cap -> scores``.
+``backbone -> pooled hidden -> RMSNorm -> Linear(hidden, n_heads) [+ lexical] -> soft_cap``.
+The optional lexical branch (:mod:`termwise.models.lexical`) adds a linear model on the
+text's hashed word n-grams to every head's score before the cap; it is part of the heads'
+module, so it is trained, checkpointed and saved with them.
 Encoders pool by the attention-masked mean, causal LMs by the last non-pad token. The
 backbone is any local Hugging Face path; LoRA goes through PEFT. The norm and the head are
 always trained and always saved with the adapter, so a reloaded model scores identically.
@@ -14,7 +17,8 @@ from typing import Any
 from pydantic import Field
 from torch import Tensor, nn
 
-from termwise.models.backbone import Pooling, pool
+from termwise.models.backbone import LexicalConfig, Pooling, pool
+from termwise.models.lexical import LexicalBranch, lexical_branch, pack_bags
 from termwise.models.saved import (
     SavedManifest,
     load_head_weights,
@@ -30,15 +34,30 @@ WEIGHTS = "heads.safetensors"
 
 
 class RewardHeads(nn.Module):
-    """RMSNorm then one stacked Linear: every head reads the same normalised features."""
+    """RMSNorm then one stacked Linear: every head reads the same normalised features;
+    with a lexical branch, its per-head scores are added."""
 
-    def __init__(self, hidden_size: int, n_heads: int, eps: float = 1e-6) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        eps: float = 1e-6,
+        lexical: LexicalConfig | None = None,
+    ) -> None:
         super().__init__()
         self.norm = nn.RMSNorm(hidden_size, eps=eps)
         self.linear = nn.Linear(hidden_size, n_heads)
+        self.lexical: LexicalBranch | None = lexical_branch(n_heads, lexical)
 
-    def forward(self, pooled: Tensor) -> Tensor:
-        return self.linear(self.norm(pooled.float()))
+    def forward(
+        self, pooled: Tensor, bag_ids: Tensor | None = None, bag_offsets: Tensor | None = None
+    ) -> Tensor:
+        scores = self.linear(self.norm(pooled.float()))
+        if self.lexical is None:
+            return scores
+        if bag_ids is None or bag_offsets is None:
+            raise ValueError("this model has a lexical branch: pass the texts' n-gram bags")
+        return scores + self.lexical(bag_ids, bag_offsets)
 
 
 class MultiHeadRewardModel(nn.Module):
@@ -51,20 +70,52 @@ class MultiHeadRewardModel(nn.Module):
         head_names: list[str],
         pooling: Pooling,
         logit_cap: float,
+        lexical: LexicalConfig | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.heads = RewardHeads(hidden_size, len(head_names))
+        self.heads = RewardHeads(hidden_size, len(head_names), lexical=lexical)
         self.head_names = list(head_names)
         self.pooling: Pooling = pooling
         self.logit_cap = logit_cap
+        self.lexical_config = lexical if lexical is not None and lexical.enabled else None
 
-    def raw_scores(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def bags(self, texts: list[str]) -> list[list[int]] | None:
+        """The lexical branch's n-gram bags of ``texts`` (None without a branch)."""
+        return None if self.heads.lexical is None else self.heads.lexical.features(texts)
+
+    def raw_scores(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        bag_ids: Tensor | None = None,
+        bag_offsets: Tensor | None = None,
+    ) -> Tensor:
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        return self.heads(pool(out.last_hidden_state, attention_mask, self.pooling))
+        pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+        return self.heads(pooled, bag_ids, bag_offsets)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return soft_cap(self.raw_scores(input_ids, attention_mask), self.logit_cap)
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        bag_ids: Tensor | None = None,
+        bag_offsets: Tensor | None = None,
+    ) -> Tensor:
+        raw = self.raw_scores(input_ids, attention_mask, bag_ids, bag_offsets)
+        return soft_cap(raw, self.logit_cap)
+
+    def score_batch(
+        self, input_ids: Tensor, attention_mask: Tensor, bags: list[list[int]] | None
+    ) -> Tensor:
+        """Scores of one padded batch; ``bags`` (the rows' n-gram bags) when the model has
+        a lexical branch, moved to the model's device."""
+        if bags is None:
+            return self(input_ids, attention_mask)
+        ids, offsets = pack_bags(bags)
+        return self(
+            input_ids, attention_mask, ids.to(input_ids.device), offsets.to(input_ids.device)
+        )
 
 
 class RewardManifest(SavedManifest):
@@ -74,6 +125,9 @@ class RewardManifest(SavedManifest):
     logit_cap: float = Field(..., ge=0, description="Soft tanh cap; 0: none.")
     meta_prompt: str = Field(..., description="Wraps every text before scoring.")
     descriptions: dict[str, str] = Field(default_factory=dict, description="Per head.")
+    lexical: LexicalConfig | None = Field(
+        None, description="The lexical branch's n-gram settings (null: no branch)."
+    )
 
 
 def save_reward_model(
@@ -91,6 +145,7 @@ def save_reward_model(
             "head_names": model.head_names,
             "pooling": model.pooling,
             "logit_cap": model.logit_cap,
+            "lexical": model.lexical_config,
             "lora": isinstance(model.backbone, PeftModel),
         }
     )
@@ -103,7 +158,12 @@ def load_reward_model(directory: Path) -> tuple[MultiHeadRewardModel, Any, Rewar
     manifest = read_manifest(directory, MANIFEST, RewardManifest, FORMAT, "reward model")
     backbone, config, tokenizer = restore_backbone(directory, manifest)
     model = MultiHeadRewardModel(
-        backbone, config.hidden_size, manifest.head_names, manifest.pooling, manifest.logit_cap
+        backbone,
+        config.hidden_size,
+        manifest.head_names,
+        manifest.pooling,
+        manifest.logit_cap,
+        manifest.lexical,
     )
     load_head_weights(model.heads, directory / WEIGHTS)
     return model.eval(), tokenizer, manifest

@@ -29,6 +29,7 @@ from termwise.data.batching import pad
 from termwise.data.jsonl import write_json
 from termwise.errors import TermwiseUserError
 from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
+from termwise.models.lexical import hashed_ngrams, pack_bags
 from termwise.objective import Objective
 from termwise.recipes.btrm.config import BtrmConfig
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table, plan_batches
@@ -49,6 +50,7 @@ class Prepared:
     ids: list[list[int]]
     lengths: np.ndarray
     backbone: Path
+    bags: list[list[int]] | None = None  # the lexical branch's n-gram bags, per row
 
 
 def check_prompt_fits(config: BtrmConfig, tokenizer: Any) -> None:
@@ -67,13 +69,22 @@ def prepare(config: BtrmConfig) -> Prepared:
     check_prompt_fits(config, tokenizer)
     table = build_table(config)
     ids = encode(tokenizer, config.meta_prompt, table.texts, config.backbone.max_length)
-    return Prepared(table, tokenizer, ids, np.array([len(row) for row in ids]), path)
+    lexical = config.lexical
+    bags = (
+        [
+            hashed_ngrams(text, lexical.buckets, lexical.word_ngrams, lexical.max_words)
+            for text in table.texts
+        ]
+        if lexical.enabled
+        else None
+    )
+    return Prepared(table, tokenizer, ids, np.array([len(row) for row in ids]), path, bags)
 
 
 def build_model(config: BtrmConfig, path: Path) -> MultiHeadRewardModel:
     backbone, hidden, pooling = adapted_backbone(path, config.backbone, config.lora)
     names = [h.name for h in config.heads]
-    return MultiHeadRewardModel(backbone, hidden, names, pooling, config.logit_cap)
+    return MultiHeadRewardModel(backbone, hidden, names, pooling, config.logit_cap, config.lexical)
 
 
 class PlannedBatches(Dataset[dict[str, Tensor]]):
@@ -91,12 +102,16 @@ class PlannedBatches(Dataset[dict[str, Tensor]]):
         input_ids, mask = pad(
             [self.prepared.ids[i] for i in rows], self.prepared.tokenizer.pad_token_id or 0
         )
-        return {
+        batch = {
             "input_ids": input_ids,
             "attention_mask": mask,
             "positive": torch.as_tensor(self.prepared.table.positive[rows]),
             "negative_weight": torch.as_tensor(self.weights[rows]),
         }
+        if self.prepared.bags is not None:
+            bag_ids, bag_offsets = pack_bags([self.prepared.bags[i] for i in rows])
+            batch |= {"bag_ids": bag_ids, "bag_offsets": bag_offsets}
+        return batch
 
 
 def make_objective(config: BtrmConfig) -> Objective:
@@ -115,12 +130,18 @@ def make_loss(
     names = [h.name for h in config.heads]
 
     def loss_fn(model: nn.Module, batch: dict[str, Tensor], step: int) -> StepOutput:
-        scores = model(batch["input_ids"], batch["attention_mask"])
+        scores = model(
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch.get("bag_ids"),
+            batch.get("bag_offsets"),
+        )
         terms = multihead_bradley_terry(
             scores,
             batch["positive"],
             batch["negative_weight"],
             log_square_form=config.log_square_form,
+            hard_gamma=config.hard_negative_gamma,
         )
         active = terms.active.tolist()  # which heads had pairs: decides the mean below
         values: dict[str, TermOutput | None] = {}
@@ -188,6 +209,7 @@ def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
         console,
         # Every head\'s log-square weight is the one log_square_weight.
         {f"{h.name}.logsq.weight": "log_square_weight" for h in config.heads},
+        {"heads.lexical.": config.lexical.learning_rate},
     )
     return Session(config, prepared, model, trainer)
 
@@ -255,7 +277,8 @@ def at_scoring_length(prepared: Prepared, config: BtrmConfig) -> Prepared:
 
 def score_rows(model: MultiHeadRewardModel, prepared: Prepared, rows: np.ndarray) -> np.ndarray:
     ids = [prepared.ids[r] for r in rows]
-    return score_ids(model, ids, prepared.tokenizer.pad_token_id or 0).numpy()
+    bags = None if prepared.bags is None else [prepared.bags[r] for r in rows]
+    return score_ids(model, ids, prepared.tokenizer.pad_token_id or 0, bags=bags).numpy()
 
 
 def _auc(positive: np.ndarray, negative: np.ndarray) -> float | None:

@@ -81,9 +81,9 @@ class RewardScorer:
         ids = encode(self.tokenizer, self.manifest.meta_prompt, texts, self.manifest.max_length)
         if not ids:
             return torch.empty(0, len(self.heads))
-        return score_ids(
-            self.model, ids, self.tokenizer.pad_token_id or 0, batch_size, max_tokens, self.bf16
-        )
+        pad_id = self.tokenizer.pad_token_id or 0
+        bags = self.model.bags(list(texts))
+        return score_ids(self.model, ids, pad_id, batch_size, max_tokens, self.bf16, bags)
 
     def score(
         self, texts: Sequence[str], batch_size: int = 64, max_tokens: int | None = SCORE_TOKENS
@@ -99,14 +99,17 @@ def score_ids(
     batch_size: int = 64,
     max_tokens: int | None = SCORE_TOKENS,
     bf16: bool = False,
+    bags: Sequence[list[int]] | None = None,
 ) -> Tensor:
-    """Scores ``[len(ids), heads]`` (float32, input order) of already encoded texts."""
+    """Scores ``[len(ids), heads]`` (float32, input order) of already encoded texts;
+    ``bags``: their n-gram bags, for a model with a lexical branch."""
     device = next(model.parameters()).device
 
     def run(rows: list[int]) -> Tensor:
         input_ids, mask = pad([ids[i] for i in rows], pad_id)
+        batch_bags = None if bags is None else [bags[i] for i in rows]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            return model(input_ids.to(device), mask.to(device)).float()
+            return model.score_batch(input_ids.to(device), mask.to(device), batch_bags).float()
 
     with torch.inference_mode():
         return map_batches([len(row) for row in ids], run, batch_size, max_tokens)
