@@ -84,7 +84,7 @@ class MultiHeadRewardModel(nn.Module):
         """The lexical branch's n-gram bags of ``texts`` (None without a branch)."""
         return None if self.heads.lexical is None else self.heads.lexical.features(texts)
 
-    def raw_scores(
+    def forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor,
@@ -93,17 +93,7 @@ class MultiHeadRewardModel(nn.Module):
     ) -> Tensor:
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
-        return self.heads(pooled, bag_ids, bag_offsets)
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        bag_ids: Tensor | None = None,
-        bag_offsets: Tensor | None = None,
-    ) -> Tensor:
-        raw = self.raw_scores(input_ids, attention_mask, bag_ids, bag_offsets)
-        return soft_cap(raw, self.logit_cap)
+        return soft_cap(self.heads(pooled, bag_ids, bag_offsets), self.logit_cap)
 
     def score_batch(
         self, input_ids: Tensor, attention_mask: Tensor, bags: list[list[int]] | None
