@@ -33,6 +33,13 @@ def hashed_ngrams(text: str, buckets: int, word_ngrams: int, max_words: int) -> 
     return ids or [0]
 
 
+def ngram_bags(
+    texts: Sequence[str], buckets: int, word_ngrams: int, max_words: int
+) -> list[list[int]]:
+    """:func:`hashed_ngrams` of every text."""
+    return [hashed_ngrams(text, buckets, word_ngrams, max_words) for text in texts]
+
+
 def pack_bags(bags: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     """Flat ids and start offsets, as ``nn.EmbeddingBag`` takes them."""
     lengths = torch.tensor([len(bag) for bag in bags], dtype=torch.long)
@@ -53,7 +60,7 @@ class LexicalBranch(nn.Module):
         nn.init.zeros_(self.bag.weight)
 
     def features(self, texts: Sequence[str]) -> list[list[int]]:
-        return [hashed_ngrams(t, self.buckets, self.word_ngrams, self.max_words) for t in texts]
+        return ngram_bags(texts, self.buckets, self.word_ngrams, self.max_words)
 
     def forward(self, ids: Tensor, offsets: Tensor) -> Tensor:
         return self.bag(ids, offsets)

@@ -29,7 +29,7 @@ from termwise.data.batching import pad
 from termwise.data.jsonl import write_json
 from termwise.errors import TermwiseUserError
 from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
-from termwise.models.lexical import hashed_ngrams, pack_bags
+from termwise.models.lexical import ngram_bags, pack_bags
 from termwise.objective import Objective
 from termwise.recipes.btrm.config import BtrmConfig
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table, plan_batches
@@ -71,10 +71,7 @@ def prepare(config: BtrmConfig) -> Prepared:
     ids = encode(tokenizer, config.meta_prompt, table.texts, config.backbone.max_length)
     lexical = config.lexical
     bags = (
-        [
-            hashed_ngrams(text, lexical.buckets, lexical.word_ngrams, lexical.max_words)
-            for text in table.texts
-        ]
+        ngram_bags(table.texts, lexical.buckets, lexical.word_ngrams, lexical.max_words)
         if lexical.enabled
         else None
     )
