@@ -183,6 +183,12 @@ def main() -> None:
     parser.add_argument(
         "--hard-negative-gamma", type=float, default=None, help="override hard_negative_gamma"
     )
+    parser.add_argument(
+        "--prefit-epochs", type=int, default=None, help="override lexical.prefit_epochs"
+    )
+    parser.add_argument(
+        "--furthest-weight", type=float, default=None, help="override tier_weights.furthest_neg"
+    )
     parser.add_argument("--keep-dropout", action="store_true", help="backbone dropout on")
     parser.add_argument(
         "--no-balance-sources",
@@ -223,6 +229,10 @@ def main() -> None:
         raw["lexical"]["learning_rate"] = args.lexical_lr
     if args.hard_negative_gamma is not None:
         raw["hard_negative_gamma"] = args.hard_negative_gamma
+    if args.furthest_weight is not None:
+        raw["tier_weights"]["furthest_neg"] = args.furthest_weight
+    if args.prefit_epochs is not None:
+        raw["lexical"]["prefit_epochs"] = args.prefit_epochs
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
@@ -287,6 +297,16 @@ def report_lines(
         + ("" if getattr(args, "balance_sources", True) else " --no-balance-sources")
         + ("" if getattr(args, "lexical", True) else " --no-lexical")
         + (f" --lexical-lr {args.lexical_lr}" if getattr(args, "lexical_lr", None) else "")
+        + (
+            f" --prefit-epochs {args.prefit_epochs}"
+            if getattr(args, "prefit_epochs", None) is not None
+            else ""
+        )
+        + (
+            f" --furthest-weight {args.furthest_weight}"
+            if getattr(args, "furthest_weight", None) is not None
+            else ""
+        )
         + (
             f" --hard-negative-gamma {args.hard_negative_gamma}"
             if getattr(args, "hard_negative_gamma", None) is not None

@@ -18,6 +18,7 @@ def config_path(tmp_path, tiny_bert):
     config["lora"]["r"] = 4
     config["max_rows_per_source"] = 15
     config["lexical"]["buckets"] = 4096  # the default's 2**20 only makes checkpoints larger
+    config["lexical"]["prefit_epochs"] = 2  # the option's path, end to end (resume included)
     config["trainer"].update(
         {
             "batch_size": 8,
@@ -39,6 +40,7 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     )
     assert result.exit_code == 0, result.output
     assert "Held-out evaluation per head" in result.output
+    assert "lexical branch fitted before the joint steps: 2 passes" in result.output
     evaluation = orjson.loads((run / "eval.json").read_bytes())
     assert set(evaluation) == {
         "fiction",
@@ -94,6 +96,7 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
         app, ["btrm", "train", "-c", str(config_path), "-o", str(run), "--resume"]
     )
     assert resumed.exit_code == 0 and "resumed from step 4" in resumed.output
+    assert "lexical branch fitted" not in resumed.output  # its branch is the checkpoint's
 
 
 def test_test_decoders_and_sample_inputs(config_path):

@@ -41,6 +41,15 @@ def test_config_rejects_odd_dim_and_unknown_key(tmp_path):
         _config(tmp_path, bayes={"prior_variance": 0.1})
 
 
+def test_embedding_size_left_out_depends_on_the_kind(tmp_path):
+    assert _config(tmp_path, kind="gpm").gpm.dim == 2
+    assert _config(tmp_path, kind="bayes_gpm").gpm.dim == 8
+    assert _config(tmp_path, kind="gpm", gpm={"dim": 6, "tau": 0.2}).gpm.dim == 6
+    assert _config(tmp_path, kind="gpm", gpm={"tau": 0.2}).gpm.dim == 2
+    with pytest.raises(ValueError, match="gpm"):
+        _config(tmp_path, kind="gpm", gpm=None)
+
+
 class FakeModel(torch.nn.Module):
     """Returns fixed outputs, to check the loss against hand computations."""
 

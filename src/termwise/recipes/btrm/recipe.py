@@ -33,6 +33,7 @@ from termwise.models.lexical import ngram_bags, pack_bags
 from termwise.objective import Objective
 from termwise.recipes.btrm.config import BtrmConfig
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table, plan_batches
+from termwise.recipes.btrm.lexical_fit import describe, prefit_lexical
 from termwise.recipes.btrm.model import MultiHeadRewardModel, save_reward_model
 from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
 from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
@@ -171,9 +172,10 @@ class Session:
     prepared: Prepared
     model: MultiHeadRewardModel
     trainer: Trainer
+    prefit_seconds: float = 0.0  # fitting the lexical branch, part of the training time
 
 
-def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
+def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = False) -> Session:
     """Read and label every source, tokenise, plan the batches, build the model and the
     trainer: every input problem surfaces here, before the first step."""
     cfg = config.trainer
@@ -197,6 +199,14 @@ def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
         balance_sources=config.balance_sources,
     )
     model = build_model(config, prepared.backbone)
+    prefit_started = time.perf_counter()
+    if prepared.bags is not None and not resume:
+        # A resumed run's branch comes from its checkpoint.
+        prefit = prefit_lexical(
+            model, table, prepared.bags, prepared.lengths, train_rows, weights, config
+        )
+        describe(prefit, console)
+    prefit_seconds = time.perf_counter() - prefit_started
     trainer = planned_batch_trainer(
         model,
         PlannedBatches(prepared, plan, weights),
@@ -208,7 +218,7 @@ def setup(config: BtrmConfig, output: Path, console: Console) -> Session:
         {f"{h.name}.logsq.weight": "log_square_weight" for h in config.heads},
         {"heads.lexical.": config.lexical.learning_rate},
     )
-    return Session(config, prepared, model, trainer)
+    return Session(config, prepared, model, trainer, prefit_seconds)
 
 
 def train(
@@ -220,13 +230,17 @@ def train(
 ) -> dict[str, Any]:
     """Set up, train, evaluate every head on held-out rows, save ``OUTPUT/model``."""
     start_run(output, config, console, resume, overwrite)
-    session = setup(config, output, console)
+    session = setup(config, output, console, resume)
     started = time.perf_counter()
     session.trainer.fit(resume=resume)
     trained = time.perf_counter()
     session.model.eval()
     results = evaluate(session.model, at_scoring_length(session.prepared, config), config)
-    timing = {"train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained}
+    timing = {
+        "train_seconds": trained - started + session.prefit_seconds,
+        "prefit_seconds": session.prefit_seconds,
+        "eval_seconds": time.perf_counter() - trained,
+    }
     save(session, output)
     write_json(output / "eval.json", results)
     write_json(output / "timing.json", timing)
