@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from torch import Tensor
 
 from termwise.models.lexical import pack_bags
 from termwise.recipes.btrm.config import BtrmConfig
@@ -51,18 +50,21 @@ class PrefitResult:
         )
 
 
-def fit_bag_weights(
-    weight: Tensor,
+def prefit_lexical(
+    model: MultiHeadRewardModel,
     table: MembershipTable,
     bags: list[list[int]],
     lengths: np.ndarray,
     rows: np.ndarray,
     negative_weight: np.ndarray,
     config: BtrmConfig,
-) -> list[float]:
-    """Train ``weight`` (``[buckets, heads]``, the branch's table) in place on ``rows``;
-    the loss of every batch that had pairs."""
+) -> PrefitResult | None:
+    """Fit ``model.heads.lexical`` alone on ``rows``. None when there is nothing to fit
+    (no branch, or ``prefit_epochs`` 0: the branch then starts at zero with the heads)."""
+    branch = model.heads.lexical
     settings = config.lexical
+    if branch is None or settings.prefit_epochs == 0 or not len(rows):
+        return None
     per_pass = math.ceil(len(rows) / settings.prefit_batch_size)
     plan = plan_batches(
         table,
@@ -73,6 +75,8 @@ def fit_bag_weights(
         config.trainer.seed,
         balance_sources=config.balance_sources,
     )
+    # A leaf of its own: the branch's table is a module parameter without sparse gradients.
+    weight = torch.zeros_like(branch.bag.weight, requires_grad=True)
     device = weight.device
     optimizer = torch.optim.SparseAdam([weight], lr=settings.learning_rate)
     losses: list[float] = []
@@ -94,32 +98,11 @@ def fit_bag_weights(
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    return losses
-
-
-def prefit_lexical(
-    model: MultiHeadRewardModel,
-    table: MembershipTable,
-    bags: list[list[int]],
-    lengths: np.ndarray,
-    rows: np.ndarray,
-    negative_weight: np.ndarray,
-    config: BtrmConfig,
-) -> PrefitResult | None:
-    """Fit ``model.heads.lexical`` alone on ``rows``. None when there is nothing to fit
-    (no branch, or ``prefit_epochs`` 0: the branch then starts at zero with the heads)."""
-    branch = model.heads.lexical
-    settings = config.lexical
-    if branch is None or settings.prefit_epochs == 0 or not len(rows):
-        return None
-    weight = branch.bag.weight
-    fitted = torch.zeros_like(weight, requires_grad=True)
-    losses = fit_bag_weights(fitted, table, bags, lengths, rows, negative_weight, config)
     with torch.no_grad():
-        weight.copy_(fitted)
+        branch.bag.weight.copy_(weight)
     if not losses:
         return None
-    window = min(math.ceil(len(rows) / settings.prefit_batch_size), len(losses))
+    window = min(per_pass, len(losses))
     first, last = float(np.mean(losses[:window])), float(np.mean(losses[-window:]))
     return PrefitResult(settings.prefit_epochs, len(losses), first, last)
 
