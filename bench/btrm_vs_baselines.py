@@ -213,26 +213,18 @@ def main() -> None:
     config_path = args.output / "config.yaml"
     raw = default_config(args.data_dir, args.max_steps).model_dump(mode="json")
     raw["trainer"]["progress"] = False
-    if args.log_square_weight is not None:
-        raw["log_square_weight"] = args.log_square_weight
-    if args.log_square_form is not None:
-        raw["log_square_form"] = args.log_square_form
-    if args.max_length is not None:
-        raw["backbone"]["max_length"] = args.max_length
-    if args.mixed_precision is not None:
-        raw["trainer"]["mixed_precision"] = args.mixed_precision
+    for dest, path in CONFIG_OVERRIDES.items():
+        value = getattr(args, dest)
+        if value is not None:
+            *parents, key = path
+            node = raw
+            for name in parents:
+                node = node[name]
+            node[key] = value
     raw["backbone"]["disable_dropout"] = not args.keep_dropout
     raw["trainer"]["seed"] = args.seed
     raw["balance_sources"] = args.balance_sources
     raw["lexical"]["enabled"] = args.lexical
-    if args.lexical_lr is not None:
-        raw["lexical"]["learning_rate"] = args.lexical_lr
-    if args.hard_negative_gamma is not None:
-        raw["hard_negative_gamma"] = args.hard_negative_gamma
-    if args.furthest_weight is not None:
-        raw["tier_weights"]["furthest_neg"] = args.furthest_weight
-    if args.prefit_epochs is not None:
-        raw["lexical"]["prefit_epochs"] = args.prefit_epochs
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
@@ -246,6 +238,28 @@ def main() -> None:
     fast = aucs(table, fasttext_scores(table, args.seed))
     lines = report_lines(args, results, baseline, minutes) + pair_lines(results, fast, baseline)
     publish(MARK, lines, args.write, DOCS / "results.md")
+
+
+# Flags that override one config key each (argparse dest -> path in the config dict).
+CONFIG_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "log_square_weight": ("log_square_weight",),
+    "log_square_form": ("log_square_form",),
+    "max_length": ("backbone", "max_length"),
+    "mixed_precision": ("trainer", "mixed_precision"),
+    "lexical_lr": ("lexical", "learning_rate"),
+    "prefit_epochs": ("lexical", "prefit_epochs"),
+    "furthest_weight": ("tier_weights", "furthest_neg"),
+    "hard_negative_gamma": ("hard_negative_gamma",),
+}
+
+
+def override_flags(args: argparse.Namespace) -> str:
+    """The given override flags, as they were typed."""
+    return "".join(
+        f" --{dest.replace('_', '-')} {getattr(args, dest)}"
+        for dest in CONFIG_OVERRIDES
+        if getattr(args, dest, None) is not None
+    )
 
 
 def evaluate_saved(args: argparse.Namespace) -> None:
@@ -288,30 +302,11 @@ def report_lines(
         "",
         f"Command: `.venv/bin/python bench/btrm_vs_baselines.py --data-dir {args.data_dir} "
         f"--max-steps {args.max_steps}"
-        + (f" --log-square-weight {args.log_square_weight}" if args.log_square_weight else "")
-        + (f" --log-square-form {args.log_square_form}" if args.log_square_form else "")
-        + (f" --max-length {args.max_length}" if args.max_length else "")
-        + (f" --mixed-precision {args.mixed_precision}" if args.mixed_precision else "")
+        + override_flags(args)
         + (" --keep-dropout" if getattr(args, "keep_dropout", False) else "")
         + (f" --seed {args.seed}" if getattr(args, "seed", 0) else "")
         + ("" if getattr(args, "balance_sources", True) else " --no-balance-sources")
         + ("" if getattr(args, "lexical", True) else " --no-lexical")
-        + (f" --lexical-lr {args.lexical_lr}" if getattr(args, "lexical_lr", None) else "")
-        + (
-            f" --prefit-epochs {args.prefit_epochs}"
-            if getattr(args, "prefit_epochs", None) is not None
-            else ""
-        )
-        + (
-            f" --furthest-weight {args.furthest_weight}"
-            if getattr(args, "furthest_weight", None) is not None
-            else ""
-        )
-        + (
-            f" --hard-negative-gamma {args.hard_negative_gamma}"
-            if getattr(args, "hard_negative_gamma", None) is not None
-            else ""
-        )
         + (" --evaluate-only" if args.evaluate_only else "")
         + (f" --eval-max-length {args.eval_max_length}" if args.eval_max_length else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
