@@ -6,12 +6,15 @@ Every model uses the same backbone (default all-MiniLM-L6-v2), the same LoRA set
 learning rate (constant, no warm-up), gradient clipping (1.0) and seed, in fp32 on CPU.
 Reports dev accuracy per category (ties wrong), overall, ECE, NLL and the wall time per
 step (median of step-to-step intervals after 5 warm-up steps, loop overhead included).
-"Calibrated" columns: temperature scaling with the temperature of each half of dev fitted
-on the other half (2 folds stratified by category), so no pair is judged by a temperature
-fitted on it; the same for every model, TRL included.
+"Calibrated" columns: termwise's calibration (temperature and power) of each half of dev
+fitted on the other half (2 folds stratified by category), so no pair is judged by a fit
+made on it; the mean over 8 random splits (one split's ECE moves by about 0.01); the same
+for every model, TRL included. Every model's dev scores are saved in ``results.json``.
 
     .venv/bin/python bench/pref_vs_trl.py [--data-dir ../shared/data/preferences]
         [--max-steps 400] [--batch-size 8] [--learning-rate 2e-4] [--write]
+    .venv/bin/python bench/pref_vs_trl.py --rescore runs/bench_pref [same flags]
+        # no training: score dev again with the termwise models an earlier run saved
 
 Needs the bench extra: ``pip install -e '.[bench]'`` (``make bench-pref`` does it).
 """
@@ -30,16 +33,23 @@ from rich.console import Console
 
 from _doc import publish
 from termwise.data.batching import length_batches
-from termwise.models.backbone import resolve_backbone
-from termwise.recipes.pref.calibration import fit_temperature, probabilities
+from termwise.models.backbone import load_tokenizer, resolve_backbone
+from termwise.recipes.pref.calibration import (
+    POWER_PRIOR_SIGMA,
+    RAW,
+    fit_calibration,
+    probabilities,
+)
 from termwise.recipes.pref.config import PrefConfig
 from termwise.recipes.pref.data import EncodedPairs, encode_pairs, read_pairs
 from termwise.recipes.pref.eval import evaluate_predictions
-from termwise.recipes.pref.recipe import dev_scores, evaluate_scores, setup
+from termwise.recipes.pref.recipe import build_model, dev_scores, evaluate_scores, setup
+from termwise.trainer.checkpoint import CheckpointManager, load_trainable
 
 MARK = "<!-- pref_vs_trl -->"
 WARMUP_STEPS = 5
 CATEGORIES = ("chat", "chat_hard", "safety", "reasoning")
+CALIBRATION_SPLITS = 8
 
 
 def step_time(stamps: list[float]) -> float:
@@ -47,8 +57,8 @@ def step_time(stamps: list[float]) -> float:
     return float(np.median(np.diff(stamps[WARMUP_STEPS:])))
 
 
-def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    config = PrefConfig.model_validate(
+def bench_config(head: str, args: argparse.Namespace) -> PrefConfig:
+    return PrefConfig.model_validate(
         {
             "kind": head,
             "train_path": str(args.data_dir / "train.jsonl"),
@@ -73,6 +83,10 @@ def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[
             },
         }
     )
+
+
+def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    config = bench_config(head, args)
     output = args.output / head
     session = setup(config, output, console)
     stamps: list[float] = []
@@ -84,40 +98,90 @@ def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[
 
     session.trainer.train_step = timed  # type: ignore[method-assign]
     session.trainer.fit()
-    session.model.eval()
-    # Scores once; the temperature is fitted by cross-fitting below, never on the pairs
+    return {**termwise_results(session.model, config, args), "step_time": step_time(stamps)}
+
+
+def termwise_results(model: Any, config: PrefConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """Dev metrics of a trained termwise model, raw and cross-fitted, and its scores."""
+    model.eval()
+    # Scores once; the calibration is fitted by cross-fitting below, never on the pairs
     # it is judged on (the recipe's own fit on dev would be in-sample here).
     pairs, scores, _ = dev_scores(
-        session.model,
-        session.prepared.tokenizer,
+        model,
+        load_tokenizer(resolve_backbone(None)),
         args.data_dir / "dev.jsonl",
         config.backbone.scoring_length,
         config.bayes.n_samples,
     )
-    results = evaluate_scores(pairs, scores, head, 1.0)
-    return {**results, **cross_fitted(pairs, scores), "step_time": step_time(stamps)}
+    results = evaluate_scores(pairs, scores, config.kind, RAW)
+    calibrated = cross_fitted(pairs, scores, args.power_prior_sigma)
+    return {**results, **calibrated, "scores": scores.tolist()}
 
 
-def cross_fitted(pairs: list[Any], scores: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """ECE of probabilities whose temperature was fitted on the other half of dev: two
-    folds, stratified by category (seeded), each calibrated by a fit on the other."""
+def rescore_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """The model an earlier run saved in ``--rescore DIR/HEAD``, scored again (step time
+    from that run's results.json)."""
+    config = bench_config(head, args)
+    run_dir = args.rescore / head
+    checkpoint = CheckpointManager(run_dir).latest()
+    if checkpoint is None:
+        raise SystemExit(f"{run_dir}: no checkpoint to rescore")
+    console.print(f"{head}: rescoring {checkpoint}")
+    model = build_model(config, resolve_backbone(None))
+    load_trainable(model, checkpoint)
+    earlier = json.loads((args.rescore / "results.json").read_text(encoding="utf-8"))[head]
+    return {**termwise_results(model, config, args), "step_time": earlier["step_time"]}
+
+
+def earlier_trl(args: argparse.Namespace) -> dict[str, Any]:
+    """TRL's row of the ``--rescore`` run (its model is not saved)."""
+    earlier = json.loads((args.rescore / "results.json").read_text(encoding="utf-8"))["trl"]
+    return recalibrated(earlier, args)
+
+
+def recalibrated(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """A saved row with its calibrated columns computed again by this code from its saved
+    dev scores; a row saved without scores loses them (they came from older code)."""
+    if "scores" not in result:
+        stale = ("ece_cal", "ece_cal_splits", "nll_cal", "temperatures", "powers")
+        return {k: v for k, v in result.items() if k not in stale}
+    pairs = read_pairs(args.data_dir / "dev.jsonl")[0]
+    scores = np.asarray(result["scores"])
+    return {**result, **cross_fitted(pairs, scores, args.power_prior_sigma)}
+
+
+def stratified_halves(pairs: list[Any], seed: int) -> np.ndarray:
+    """0/1 per pair: two halves of dev, each holding half of every category (seeded)."""
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(pairs), dtype=int)
     for category in sorted({p.category for p in pairs}):
         rows = rng.permutation([i for i, p in enumerate(pairs) if p.category == category])
         fold[rows[len(rows) // 2 :]] = 1
-    p = np.zeros(len(pairs))
-    temperatures = []
-    for k in (0, 1):
-        fit = fit_temperature(scores[:, fold != k])
-        temperatures.append(fit.temperature)
-        p[fold == k] = probabilities(scores[:, fold == k], fit.temperature)[0]
-    calibrated = evaluate_predictions(pairs, p)
+    return fold
+
+
+def cross_fitted(
+    pairs: list[Any], scores: np.ndarray, power_prior_sigma: float = POWER_PRIOR_SIGMA
+) -> dict[str, Any]:
+    """ECE and NLL of probabilities calibrated by a fit on the other half of dev, averaged
+    over ``CALIBRATION_SPLITS`` random splits; every fit's temperature and power."""
+    eces, nlls, fits = [], [], []
+    for split in range(CALIBRATION_SPLITS):
+        fold = stratified_halves(pairs, split)
+        p = np.zeros(len(pairs))
+        for k in (0, 1):
+            fit = fit_calibration(scores[:, fold != k], power_prior_sigma=power_prior_sigma)
+            fits.append(fit)
+            p[fold == k] = probabilities(scores[:, fold == k], fit.calibration)[0]
+        calibrated = evaluate_predictions(pairs, p)
+        eces.append(calibrated["ece"])
+        nlls.append(calibrated["nll"])
     return {
-        "ece_cal": calibrated["ece"],
-        "nll_cal": calibrated["nll"],
-        "overall_cal": calibrated["overall"],
-        "temperatures": temperatures,
+        "ece_cal": float(np.mean(eces)),
+        "ece_cal_splits": eces,
+        "nll_cal": float(np.mean(nlls)),
+        "temperatures": [fit.temperature for fit in fits],
+        "powers": [fit.power for fit in fits],
     }
 
 
@@ -175,7 +239,12 @@ def run_trl(
     trainer.train()
     scores = trl_scores(trainer.model, dev, pad_id)
     results = evaluate_predictions(dev.pairs, probabilities(scores)[0])
-    return {**results, **cross_fitted(dev.pairs, scores), "step_time": step_time(stamps)}
+    return {
+        **results,
+        **cross_fitted(dev.pairs, scores, args.power_prior_sigma),
+        "scores": scores.tolist(),
+        "step_time": step_time(stamps),
+    }
 
 
 @torch.no_grad()
@@ -198,8 +267,8 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| model | "
         + " | ".join(CATEGORIES)
-        + " | overall | ECE | ECE calibrated | NLL | NLL calibrated | T (2 folds) | s/step "
-        "| vs TRL |",
+        + " | overall | ECE | ECE calibrated | NLL | NLL calibrated | T, power (median) "
+        "| s/step | vs TRL |",
         "|---|" + "---|" * (len(CATEGORIES) + 8),
     ]
     for name, r in results.items():
@@ -210,11 +279,22 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         cells = " | ".join("-" if a is None else f"{100 * a:.1f}" for a in accuracy)
         lines.append(
             f"| {name} | {cells} | {100 * r['overall']:.1f} | {r['ece']:.3f} | "
-            f"{r['ece_cal']:.3f} | {r['nll']:.3f} | {r['nll_cal']:.3f} | "
-            f"{' / '.join(f'{t:.2f}' for t in r['temperatures'])} | "
-            f"{r['step_time']:.3f} | {ratio} |"
+            f"{number(r.get('ece_cal'))} | {r['nll']:.3f} | {number(r.get('nll_cal'))} | "
+            f"{fitted(r)} | {r['step_time']:.3f} | {ratio} |"
         )
     return lines
+
+
+def number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def fitted(result: dict[str, Any]) -> str:
+    """Median temperature and power over the cross-fits (a run before the power: T only)."""
+    if "temperatures" not in result:
+        return "-"
+    power = f", {np.median(result['powers']):.2f}" if "powers" in result else ""
+    return f"{np.median(result['temperatures']):.2f}{power}"
 
 
 def noise_line(results: dict[str, dict[str, Any]]) -> str:
@@ -253,11 +333,13 @@ def goals(results: dict[str, dict[str, Any]]) -> list[str]:
     for name in ("bt", "gpm", "bayes_gpm"):
         if {name, "trl"} <= set(results):
             mine, theirs = results[name]["ece_cal"], results["trl"]["ece"]
+            splits = results[name].get("ece_cal_splits", [mine])
+            below = sum(e <= theirs for e in splits)
             checks.append(
                 (
                     f"{name} calibrated ECE <= TRL's",
                     mine <= theirs,
-                    f"{mine:.3f} vs {theirs:.3f}",
+                    f"{mine:.3f} vs {theirs:.3f}; {below} of {len(splits)} splits",
                 )
             )
     if {"gpm", "bayes_gpm"} <= set(results):
@@ -294,8 +376,24 @@ def main() -> None:
         help="no training: report on earlier runs' results.json files, merged in order (a "
         "later file's model replaces an earlier one's); same data and seed assumed",
     )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        help="no training: score dev again with the termwise models saved in this earlier "
+        "run's output (same flags as that run); TRL's row comes from its results.json",
+    )
+    parser.add_argument(
+        "--power-prior-sigma",
+        type=float,
+        default=POWER_PRIOR_SIGMA,
+        help="prior std of log(power) in the cross-fitted calibration (0: temperature only); "
+        "with --from-results, rows with saved scores are recalibrated with it",
+    )
     parser.add_argument("--write", action="store_true", help="Update docs/benchmarks.md.")
     args = parser.parse_args()
+    if args.rescore is not None and args.rescore.resolve() == args.output.resolve():
+        parser.error("--rescore reads the run in DIR: give another --output")
     if args.from_results:
         report_saved(args)
         return
@@ -308,7 +406,11 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for name in args.models.split(","):
         console.rule(name)
-        if name == "trl":
+        if args.rescore is not None:
+            results[name] = (
+                earlier_trl(args) if name == "trl" else rescore_termwise(name, args, console)
+            )
+        elif name == "trl":
             train = encode_pairs(
                 tokenizer, read_pairs(args.data_dir / "train.jsonl")[0], args.max_length
             )
@@ -327,6 +429,8 @@ def main() -> None:
         + (f" --models {args.models}" if args.models != "trl,bt,gpm,bayes_gpm" else "")
         + (f" --gpm-tau {args.gpm_tau}" if args.gpm_tau is not None else "")
         + (f" --gpm-dim {args.gpm_dim}" if args.gpm_dim is not None else "")
+        + (f" --rescore {args.rescore} --output {args.output}" if args.rescore else "")
+        + sigma_flag(args)
         + " --write`"
     )
     lines = [
@@ -348,18 +452,23 @@ def main() -> None:
     publish(MARK, lines, args.write)
 
 
+def sigma_flag(args: argparse.Namespace) -> str:
+    sigma = args.power_prior_sigma
+    return "" if sigma == POWER_PRIOR_SIGMA else f" --power-prior-sigma {sigma}"
+
+
 def report_saved(args: argparse.Namespace) -> None:
     """The table and goals of models trained in earlier runs (``--from-results``)."""
     results: dict[str, dict[str, Any]] = {}
     for path in args.from_results:
         for name, result in json.loads(path.read_text(encoding="utf-8")).items():
-            results[name] = result | {"from": str(path.parent)}
+            results[name] = recalibrated(result, args) | {"from": str(path.parent)}
     origin = "; ".join(f"{name} from `{r['from']}`" for name, r in results.items())
     lines = [
         "## Preference models vs TRL RewardTrainer (merged runs)",
         "",
         f"`.venv/bin/python bench/pref_vs_trl.py --from-results "
-        f"{' '.join(str(p) for p in args.from_results)}`: {origin}.",
+        f"{' '.join(str(p) for p in args.from_results)}{sigma_flag(args)}`: {origin}.",
         "",
         *table(results),
         "",

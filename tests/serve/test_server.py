@@ -82,7 +82,7 @@ def preference_dirs(tiny_bert, tmp_path_factory):
         )
         manifest = directory / "termwise_pref.json"
         data = json.loads(manifest.read_text())
-        manifest.write_text(json.dumps({**data, "temperature": 2.0}))
+        manifest.write_text(json.dumps({**data, "temperature": 2.0, "power": 0.5}))
         out[kind] = directory
     return out
 
@@ -186,15 +186,17 @@ def test_shutdown_finishes_the_request_in_flight(reward_dir):
             assert pending.result().status_code == 200
 
 
-def test_preference_endpoints_apply_the_temperature(preference_dirs):
+def test_preference_endpoints_apply_the_calibration(preference_dirs):
     served = load_served(preference_dirs["bt"])
     raw, _ = served.scorer.probability(["Is 7 prime?"], ["Yes."], ["No."], calibrated=False)
     with Running(served) as server:
         health = httpx.get(server.url + "/health").json()
         assert health["model_type"] == "pref" and health["temperature"] == 2.0
+        assert health["power"] == 0.5
         one = server.post("/prefer", {"prompt": "Is 7 prime?", "a": "Yes.", "b": "No."}).json()
         logit = np.log(raw[0] / (1 - raw[0]))
-        assert one["p"] == pytest.approx(1 / (1 + np.exp(-logit / 2.0)), abs=1e-6)
+        calibrated = np.sign(logit) * (np.abs(logit) / 2.0) ** 0.5
+        assert one["p"] == pytest.approx(1 / (1 + np.exp(-calibrated)), abs=1e-6)
         uncal = server.post(
             "/prefer", {"prompt": "Is 7 prime?", "a": "Yes.", "b": "No.", "calibrated": False}
         ).json()

@@ -194,7 +194,9 @@ def reliability(results: dict[str, Any]) -> bytes | None:
         calibration = results.get("calibration") or {}
         title = f"Reliability (ECE {results.get('ece', float('nan')):.3f}"
         if "temperature" in calibration:
-            title += f", T {calibration['temperature']:.2f}"
+            title += (
+                f", T {calibration['temperature']:.2f}, power {calibration.get('power', 1.0):.2f}"
+            )
         left.set(xlabel="confidence", ylabel="accuracy", title=title + ")", xlim=(0.5, 1.0))
         left.legend(fontsize=8)
     if categories:

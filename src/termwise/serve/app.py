@@ -79,7 +79,9 @@ class PreferRequest(Strict):
     prompt: str | list[str]
     a: str | list[str]
     b: str | list[str]
-    calibrated: bool = Field(True, description="false: raw probabilities (temperature 1).")
+    calibrated: bool = Field(
+        True, description="false: raw probabilities (no temperature or power)."
+    )
 
 
 class PreferResponse(BaseModel):
@@ -214,7 +216,7 @@ def create_app(served: ServedModel, settings: ServeSettings) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Model type, heads, termwise version (and the temperature of a preference model)."""
+        """Model type, heads, termwise version (and the calibration of a preference model)."""
         return served.info()
 
     @app.post("/get_reward")
@@ -266,10 +268,11 @@ def create_app(served: ServedModel, settings: ServeSettings) -> FastAPI:
         rows = await _batched(batchers["pairs"], list(zip(*columns, strict=True)))
         if not rows:
             return PreferResponse(p=[], std=[])
-        from termwise.pref import probabilities
+        from termwise.pref import Calibration, probabilities
 
-        temperature = served.scorer.manifest.temperature if request.calibrated else 1.0
-        p, std = probabilities(_draws(rows), temperature)
+        manifest = served.scorer.manifest
+        calibration = manifest.fitted_calibration() if request.calibrated else Calibration()
+        p, std = probabilities(_draws(rows), calibration)
         if single:
             return PreferResponse(p=float(p[0]), std=float(std[0]))
         return PreferResponse(p=p.tolist(), std=std.tolist())

@@ -43,6 +43,7 @@ class ServedModel:
         if self.type == "pref":
             out["kind"] = self.scorer.kind
             out["temperature"] = self.scorer.manifest.temperature
+            out["power"] = self.scorer.manifest.power
         return out
 
     # -- the batched calls (run in the model's thread) ---------------------------------------

@@ -70,7 +70,9 @@ opts.train_command(
 
 
 NO_CALIBRATION = typer.Option(
-    False, "--no-calibration", help="Raw probabilities (temperature 1), not the model's."
+    False,
+    "--no-calibration",
+    help="Raw probabilities (no temperature or power), not the model's calibrated ones.",
 )
 
 
@@ -85,8 +87,9 @@ def evaluate(
     no_calibration: bool = NO_CALIBRATION,
 ) -> None:
     """Accuracy per category and subset (ties wrong), NLL, Brier, ECE before and after the
-    model's temperature, a reliability table, uncertainty AUROC."""
+    model's calibration, a reliability table, uncertainty AUROC."""
     from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.recipes.pref.calibration import RAW
     from termwise.recipes.pref.eval import print_results
     from termwise.recipes.pref.model import load_preference_model
     from termwise.recipes.pref.recipe import evaluate as evaluate_pairs
@@ -96,9 +99,9 @@ def evaluate(
         check_output(json_out, data, option="--json")
     loaded, tokenizer, manifest = load_preference_model(model)
     n_samples = samples or manifest.n_samples
-    temperature = 1.0 if no_calibration else manifest.temperature
+    calibration = RAW if no_calibration else manifest.fitted_calibration()
     results = evaluate_pairs(
-        loaded, tokenizer, data, manifest.max_length, n_samples, temperature=temperature
+        loaded, tokenizer, data, manifest.max_length, n_samples, calibration=calibration
     )
     print_results(results, Console(), title=f"{loaded.kind} on {data}")
     if json_out is not None:
@@ -115,10 +118,10 @@ def calibrate(
         None, "--samples", min=1, help="Monte Carlo draws for bayes_gpm (default: the model's)."
     ),
 ) -> None:
-    """Fit the model's temperature on DATA (NLL, L-BFGS on the scores) and save it in the
-    model's manifest; the weights are not touched and accuracy cannot change."""
+    """Fit the model's temperature and power on DATA (NLL, L-BFGS on the scores) and save
+    them in the model's manifest; the weights are not touched and accuracy cannot change."""
     from termwise.data.jsonl import check_readable
-    from termwise.recipes.pref.calibration import fit_temperature
+    from termwise.recipes.pref.calibration import fit_calibration
     from termwise.recipes.pref.model import load_preference_model, store_calibration
     from termwise.recipes.pref.recipe import dev_scores
 
@@ -127,11 +130,12 @@ def calibrate(
     draws = samples or manifest.n_samples
     _, scores, _ = dev_scores(loaded, tokenizer, data, manifest.max_length, draws)
     if scores.shape[1] == 0:
-        raise TermwiseUserError("no pairs to fit a temperature on", path=data)
-    fit = fit_temperature(scores)
+        raise TermwiseUserError("no pairs to fit a calibration on", path=data)
+    fit = fit_calibration(scores)
     store_calibration(model, fit, data)
     console = Console()
-    console.print(f"{fit.summary()} (was {manifest.temperature:.3g})")
+    was = manifest.fitted_calibration()
+    console.print(f"{fit.summary()} (was temperature {was.temperature:.3g}, power {was.power:.3g})")
     console.print(f"saved in {model}")
 
 
@@ -143,8 +147,8 @@ def score(
     batch_size: int = typer.Option(32, min=1, help="Pairs per forward pass."),
     no_calibration: bool = NO_CALIBRATION,
 ) -> None:
-    """Pairs get {"preference": {"p", "std"}} at the model's temperature; single responses
-    (bt) get {"reward"} (a raw score: the temperature only applies to pairs)."""
+    """Pairs get {"preference": {"p", "std"}} under the model's calibration; single
+    responses (bt) get {"reward"} (a raw score: calibration only applies to pairs)."""
     from termwise.recipes.pref.score import score_file
 
     count = score_file(model, input_path, output, batch_size, calibrated=not no_calibration)

@@ -111,8 +111,8 @@ class PrefConfig(StrictModel):
     bayes: BayesConfig = Field(default_factory=BayesConfig, description="bayes_gpm only.")
     calibrate: bool = Field(
         True,
-        description="After training, fit a temperature on dev_path and save it with the "
-        "model (probabilities then match observed accuracy; the ranking is unchanged).",
+        description="After training, fit a temperature and power on dev_path and save them "
+        "with the model (probabilities then match observed accuracy; the ranking is unchanged).",
     )
     use_margin: bool = Field(
         True, description="Subtract a record's 'margin' from its logit in the loss."

@@ -109,7 +109,8 @@ def print_results(results: dict[str, Any], console: Console, title: str = "Evalu
     calibration = results.get("calibration")
     if calibration is not None:
         console.print(
-            f"temperature {calibration['temperature']:.3g}: ECE {calibration['ece_raw']:.3f} "
+            f"temperature {calibration['temperature']:.3g}, power "
+            f"{calibration.get('power', 1.0):.3g}: ECE {calibration['ece_raw']:.3f} "
             f"raw -> {results['ece']:.3f}, NLL {calibration['nll_raw']:.3f} -> "
             f"{results['nll']:.3f}, pairs that changed side {calibration['changed_side']}"
         )

@@ -38,7 +38,7 @@ from termwise.models.saved import (
     rewrite_manifest,
     write_model_dir,
 )
-from termwise.recipes.pref.calibration import TemperatureFit
+from termwise.recipes.pref.calibration import Calibration, CalibrationFit
 from termwise.recipes.pref.config import PreferenceKind
 from termwise.terms.preference import gpm_score
 
@@ -186,9 +186,18 @@ class PreferenceManifest(SavedManifest):
     temperature: float = Field(
         1.0, gt=0, description="Scores are divided by it before the sigmoid (1: uncalibrated)."
     )
-    calibration: dict[str, Any] | None = Field(
-        None, description="Where the temperature was fitted: file, pairs, NLL and ECE."
+    power: float = Field(
+        1.0,
+        gt=0,
+        description="A score's magnitude over the temperature is raised to it (1: none).",
     )
+    calibration: dict[str, Any] | None = Field(
+        None, description="Where temperature and power were fitted: file, pairs, NLL and ECE."
+    )
+
+    def fitted_calibration(self) -> Calibration:
+        """The map from scores to calibrated logits saved with the model."""
+        return Calibration(self.temperature, self.power)
 
     @model_validator(mode="before")
     @classmethod
@@ -239,11 +248,11 @@ def load_preference_model(directory: Path) -> tuple[PreferenceModel, Any, Prefer
     return model.eval(), tokenizer, manifest
 
 
-def store_calibration(directory: Path, fit: TemperatureFit, source: Path) -> None:
-    """Save a fitted temperature in a saved model's manifest (the weights stay as they are)."""
+def store_calibration(directory: Path, fit: CalibrationFit, source: Path) -> None:
+    """Save a fitted calibration in a saved model's manifest (the weights stay as they are)."""
     manifest = read_manifest(directory, MANIFEST, PreferenceManifest, FORMAT, "preference model")
     calibration = {"file": str(source), **dataclasses.asdict(fit)}
     updated = manifest.model_copy(
-        update={"temperature": fit.temperature, "calibration": calibration}
+        update={"temperature": fit.temperature, "power": fit.power, "calibration": calibration}
     )
     rewrite_manifest(directory, MANIFEST, updated)

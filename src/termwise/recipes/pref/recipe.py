@@ -33,7 +33,13 @@ from torch.utils.data import Dataset
 from termwise.data.jsonl import write_json
 from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
 from termwise.objective import Objective, WeightSpec
-from termwise.recipes.pref.calibration import fit_temperature, probabilities, reliability_table
+from termwise.recipes.pref.calibration import (
+    RAW,
+    Calibration,
+    fit_calibration,
+    probabilities,
+    reliability_table,
+)
 from termwise.recipes.pref.config import PrefConfig
 from termwise.recipes.pref.data import (
     EncodedPairs,
@@ -230,7 +236,7 @@ def train(
 
 
 def finish(session: Session, output: Path, console: Console) -> dict[str, Any] | None:
-    """After training: save the model; with ``dev_path``, fit its temperature there (when
+    """After training: save the model; with ``dev_path``, fit its calibration there (when
     ``calibrate``), store it with the model and evaluate."""
     session.model.eval()
     save(session, output)
@@ -242,17 +248,17 @@ def finish(session: Session, output: Path, console: Console) -> dict[str, Any] |
     pairs, scores, skipped = dev_scores(
         session.model, tokenizer, config.dev_path, length, draws, config.on_bad_record
     )
-    temperature = 1.0
+    calibration = RAW
     if config.calibrate:
-        fit = fit_temperature(scores)
+        fit = fit_calibration(scores)
         store_calibration(output / "model", fit, config.dev_path)
         console.print(f"calibration: {fit.summary()}")
         console.print(
-            "  (ECE after is on the pairs the temperature was fitted on; `termwise pref eval` "
+            "  (ECE after is on the pairs it was fitted on; `termwise pref eval` "
             "on other pairs measures it out of sample)"
         )
-        temperature = fit.temperature
-    results = evaluate_scores(pairs, scores, session.model.kind, temperature)
+        calibration = fit.calibration
+    results = evaluate_scores(pairs, scores, session.model.kind, calibration)
     results["skipped_records"] = skipped
     write_json(output / "eval.json", results)
     print_results(results, console, title=f"{config.kind} on {config.dev_path}")
@@ -291,15 +297,16 @@ def dev_scores(
 
 
 def evaluate_scores(
-    pairs: list[PreferencePair], scores: np.ndarray, kind: str, temperature: float
+    pairs: list[PreferencePair], scores: np.ndarray, kind: str, calibration: Calibration
 ) -> dict[str, Any]:
-    """Every metric of :func:`evaluate_predictions` at ``temperature``, the raw (T = 1)
-    NLL, ECE and accuracy beside them, and the reliability diagram's bins."""
-    p, std = probabilities(scores, temperature)
+    """Every metric of :func:`evaluate_predictions` under ``calibration``, the raw NLL, ECE
+    and accuracy beside them, and the reliability diagram's bins."""
+    p, std = probabilities(scores, calibration)
     results = evaluate_predictions(pairs, p, std if kind == "bayes_gpm" else None)
     raw = probabilities(scores)[0]
     results["calibration"] = {
-        "temperature": temperature,
+        "temperature": calibration.temperature,
+        "power": calibration.power,
         "ece_raw": expected_calibration_error(raw),
         "nll_raw": negative_log_likelihood(raw),
         "overall_raw": evaluate_predictions(pairs, raw)["overall"],
@@ -319,12 +326,12 @@ def evaluate(
     max_length: int,
     n_samples: int,
     on_bad_record: OnBadRecord = "error",
-    temperature: float = 1.0,
+    calibration: Calibration = RAW,
 ) -> dict[str, Any]:
     """Every metric of :func:`evaluate_scores` on the pairs in ``path``."""
     pairs, scores, skipped = dev_scores(
         model, tokenizer, path, max_length, n_samples, on_bad_record
     )
-    results = evaluate_scores(pairs, scores, model.kind, temperature)
+    results = evaluate_scores(pairs, scores, model.kind, calibration)
     results["skipped_records"] = skipped
     return results

@@ -20,7 +20,7 @@ from torch import Tensor
 from termwise.data.batching import map_batches, pad
 from termwise.data.jsonl import atomic_write, check_output, check_readable, record_chunks
 from termwise.errors import TermwiseUserError
-from termwise.recipes.pref.calibration import probabilities
+from termwise.recipes.pref.calibration import RAW, Calibration, probabilities
 from termwise.recipes.pref.data import (
     EncodedPairs,
     PreferencePair,
@@ -68,13 +68,13 @@ def predict_pairs(
     n_samples: int = 16,
     batch_size: int = 32,
     seed: int = 0,
-    temperature: float = 1.0,
+    calibration: Calibration = RAW,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``P(chosen > rejected)`` and its std per pair, in input order, at ``temperature``
+    """``P(chosen > rejected)`` and its std per pair, in input order, under ``calibration``
     (:mod:`termwise.recipes.pref.calibration`). For ``bayes_gpm`` the mean and std over
     ``n_samples`` Monte Carlo draws; other kinds have std 0."""
     scores = pair_scores(model, encoded, pad_id, n_samples, batch_size, seed)
-    return probabilities(scores, temperature)
+    return probabilities(scores, calibration)
 
 
 @dataclass
@@ -102,10 +102,10 @@ class PreferenceScorer:
         batch_size: int = 32,
         calibrated: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``P(a > b | prompt)`` per pair and its std (0 unless ``bayes_gpm``), at the
-        temperature saved with the model (``calibrated=False``: the raw scores, T = 1)."""
-        temperature = self.manifest.temperature if calibrated else 1.0
-        return probabilities(self.scores(prompts, a, b, n_samples, batch_size), temperature)
+        """``P(a > b | prompt)`` per pair and its std (0 unless ``bayes_gpm``), under the
+        calibration saved with the model (``calibrated=False``: the raw scores)."""
+        calibration = self.manifest.fitted_calibration() if calibrated else RAW
+        return probabilities(self.scores(prompts, a, b, n_samples, batch_size), calibration)
 
     def scores(
         self,
