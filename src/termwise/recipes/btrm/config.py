@@ -87,7 +87,13 @@ class TierWeightsConfig(StrictModel):
         "that teach the boundary.",
     )
     semi_firm_neg: float = Field(1.0, ge=0, description="Pair weight of semi-firm negatives.")
-    furthest_neg: float = Field(0.5, ge=0, description="Pair weight of the furthest negatives.")
+    furthest_neg: float = Field(
+        1.0,
+        ge=0,
+        description="Pair weight of the furthest negatives. Not the least: a furthest source "
+        "can hold texts close to a head (web pages that are news reports, for the news "
+        "head); 1.0 beat 0.5 on two seeds (docs/results.md, issue 17).",
+    )
 
 
 class BtrmConfig(StrictModel):
