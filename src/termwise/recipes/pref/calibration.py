@@ -35,7 +35,8 @@ from termwise.recipes.pref.eval import ECE_BINS, expected_calibration_error
 TEMPERATURE_BOUNDS = (0.05, 50.0)
 POWER_BOUNDS = (0.2, 5.0)
 # Prior std of log(power). Chosen on held-out gpm/bt scores (two seeds each, 8 random 2-fold
-# splits): 0.25-0.6 all fixed gpm's top-bin over-confidence; docs/benchmarks.md has the runs.
+# splits): every width tried (0.25, 0.5, 1, none) fixed gpm's top-bin over-confidence and
+# temperature alone did not; docs/benchmarks.md has the runs.
 POWER_PRIOR_SIGMA = 0.5
 
 
