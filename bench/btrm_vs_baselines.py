@@ -189,6 +189,12 @@ def main() -> None:
     parser.add_argument(
         "--furthest-weight", type=float, default=None, help="override tier_weights.furthest_neg"
     )
+    parser.add_argument(
+        "--logistic-weight",
+        type=float,
+        default=None,
+        help="override lexical.logistic_weight (0: no tf-idf logistic regression)",
+    )
     parser.add_argument("--keep-dropout", action="store_true", help="backbone dropout on")
     parser.add_argument(
         "--no-balance-sources",
@@ -249,6 +255,7 @@ CONFIG_OVERRIDES: dict[str, tuple[str, ...]] = {
     "lexical_lr": ("lexical", "learning_rate"),
     "prefit_epochs": ("lexical", "prefit_epochs"),
     "furthest_weight": ("tier_weights", "furthest_neg"),
+    "logistic_weight": ("lexical", "logistic_weight"),
     "hard_negative_gamma": ("hard_negative_gamma",),
 }
 

@@ -6,16 +6,19 @@ where the gap is, without a backbone pass (each arm takes seconds to a minute):
 
 * ``bt``: the branch fitted alone by termwise's pre-fit (``lexical.prefit_epochs`` passes,
   the BT + log-square loss, ``SparseAdam``), then scored on held-out rows;
-* ``logistic``: a logistic regression per head (scikit-learn, C 4, as the TF-IDF
-  baseline) on the branch's own hashed buckets, tf-idf weighted (sublinear tf, smoothed
-  idf, rows L2-normalised), buckets seen in fewer than ``--min-df`` training rows dropped.
+* ``logistic``: the tf-idf logistic regression per head that ``train`` adds after training
+  (scikit-learn, C 4, as the TF-IDF baseline) on the branch's own hashed buckets, tf-idf
+  weighted (sublinear tf, smoothed idf, rows L2-normalised), buckets seen in fewer than
+  ``--min-df`` training rows dropped; negatives weighted by tier, positives as much as the
+  negatives in all;
+* ``logistic-unweighted``: the same with every labelled row weighted 1.
 
 Per arm: pairs behind TF-IDF by more than 0.005 (of 109), the mean AUC over the (head,
 tier:source) pairs, and the median score of training and of held-out positives per head
 (a branch that memorises its training rows scores them higher than new ones).
 
     .venv/bin/python bench/lexical_alone.py [--data-dir ../shared/data/corpora]
-        [--arms bt,logistic] [--prefit-epochs 3] [--min-df 2]
+        [--arms bt,logistic,logistic-unweighted] [--prefit-epochs 3] [--min-df 2]
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import torch
 
 from btrm_vs_baselines import aucs, baseline_scores
 from termwise.models.lexical import pack_bags
+from termwise.models.tfidf_logistic import document_frequency_idf, fit_logistic, tfidf_matrix
 from termwise.recipes.btrm.config import BtrmConfig, default_config
 from termwise.recipes.btrm.lexical_fit import prefit_lexical
+from termwise.recipes.btrm.logistic_fit import balanced_weights
 from termwise.recipes.btrm.recipe import Prepared, build_model, prepare
 from termwise.terms import soft_cap
 
@@ -60,40 +65,31 @@ def bt_scores(prepared: Prepared, config: BtrmConfig, epochs: int, seed: int) ->
     return torch.cat(out).numpy()
 
 
-def logistic_scores(prepared: Prepared, buckets: int, min_df: int) -> np.ndarray:
-    """Decision values ``[rows, heads]`` of a per-head logistic regression on the hashed
-    buckets, tf-idf weighted."""
-    import scipy.sparse as sparse
-    from sklearn.linear_model import LogisticRegression
-
+def logistic_scores(
+    prepared: Prepared, config: BtrmConfig, min_df: int, balanced: bool
+) -> np.ndarray:
+    """Decision values ``[rows, heads]`` of termwise's tf-idf logistic regression per head
+    (:mod:`termwise.models.tfidf_logistic`) fitted on the training rows: ``balanced`` as
+    ``train`` fits it (negatives by tier weight, positives as much as negatives in all),
+    else every labelled row weighted 1."""
     table, bags = prepared.table, prepared.bags
     assert bags is not None
     train_rows = table.split(heldout=False)
-    document_frequency = np.zeros(buckets, dtype=np.int64)
-    for i in train_rows:
-        document_frequency[np.unique(bags[i])] += 1
-    idf = np.log((1 + len(train_rows)) / (1 + document_frequency)) + 1.0
-    idf[document_frequency < min_df] = 0.0
-    rows, columns, values = [], [], []
-    for i, bag in enumerate(bags):
-        ids, counts = np.unique(bag, return_counts=True)
-        weight = (1 + np.log(counts)) * idf[ids]
-        norm = np.linalg.norm(weight)
-        rows.append(np.full(len(ids), i))
-        columns.append(ids)
-        values.append(weight / norm if norm > 0 else weight)
-    x = sparse.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
-        shape=(len(bags), buckets),
+    idf = document_frequency_idf([bags[i] for i in train_rows], config.lexical.buckets, min_df)
+    features = tfidf_matrix(bags, idf)
+    labels = table.positive[train_rows]
+    tier_weight = table.negative_weight(config.tier_weights.model_dump())[train_rows]
+    if balanced:
+        weights = balanced_weights(labels, tier_weight)
+    else:
+        weights = (labels | (tier_weight > 0)).astype(np.float64)
+    coef, intercept = fit_logistic(
+        features[train_rows],  # type: ignore[index]
+        labels,
+        weights,
+        config.lexical.logistic_c,
     )
-    scores = np.zeros((len(bags), len(table.heads)))
-    for h in range(len(table.heads)):
-        positive = table.positive[train_rows, h]
-        labelled = train_rows[positive | (table.negative_tier[train_rows, h] > 0)]
-        model = LogisticRegression(max_iter=2000, C=4.0)
-        model.fit(x[labelled], table.positive[labelled, h])
-        scores[:, h] = model.decision_function(x)
-    return scores
+    return np.asarray(features @ coef + intercept)
 
 
 def report(
@@ -115,7 +111,7 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/corpora"))
-    parser.add_argument("--arms", default="bt,logistic")
+    parser.add_argument("--arms", default="bt,logistic,logistic-unweighted")
     parser.add_argument("--prefit-epochs", type=int, default=3)
     parser.add_argument("--min-df", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -130,11 +126,12 @@ def main() -> None:
         if arm == "bt":
             scores = bt_scores(prepared, config, args.prefit_epochs, args.seed)
             report(f"bt pre-fit, {args.prefit_epochs} passes", prepared, scores, tfidf)
-        elif arm == "logistic":
-            scores = logistic_scores(prepared, config.lexical.buckets, args.min_df)
-            report(f"logistic, min df {args.min_df}", prepared, scores, tfidf)
+        elif arm in ("logistic", "logistic-unweighted"):
+            balanced = arm == "logistic"
+            scores = logistic_scores(prepared, config, args.min_df, balanced)
+            report(f"{arm}, min df {args.min_df}", prepared, scores, tfidf)
         else:
-            raise SystemExit(f"--arms: unknown arm {arm!r} (bt, logistic)")
+            raise SystemExit(f"--arms: unknown arm {arm!r} (bt, logistic, logistic-unweighted)")
 
 
 if __name__ == "__main__":

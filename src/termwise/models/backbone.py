@@ -110,6 +110,23 @@ class LexicalConfig(StrictModel):
     prefit_batch_size: int = Field(
         256, ge=2, description="Rows per batch of the pre-fit (half positives, half negatives)."
     )
+    logistic_weight: float = Field(
+        0.5,
+        ge=0,
+        description="After training, fit a logistic regression per head on the same n-grams, "
+        "tf-idf weighted (as the TF-IDF baseline, on every labelled training row), and add "
+        "this times its logit to the head's score, less its median on training positives "
+        "scored out of fold. Better ranking; held-out positives may score above 1. 0: none.",
+    )
+    logistic_c: float = Field(
+        4.0, gt=0, description="Inverse L2 strength of that logistic regression (sklearn's C)."
+    )
+    logistic_min_df: int = Field(
+        2,
+        ge=1,
+        description="n-grams in fewer training texts than this get no weight in the "
+        "logistic regression (a bigram seen once names a document, not a genre).",
+    )
 
 
 # Encoders read the whole text: pool every token. Causal LMs see the text only at its end.

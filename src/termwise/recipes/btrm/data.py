@@ -33,6 +33,12 @@ class MembershipTable:
     positive: np.ndarray
     negative_tier: np.ndarray
     reports: dict[str, SourceReport] = field(default_factory=dict)
+    group: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+    """The document each row was cut from (``source|group``); empty: every row its own."""
+
+    def __post_init__(self) -> None:
+        if not len(self.group):
+            self.group = np.array([f"row{i}" for i in range(len(self.texts))])
 
     def negative_weight(self, weights: dict[str, float]) -> np.ndarray:
         table = np.zeros(len(TIER_CODES) + 1, dtype=np.float32)
@@ -131,8 +137,10 @@ def build_table(config: BtrmConfig) -> MembershipTable:
     source_of: list[str] = []
     tiers: list[str | None] = []
     heldout: list[bool] = []
+    groups: list[str] = []
     for key, records in rows.items():
         offsets[key] = len(texts)
+        groups += [f"{key}|{record.group}" for record in records]
         texts += [record.text for record in records]
         source_of += [key] * len(records)
         tiers += [record.tier for record in records]
@@ -157,6 +165,7 @@ def build_table(config: BtrmConfig) -> MembershipTable:
         positive,
         negative_tier,
         reports,
+        np.array(groups),
     )
 
 

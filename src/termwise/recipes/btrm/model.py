@@ -3,7 +3,9 @@
 ``backbone -> pooled hidden -> RMSNorm -> Linear(hidden, n_heads) [+ lexical] -> soft_cap``.
 The optional lexical branch (:mod:`termwise.models.lexical`) adds a linear model on the
 text's hashed word n-grams to every head's score before the cap; it is part of the heads'
-module, so it is trained, checkpointed and saved with them.
+module, so it is trained, checkpointed and saved with them. A tf-idf logistic regression
+on the same n-grams (:mod:`termwise.models.tfidf_logistic`), fitted after training, adds
+its logits the same way and is saved with the heads too.
 Encoders pool by the attention-masked mean, causal LMs by the last non-pad token. The
 backbone is any local Hugging Face path; LoRA goes through PEFT. The norm and the head are
 always trained and always saved with the adapter, so a reloaded model scores identically.
@@ -26,6 +28,7 @@ from termwise.models.saved import (
     restore_backbone,
     write_model_dir,
 )
+from termwise.models.tfidf_logistic import TfidfLogistic
 from termwise.terms import soft_cap
 
 FORMAT = "termwise-reward/1"
@@ -48,6 +51,8 @@ class RewardHeads(nn.Module):
         self.norm = nn.RMSNorm(hidden_size, eps=eps)
         self.linear = nn.Linear(hidden_size, n_heads)
         self.lexical: LexicalBranch | None = lexical_branch(n_heads, lexical)
+        # Fitted after training (recipes/btrm/logistic_fit.py); None until then.
+        self.logistic: TfidfLogistic | None = None
 
     def forward(
         self, pooled: Tensor, bag_ids: Tensor | None = None, bag_offsets: Tensor | None = None
@@ -57,7 +62,10 @@ class RewardHeads(nn.Module):
             return scores
         if bag_ids is None or bag_offsets is None:
             raise ValueError("this model has a lexical branch: pass the texts' n-gram bags")
-        return scores + self.lexical(bag_ids, bag_offsets)
+        scores = scores + self.lexical(bag_ids, bag_offsets)
+        if self.logistic is not None:
+            scores = scores + self.logistic(bag_ids, bag_offsets)
+        return scores
 
 
 class MultiHeadRewardModel(nn.Module):
@@ -118,6 +126,9 @@ class RewardManifest(SavedManifest):
     lexical: LexicalConfig | None = Field(
         None, description="The lexical branch's n-gram settings (null: no branch)."
     )
+    tfidf_logistic: bool = Field(
+        False, description="The heads' weights hold a fitted tf-idf logistic regression."
+    )
 
 
 def save_reward_model(
@@ -136,6 +147,7 @@ def save_reward_model(
             "pooling": model.pooling,
             "logit_cap": model.logit_cap,
             "lexical": model.lexical_config,
+            "tfidf_logistic": model.heads.logistic is not None,
             "lora": isinstance(model.backbone, PeftModel),
         }
     )
@@ -155,5 +167,7 @@ def load_reward_model(directory: Path) -> tuple[MultiHeadRewardModel, Any, Rewar
         manifest.logit_cap,
         manifest.lexical,
     )
+    if manifest.tfidf_logistic and manifest.lexical is not None:
+        model.heads.logistic = TfidfLogistic(manifest.lexical.buckets, len(manifest.head_names))
     load_head_weights(model.heads, directory / WEIGHTS)
     return model.eval(), tokenizer, manifest

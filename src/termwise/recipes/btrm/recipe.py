@@ -34,6 +34,7 @@ from termwise.objective import Objective
 from termwise.recipes.btrm.config import BtrmConfig
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table, plan_batches
 from termwise.recipes.btrm.lexical_fit import describe, prefit_lexical
+from termwise.recipes.btrm.logistic_fit import fit_tfidf_logistic
 from termwise.recipes.btrm.model import MultiHeadRewardModel, save_reward_model
 from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
 from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
@@ -233,12 +234,14 @@ def train(
     session = setup(config, output, console, resume)
     started = time.perf_counter()
     session.trainer.fit(resume=resume)
+    logistic_seconds = attach_tfidf_logistic(session, console)
     trained = time.perf_counter()
     session.model.eval()
     results = evaluate(session.model, at_scoring_length(session.prepared, config), config)
     timing = {
         "train_seconds": trained - started + session.prefit_seconds,
         "prefit_seconds": session.prefit_seconds,
+        "logistic_seconds": logistic_seconds,
         "eval_seconds": time.perf_counter() - trained,
     }
     save(session, output)
@@ -246,6 +249,20 @@ def train(
     write_json(output / "timing.json", timing)
     print_evaluation(results, console)
     return results
+
+
+def attach_tfidf_logistic(session: Session, console: Console) -> float:
+    """Fit the tf-idf logistic regression on the training rows and add it to the heads
+    (``lexical.logistic_weight``); the seconds it took (0 when it is off)."""
+    prepared = session.prepared
+    if prepared.bags is None:
+        return 0.0
+    rows = prepared.table.split(heldout=False)
+    report = fit_tfidf_logistic(session.model, prepared.table, prepared.bags, rows, session.config)
+    if report is None:
+        return 0.0
+    console.print(report.summary(prepared.table.heads), markup=False)
+    return report.seconds
 
 
 def save(session: Session, output: Path) -> None:

@@ -1,0 +1,143 @@
+"""After training: a tf-idf logistic regression per head, added to the heads' scores
+(``lexical.logistic_weight``; :mod:`termwise.models.tfidf_logistic`).
+
+Fitted on every labelled training row, so it reads the whole training set where the joint
+steps read ``max_steps x batch_size`` rows. Rows are weighted as the ranking loss weighs
+pairs: each negative by its tier's weight (``tier_weights``), the positives together as
+much as the negatives together (a head's positives are a few percent of its rows; unweighted,
+the regression learns "not a negative" more than "this head"). Added with weight
+``logistic_weight`` to the trained heads' scores before the cap (docs/results.md, issue 17:
+the sum ranks ahead of either part).
+
+The level. The regression memorises its training rows (a document's rare n-grams), so its
+logit on a training positive says little about an unseen one, and the log-square term held
+the *training* positives near 1. The added logit is therefore centred on the median logit
+of training positives scored out of fold (two folds by document, each scored by a
+regression fitted on the other): a typical unseen positive from the training documents'
+distribution gets about 0 from it and keeps the level the heads learned. On the full
+corpora the held-out documents score higher than that (docs/results.md, session 9), so
+their median positive score rises above 1 on most heads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from termwise.models.backbone import LexicalConfig
+from termwise.models.tfidf_logistic import (
+    TfidfLogistic,
+    document_frequency_idf,
+    fit_logistic,
+    tfidf_matrix,
+)
+from termwise.recipes.btrm.config import BtrmConfig
+from termwise.recipes.btrm.data import MembershipTable
+from termwise.recipes.btrm.model import MultiHeadRewardModel
+
+FOLDS = 2
+
+
+@dataclass
+class LogisticReport:
+    seconds: float
+    centre: np.ndarray  # per head: the out-of-fold median logit of training positives
+
+    def summary(self, heads: list[str]) -> str:
+        centres = ", ".join(f"{h} {c:.2f}" for h, c in zip(heads, self.centre, strict=True))
+        return (
+            f"tf-idf logistic regression per head fitted in {self.seconds:.0f} s; "
+            f"out-of-fold median positive logit (subtracted): {centres}"
+        )
+
+
+def document_fold(groups: np.ndarray, folds: int) -> np.ndarray:
+    """A stable fold per row from its document's name (rows of a document stay together)."""
+    fold_of = {
+        group: int.from_bytes(hashlib.blake2b(f"fold|{group}".encode(), digest_size=8).digest())
+        % folds
+        for group in np.unique(groups)
+    }
+    return np.array([fold_of[group] for group in groups], dtype=np.int64)
+
+
+def balanced_weights(positive: np.ndarray, negative_weight: np.ndarray) -> np.ndarray:
+    """Per row and head: a negative's tier weight; a positive ``sum(negative weights) /
+    positives`` of its head, so that both classes weigh the same; 0 for unlabelled rows."""
+    weights = np.where(positive, 0.0, negative_weight).astype(np.float64)
+    positives = positive.sum(axis=0)
+    share = weights.sum(axis=0) / np.maximum(positives, 1)
+    return np.where(positive, share[None, :], weights)
+
+
+def out_of_fold_centre(
+    bags: list[list[int]],
+    labels: np.ndarray,
+    sample_weight: np.ndarray,
+    fold: np.ndarray,
+    settings: LexicalConfig,
+) -> np.ndarray:
+    """Per head, the median logit of positives scored by a regression fitted on the other
+    folds (0 for a head whose positives sit in one fold only).
+
+    Each fold's regression is fitted as the final one is, on its own rows only: its idf
+    too, since an n-gram that the fitted rows never hold has no weight in the final model
+    (new documents' own names drop out of their rows' norm; with the full idf they would
+    dilute it and score lower than new documents do). Its ``C`` is scaled by the share of
+    rows it sees, so that the L2 penalty per row is the final model's.
+    """
+    logits = np.zeros(labels.shape, dtype=np.float64)
+    for held in range(FOLDS):
+        inside = fold != held
+        idf = document_frequency_idf(
+            [bag for bag, used in zip(bags, inside, strict=True) if used],
+            settings.buckets,
+            settings.logistic_min_df,
+        )
+        features = tfidf_matrix(bags, idf)
+        inverse_l2 = settings.logistic_c * len(bags) / max(int(inside.sum()), 1)
+        coef, intercept = fit_logistic(
+            features[inside],  # type: ignore[index]
+            labels[inside],
+            sample_weight[inside],
+            inverse_l2,
+        )
+        logits[~inside] = features[~inside] @ coef + intercept  # type: ignore[index]
+    centre = np.zeros(labels.shape[1])
+    for h in range(labels.shape[1]):
+        positives = labels[:, h]
+        if len(np.unique(fold[positives])) == FOLDS:
+            centre[h] = np.median(logits[positives, h])
+    return centre
+
+
+def fit_tfidf_logistic(
+    model: MultiHeadRewardModel,
+    table: MembershipTable,
+    bags: list[list[int]],
+    rows: np.ndarray,
+    config: BtrmConfig,
+) -> LogisticReport | None:
+    """Fit the regression on ``rows`` and attach it to ``model.heads``, scaled and centred.
+    None when it is off (``logistic_weight`` 0, or no lexical bags)."""
+    settings = config.lexical
+    if not settings.enabled or settings.logistic_weight == 0 or not len(rows):
+        return None
+    started = time.perf_counter()
+    row_bags = [bags[i] for i in rows]
+    idf = document_frequency_idf(row_bags, settings.buckets, settings.logistic_min_df)
+    features = tfidf_matrix(row_bags, idf)
+    labels = table.positive[rows]
+    negative_weight = table.negative_weight(config.tier_weights.model_dump())[rows]
+    weights = balanced_weights(labels, negative_weight)
+    fold = document_fold(table.group[rows], FOLDS)
+    centre = out_of_fold_centre(row_bags, labels, weights, fold, settings)
+    coef, intercept = fit_logistic(features, labels, weights, settings.logistic_c)
+    scale = settings.logistic_weight
+    logistic = TfidfLogistic(settings.buckets, len(table.heads))
+    logistic.set(idf, scale * coef, scale * (intercept - centre))
+    model.heads.logistic = logistic.to(model.heads.linear.weight.device)
+    return LogisticReport(time.perf_counter() - started, centre)
