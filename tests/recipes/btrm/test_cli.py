@@ -41,6 +41,7 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     assert result.exit_code == 0, result.output
     assert "Held-out evaluation per head" in result.output
     assert "lexical branch fitted before the joint steps: 2 passes" in result.output
+    assert "tf-idf logistic regression per head fitted" in result.output
     evaluation = orjson.loads((run / "eval.json").read_bytes())
     assert set(evaluation) == {
         "fiction",
@@ -56,6 +57,7 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     manifest = orjson.loads((run / "model" / "termwise_reward.json").read_bytes())
     assert (manifest["max_length"], manifest["train_max_length"]) == (96, 64)
     assert manifest["lexical"]["buckets"] == 4096 and manifest["lexical"]["word_ngrams"] == 2
+    assert manifest["tfidf_logistic"] is True  # fitted after training, saved with the heads
     records = [
         {"id": i, "body": text}
         for i, text in enumerate(
@@ -97,6 +99,8 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     )
     assert resumed.exit_code == 0 and "resumed from step 4" in resumed.output
     assert "lexical branch fitted" not in resumed.output  # its branch is the checkpoint's
+    # Checkpoints hold what the optimiser trains; the regression is fitted again at the end.
+    assert "tf-idf logistic regression per head fitted" in resumed.output
 
 
 def test_test_decoders_and_sample_inputs(config_path):

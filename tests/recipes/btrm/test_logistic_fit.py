@@ -1,7 +1,10 @@
 import numpy as np
+import orjson
+import pytest
 import torch
 from transformers import AutoTokenizer
 
+from termwise.errors import TermwiseUserError
 from termwise.models.backbone import LexicalConfig
 from termwise.models.lexical import ngram_bags, pack_bags
 from termwise.models.tfidf_logistic import document_frequency_idf, fit_logistic, tfidf_matrix
@@ -109,3 +112,16 @@ def test_model_with_the_regression_reloads_identically(tmp_path, tiny_bert):
     with torch.no_grad():
         after = loaded.score_batch(batch["input_ids"], batch["attention_mask"], loaded.bags(texts))
     assert torch.equal(before, after)
+
+
+def test_a_manifest_claiming_a_regression_the_weights_lack_is_a_user_error(tmp_path, tiny_bert):
+    *_, model, _, _, _ = fitted(tmp_path, tiny_bert, logistic_weight=0.0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    manifest = {"backbone_path": str(tiny_bert), "meta_prompt": "Which?", "max_length": 32}
+    save_reward_model(model, tokenizer, tmp_path / "saved", manifest)
+    path = tmp_path / "saved" / "termwise_reward.json"
+    saved = orjson.loads(path.read_bytes())
+    assert saved["tfidf_logistic"] is False
+    path.write_bytes(orjson.dumps({**saved, "tfidf_logistic": True}))
+    with pytest.raises(TermwiseUserError, match="not matching the manifest"):
+        load_reward_model(tmp_path / "saved")
