@@ -5,9 +5,11 @@ tokenises it, and plans length-bucketed batches that keep most heads active. Tra
 the shared loop: per head a Bradley-Terry term over all (positive, negative) pairs,
 tier-weighted, and a log-square term holding positive scores near 1; a head without a
 positive or a negative in the batch contributes nothing that step. The optimised loss is the
-mean over active heads. Evaluation, on each source's held-out rows: per head, the AUC of
-its positives against each negative tier and each soft-negative source, and the median
-positive score.
+mean over active heads. After the last step, a tf-idf logistic regression per head is
+fitted on every training row and added to the scores (``lexical.logistic_weight``,
+:mod:`termwise.recipes.btrm.logistic_fit`). Evaluation, on each source's held-out rows:
+per head, the AUC of its positives against each negative tier and each soft-negative
+source, and the median positive score.
 """
 
 from __future__ import annotations
