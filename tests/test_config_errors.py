@@ -12,12 +12,14 @@ def _series(path, rows=60):
     return path
 
 
-def _bayes(tmp_path, data="", model="", extra="", target="label", window=8):
+def _bayes(
+    tmp_path, data="", model="d_model: 16, layers: 1, heads: 2", extra="", target="label", window=8
+):
     series = _series(tmp_path / "s.csv")
     path = tmp_path / "bayes.yaml"
     path.write_text(
         f"data: {{path: {series}, target: {target}, time_col: t, window: {window}{data}}}\n"
-        f"model: {{d_model: 16, layers: 1, heads: 2{model}}}\n{extra}"
+        f"model: {{{model}}}\n{extra}"
         "trainer: {max_steps: 2, progress: false, tensorboard: false}\n"
     )
     return path
@@ -36,7 +38,9 @@ def _bayes(tmp_path, data="", model="", extra="", target="label", window=8):
 )
 def test_bayes_clf_impossible_configs(kind, fragments, tmp_path, monkeypatch, capsys):
     config = {
-        "heads do not divide width": lambda: _bayes(tmp_path, model=", d_model: 18, heads: 4"),
+        "heads do not divide width": lambda: _bayes(
+            tmp_path, model="d_model: 18, layers: 1, heads: 4"
+        ),
         "negative kl weight": lambda: _bayes(tmp_path, extra="kl_weight: -1\n"),
         "unknown target": lambda: _bayes(tmp_path, target="lable"),
         "target as feature": lambda: _bayes(tmp_path, data=", features: [f0, label]"),

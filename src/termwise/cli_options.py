@@ -13,7 +13,12 @@ OVERWRITE: bool = typer.Option(
     False, "--overwrite", help="Replace the run already in the run directory."
 )
 FORCE: bool = typer.Option(False, "--force", help="Overwrite an existing OUTPUT.")
-MODEL_DIR: Path = typer.Option(..., "--model", "-m", help="A saved model (OUTPUT/model).")
+MODEL_DIR: Path = typer.Option(
+    ..., "--model", "-m", help="A saved model: OUTPUT/model of a btrm or pref run."
+)
+BEST_MODEL_DIR: Path = typer.Option(
+    ..., "--model", "-m", help="A saved model: OUTPUT/best of a training run."
+)
 SCORE_INPUT: Path = typer.Option(..., "--input", "-i", help="JSONL records to score.")
 SCORE_OUTPUT: Path = typer.Option(..., "--output", "-o", help="JSONL with scores added.")
 AUTO_FIX: int = typer.Option(
@@ -37,7 +42,11 @@ def train_command(
 
         from rich.console import Console
 
+        from termwise.trainer.run_dir import check_replaceable
+
         settings = load_config(config)
+        if overwrite and output.is_dir():  # the config file is an input the run must keep
+            check_replaceable(output, [config])
         train_fn = importlib.import_module(recipe).train
         train_fn(settings, output, Console(), resume=resume, overwrite=overwrite)
 

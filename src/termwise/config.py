@@ -100,6 +100,7 @@ def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
         line = None if mark is None else mark.line + 1
         problem = getattr(err, "problem", None) or str(err)
         raise TermwiseUserError(f"invalid YAML: {problem}", path=path, line=line) from None
+    _refuse_duplicate_keys(node, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -116,6 +117,28 @@ def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
         raise TermwiseUserError(
             message, path=path, line=_node_line(node, loc), field=field
         ) from None
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") -> None:
+    """YAML lets a key appear twice and keeps the last value; a config never means that."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key, value in node.value:
+            name = getattr(key, "value", None)
+            line = key.start_mark.line + 1
+            field = f"{where}.{name}" if where else str(name)
+            if isinstance(name, str) and name in seen:
+                raise TermwiseUserError(
+                    f"duplicated key (first on line {seen[name]}); keep one of them",
+                    path=path,
+                    line=line,
+                    field=field,
+                )
+            seen[name] = line
+            _refuse_duplicate_keys(value, path, field)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path, f"{where}.{index}" if where else str(index))
 
 
 def _unknown_key_loc(data: Any, loc: tuple[int | str, ...], message: str) -> tuple[int | str, ...]:
@@ -242,7 +265,7 @@ def write_config(
     existing file (perhaps edited by hand) is replaced only with ``force``."""
     from termwise.data.jsonl import check_output, write_bytes_atomic
 
-    check_output(path)
+    check_output(path, force=True)
     if path.exists() and not force:
         raise TermwiseUserError("exists; pass --force to overwrite it", path=path)
 

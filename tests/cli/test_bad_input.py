@@ -113,6 +113,8 @@ def test_a_failing_score_keeps_the_previous_output(model_dir, tmp_path, monkeypa
     out.write_text("the previous results\n")
     args = ["btrm", "score", "-m", str(model_dir), "-i", str(source), "-o", str(out)]
     code, err = run_main(monkeypatch, capsys, *args, "--chunk", "1")
+    assert_one_line_exit_2(code, err, "--output exists and was not written by this command")
+    code, err = run_main(monkeypatch, capsys, *args, "--chunk", "1", "--force")
     assert_one_line_exit_2(code, err, "in.jsonl:3: text: expected a string, got int")
     assert out.read_text() == "the previous results\n"
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []

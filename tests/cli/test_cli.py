@@ -65,7 +65,9 @@ def run_main(monkeypatch, capsys, *args):
 
 def test_user_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
     code, err = run_main(monkeypatch, capsys, "health", "explain", str(tmp_path / "missing"))
-    assert code == 2 and err.strip().count("\n") == 0 and "run directory not found" in err
+    assert (
+        code == 2 and err.strip().count("\n") == 0 and "not found: expected a run directory" in err
+    )
     code, err = run_main(monkeypatch, capsys, "health", "explain", str(tmp_path))
     assert code == 2 and "no health.jsonl" in err
 

@@ -111,7 +111,7 @@ def test_bad_report_input_is_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "report.html").write_text("old")
     code, err = run_main(monkeypatch, capsys, "report", str(tmp_path / "run"))
-    assert_one_line_exit_2(code, err, "exists: pass --force")
+    assert_one_line_exit_2(code, err, "pass --force")
     assert (tmp_path / "run" / "report.html").read_text() == "old"
     (tmp_path / "run" / "scalars.csv").write_text("step,name,value\n")
     args = ["report", str(tmp_path / "run"), "-o", str(tmp_path / "run" / "scalars.csv")]

@@ -137,6 +137,41 @@ def test_limits_malformed_json_and_the_token(reward_dir, tmp_path):
         assert missing.status_code == 422 and "query" in missing.text
 
 
+def test_a_chunked_body_over_the_limit_is_413_and_a_lone_surrogate_is_422(reward_dir):
+    with Running(load_served(reward_dir), head="a", max_body_bytes=1_000_000) as server:
+
+        def chunks():  # no Content-Length: the size is only known while it arrives
+            yield b'{"query": ["'
+            for _ in range(5):
+                yield b"x" * 1_000_000
+            yield b'"]}'
+
+        json_type = {"content-type": "application/json"}
+        big = httpx.post(
+            server.url + "/get_reward", content=chunks(), headers=json_type, timeout=60
+        )
+        assert big.status_code == 413 and "over 1000000 bytes" in big.text
+        small = httpx.post(
+            server.url + "/get_reward",
+            content=iter([b'{"query": ', b'["ok"]}']),
+            headers=json_type,
+            timeout=60,
+        )
+        assert small.status_code == 200 and len(small.json()["rewards"]) == 1
+        for path, body in [
+            ("/get_reward", b'{"query": ["fine", "\\ud800"]}'),
+            ("/score", b'{"texts": ["\\udfff text"]}'),
+        ]:
+            answer = httpx.post(
+                server.url + path,
+                content=body,
+                headers=json_type,
+                timeout=60,
+            )
+            assert answer.status_code == 422 and "lone surrogate" in answer.text, answer.text
+        assert server.post("/get_reward", {"query": ["still serving"]}).status_code == 200
+
+
 def test_concurrent_requests_share_batches_and_get_their_own_answers(reward_dir):
     served = load_served(reward_dir)
     requests = [[f"request {i} text {'w ' * j}" for j in range(1 + i % 3)] for i in range(24)]

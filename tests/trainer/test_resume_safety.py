@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from termwise.errors import TermwiseUserError
-from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+from termwise.trainer.run_dir import mark_run_dir, prepare_run_dir, write_run_config
 from termwise.trainer.scalars import SCALARS_FILE
 from tests.trainer.test_loop import build, params
 
@@ -106,6 +106,7 @@ def test_run_directory_refusals(tmp_path, setup, flags, message):
         path.write_text("x")
     elif setup == "run":
         (path / "checkpoints").mkdir(parents=True)
+        mark_run_dir(path, "test")
     elif setup == "other":
         path.mkdir()
         (path / "thesis.tex").write_text("precious")
@@ -120,7 +121,8 @@ def test_overwrite_replaces_a_run_and_the_config_is_recorded(tmp_path):
 
     path = tmp_path / "out"
     (path / "checkpoints" / "step_00000004").mkdir(parents=True)
+    mark_run_dir(path, "test")
     prepare_run_dir(path, overwrite=True)
-    assert list(path.iterdir()) == []
+    assert [p.name for p in path.iterdir()] == [".termwise-run.json"]  # a new run, marked
     write_run_config(path, TrainerConfig(max_steps=7))
     assert "max_steps: 7" in (path / "config.yaml").read_text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,17 +68,81 @@ def check_readable(path: Path, what: str = "file") -> None:
         raise TermwiseUserError(f"{what} is not readable (permissions)", path=path)
 
 
-def check_output(path: Path, *inputs: Path, option: str = "--output") -> None:
-    """Refuse, before any work, an output that could not be written or would replace an
-    input: a directory, a path under a file, or the same file as an input."""
+def check_output(
+    path: Path,
+    *inputs: Path,
+    option: str = "--output",
+    force: bool = False,
+    own: Callable[[Path], bool] | None = None,
+) -> None:
+    """Refuse, before any work, an output that could not be written or would replace
+    something the user has: a directory, a path under a file or under a read-only folder,
+    an input (a file the command reads, or a path inside an input directory such as the
+    model), or an existing file, unless ``force`` or ``own(path)`` says the file is this
+    command's own previous output."""
     if path.is_dir():
         raise TermwiseUserError(f"{option} is a directory, expected a file path", path=path)
-    parent = next((p for p in path.parents if p.exists()), None)
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise TermwiseUserError(f"{option}: {parent} is a file, not a directory", path=path)
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise TermwiseUserError(f"{option}: cannot write in {parent} (permissions)", path=path)
+    target = path.resolve()
     for source in inputs:
-        if source.exists() and path.exists() and path.resolve() == source.resolve():
-            raise TermwiseUserError(f"{option} is the input file; write to another path", path=path)
+        if not source.exists():
+            continue
+        source = source.resolve()
+        if target == source:
+            what = "the input file" if source.is_file() else "an input"
+            raise TermwiseUserError(f"{option} is {what}; write to another path", path=path)
+        if source.is_dir() and source in target.parents:
+            raise TermwiseUserError(
+                f"{option} is inside {source}, which this command reads; write elsewhere",
+                path=path,
+            )
+    if path.exists() and not force and not (own is not None and own(path)):
+        raise TermwiseUserError(
+            f"{option} exists and was not written by this command; pass --force to replace it",
+            path=path,
+        )
+
+
+def json_output_with(*keys: str) -> Callable[[Path], bool]:
+    """``own`` for :func:`check_output`: a JSON object (or list of them) holding ``keys``,
+    the shape of a command's own JSON report."""
+
+    def own(path: Path) -> bool:
+        try:
+            if path.stat().st_size > 256 * 2**20:
+                return False
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        first = data[0] if isinstance(data, list) and data else data
+        return isinstance(first, dict) and all(key in first for key in keys)
+
+    return own
+
+
+def jsonl_output_with(*keys: str) -> Callable[[Path], bool]:
+    """``own`` for :func:`check_output`: JSONL whose first record holds one of ``keys``
+    (the field a scoring command adds), or an empty file."""
+
+    def own(path: Path) -> bool:
+        try:
+            with path.open("rb") as handle:
+                first = next((line for line in handle if line.strip()), None)
+        except OSError:
+            return False
+        if first is None:
+            return True
+        try:
+            record = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(record, dict) and any(key in record for key in keys)
+
+    return own
 
 
 def require_text(record: dict[str, Any], name: str, path: Path, line: int) -> str:
@@ -95,6 +159,36 @@ def require_text(record: dict[str, Any], name: str, path: Path, line: int) -> st
         )
     if not value.strip():
         raise TermwiseUserError("empty text", path=path, line=line, field=name)
+    return value
+
+
+def require_string_list(record: dict[str, Any], name: str, path: Path, line: int) -> list[str]:
+    """``record[name]`` as a list of strings, or ``file:line: name: reason`` saying whether
+    it is missing, null, not a list, or which item is not a string."""
+    if name not in record:
+        raise TermwiseUserError(
+            "missing (expected a list of strings)", path=path, line=line, field=name
+        )
+    value = record[name]
+    if value is None:
+        raise TermwiseUserError(
+            "null, expected a list of strings", path=path, line=line, field=name
+        )
+    if not isinstance(value, list):
+        raise TermwiseUserError(
+            f"expected a list of strings, got {type(value).__name__}",
+            path=path,
+            line=line,
+            field=name,
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TermwiseUserError(
+                f"expected a string, got {type(item).__name__}",
+                path=path,
+                line=line,
+                field=f"{name}[{index}]",
+            )
     return value
 
 

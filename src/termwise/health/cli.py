@@ -20,7 +20,8 @@ def explain(
 ) -> None:
     """Print a run's findings grouped by rule, with what to change."""
     if not run_dir.is_dir():
-        raise TermwiseUserError("run directory not found", path=run_dir)
+        reason = "is a file, expected" if run_dir.exists() else "not found: expected"
+        raise TermwiseUserError(f"{reason} a run directory", path=run_dir)
     path = run_dir / HEALTH_FILE
     if not path.is_file():
         nested = sorted(run_dir.glob(f"*/{HEALTH_FILE}"))
@@ -53,12 +54,20 @@ def fix(
     above each change; prints a diff. The run's own config is never modified."""
     from termwise.data.jsonl import check_output, write_bytes_atomic
     from termwise.health.fix import fix_config
+    from termwise.trainer.run_dir import RUN_ENTRIES, run_files
 
     result = fix_config(run_dir, only)
     target = output or run_dir / "fixed.yaml"
-    check_output(target, run_dir / "config.yaml", run_dir.parent / "config.yaml")
-    if target.exists() and not force:
-        raise TermwiseUserError("exists; pass --force to overwrite it", path=target)
+    # Every file of the run is an input here: a fixed config never replaces one of them,
+    # nor takes the name of one (a config.yaml in a sub-run would become its recorded config).
+    inputs = [p for p in run_files(run_dir) if p.name != "fixed.yaml"]
+    check_output(target, *inputs, run_dir.parent / "config.yaml", force=force)
+    if target.name != "fixed.yaml" and RUN_ENTRIES.fullmatch(target.name):
+        if target.parent.resolve() in (run_dir.resolve(), run_dir.parent.resolve()):
+            raise TermwiseUserError(
+                "--output would be one of the run's own files; write the fix elsewhere",
+                path=target,
+            )
     console = Console()
     for conflict in result.conflicts:
         console.print(f"conflict: {conflict}", markup=False)

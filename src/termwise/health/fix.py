@@ -77,6 +77,18 @@ def _line_of(root: yaml.Node, dotted: str, path: Path) -> yaml.ScalarNode:
     return node
 
 
+def check_rule_code(code: str, found: set[str]) -> None:
+    """``--only CODE``: a code no rule has is a typo, not a run without that finding."""
+    from termwise.errors import suggest
+    from termwise.health import default_rules
+
+    known = sorted({rule.code for rule in default_rules()} | found)
+    if code not in known:
+        raise TermwiseUserError(
+            f"no rule has the code {code!r}{suggest(code, known)}", field="--only"
+        )
+
+
 def fix_config(run_dir: Path, only: str | None = None) -> Fix:
     if not run_dir.is_dir():
         reason = "is a file, expected" if run_dir.exists() else "not found: expected"
@@ -91,6 +103,8 @@ def fix_config(run_dir: Path, only: str | None = None) -> Fix:
             f"{unreadable} unreadable line(s) and no finding: not a termwise findings file",
             path=health,
         )
+    if only is not None:
+        check_rule_code(only, {f.code for f in findings})
     latest = [g.latest for g in group_findings(findings) if g.latest.changes]
     latest = [f for f in latest if only is None or f.code == only]
     wanted: dict[str, list[tuple[Finding, dict[str, Any]]]] = {}

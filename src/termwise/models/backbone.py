@@ -16,6 +16,7 @@ from termwise.config import StrictModel
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from torch import Tensor, nn
 
 Pooling = Literal["mean", "last"]
@@ -269,12 +270,18 @@ def adapted_backbone(
 
 
 def embed_texts(
-    path: Path, texts: list[str], batch_size: int = 128, max_length: int = 128
+    path: Path,
+    texts: list[str],
+    batch_size: int = 128,
+    max_length: int = 128,
+    console: Console | None = None,
 ) -> Tensor:
     """Unit-normalised mean-pooled sentence embeddings ``[len(texts), hidden]`` (the
-    sentence-transformers recipe of all-MiniLM-L6-v2), in length-bucketed batches."""
+    sentence-transformers recipe of all-MiniLM-L6-v2), in length-bucketed batches; with a
+    ``console``, a progress bar over the texts (embedding a corpus takes minutes on CPU)."""
     import torch
     import torch.nn.functional as F
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from termwise.data.batching import map_batches, pad
 
@@ -284,10 +291,15 @@ def embed_texts(
     encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     ids = [list(row) for row in encoded]
 
+    columns = ("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar = Progress(*columns, console=console, transient=True, disable=console is None)
+    task = bar.add_task("embed", total=len(ids))
+
     def run(rows: list[int]) -> Tensor:
         input_ids, mask = pad([ids[i] for i in rows], tokenizer.pad_token_id or 0)
         hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        bar.advance(task, len(rows))
         return F.normalize(pool(hidden, mask, "mean"), dim=-1)
 
-    with torch.inference_mode():
+    with torch.inference_mode(), bar:
         return map_batches([len(r) for r in ids], run, batch_size, 64 * max_length).float()

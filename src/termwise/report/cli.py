@@ -19,15 +19,14 @@ def report(
     norm, free bits, auto-scaled weights, evaluations, per-head AUC (btrm), calibration
     (pref), gates (lvm), findings marked on the curves, and the config."""
     from termwise.data.jsonl import check_output, write_bytes_atomic
-    from termwise.errors import TermwiseUserError
     from termwise.report.html import build_report
     from termwise.report.run_files import RESULT_FILES, read_run
 
     run = read_run(run_dir)
     target = output or run_dir / "report.html"
-    inputs = ["scalars.csv", "health.jsonl", "config.yaml", "report.json", *RESULT_FILES]
-    check_output(target, *(run_dir / name for name in inputs), run_dir.parent / "config.yaml")
-    if target.exists() and not force:
-        raise TermwiseUserError("exists: pass --force to overwrite it", path=target)
+    names = ["scalars.csv", "health.jsonl", "config.yaml", "report.json", *RESULT_FILES]
+    inputs = [run_dir / name for name in names] + [run_dir.parent / "config.yaml"]
+    inputs += [run_dir / "checkpoints", run_dir / "model", run_dir / "best"]
+    check_output(target, *inputs, force=force)
     write_bytes_atomic(target, build_report(run).encode("utf-8"))
     Console().print(f"wrote {target}", markup=False)

@@ -96,7 +96,8 @@ def approx_tokens(text: str) -> int:
 
 class BodyLimit:
     """413 for a body over ``limit`` bytes: from Content-Length when given, else counted
-    as the body arrives (before any of it is parsed)."""
+    as the body arrives (chunked uploads too). The body is read here, before the app sees
+    any of it, so no framework error handler can turn the refusal into another status."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -109,27 +110,31 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._too_large(send)
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
                 await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect
+
+        await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
         body = f'{{"detail":"request body over {self.limit} bytes"}}'.encode()
@@ -138,16 +143,18 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _check_texts(settings: ServeSettings, field: str, texts: list[str]) -> None:
     if len(texts) > settings.max_texts:
         raise HTTPException(
             413, f"{field}: {len(texts)} texts, over the limit of {settings.max_texts} a request"
         )
     for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # JSON allows "\ud800"; no tokenizer does
+            raise HTTPException(
+                422, f"{field}[{i}]: not valid Unicode (a lone surrogate at {error.start})"
+            ) from None
         if len(text) > settings.max_chars:
             raise HTTPException(
                 413,

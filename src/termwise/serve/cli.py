@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from pathlib import Path
 
 import typer
@@ -29,6 +31,36 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the model loads: a busy port or an unknown host
+    is one line at once, not after a minute of loading."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise TermwiseUserError(f"cannot resolve the host ({error})", field="--host") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or str(error)
+        field = "--host" if error.errno == errno.EADDRNOTAVAIL else "--port"
+        raise TermwiseUserError(
+            f"cannot listen on {host}:{port} ({reason.lower()})", field=field
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(
@@ -62,35 +94,34 @@ def serve(
     from termwise.serve.served import load_served
 
     token = _read_token(token_file) if token_file is not None else None
-    served = load_served(model)
-    if head is not None and head not in served.heads:
-        raise TermwiseUserError(
-            f"--head {head!r}: the model's heads are {', '.join(served.heads)}", path=model
+    with bind(host, port) as sock:  # closed on every way out
+        served = load_served(model)
+        if head is not None and head not in served.heads:
+            raise TermwiseUserError(
+                f"--head {head!r}: the model's heads are {', '.join(served.heads)}", path=model
+            )
+        console = Console(stderr=True)
+        if not _loopback(host) and token is None:
+            console.print(
+                f"warning: serving on {host} without --token-file: anyone who can reach this "
+                "port can use the model",
+                markup=False,
+            )
+        settings = ServeSettings(
+            token=token,
+            head=head,
+            max_texts=max_texts,
+            max_chars=max_chars,
+            max_body_bytes=max_body_bytes,
+            max_wait_ms=max_wait_ms,
+            max_batch_items=max_batch_items,
+            batching=not no_batching,
         )
-    console = Console(stderr=True)
-    if not _loopback(host) and token is None:
+        app = wrap(create_app(served, settings), settings)
         console.print(
-            f"warning: serving on {host} without --token-file: anyone who can reach this "
-            "port can use the model",
+            f"serving {served.type} model {model} (heads: {', '.join(served.heads)}) on "
+            f"{_address(sock)} (docs: /docs)",
             markup=False,
         )
-    settings = ServeSettings(
-        token=token,
-        head=head,
-        max_texts=max_texts,
-        max_chars=max_chars,
-        max_body_bytes=max_body_bytes,
-        max_wait_ms=max_wait_ms,
-        max_batch_items=max_batch_items,
-        batching=not no_batching,
-    )
-    app = wrap(create_app(served, settings), settings)
-    console.print(
-        f"serving {served.type} model {model} (heads: {', '.join(served.heads)}) on "
-        f"http://{host}:{port} (docs: /docs)",
-        markup=False,
-    )
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30
-    )
-    uvicorn.Server(config).run()
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30)
+        uvicorn.Server(config).run(sockets=[sock])

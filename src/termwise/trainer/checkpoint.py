@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -102,11 +103,18 @@ class CheckpointManager:
         self.keep = keep
 
     def latest(self) -> Path | None:
+        named = self._pointer()
+        if named is None or not re.fullmatch(r"step_\d+", named):  # only a checkpoint of ours
+            return None
+        path = self.root / named
+        return path if path.is_dir() else None
+
+    def _pointer(self) -> str | None:
+        """What ``latest`` names (undecodable bytes shown, never a crash), or None."""
         pointer = self.root / LATEST
         if not pointer.is_file():
             return None
-        path = self.root / pointer.read_text(encoding="utf-8").strip()
-        return path if path.is_dir() else None
+        return pointer.read_bytes().decode("utf-8", errors="replace").strip()
 
     def candidates(self) -> list[Path]:
         """Checkpoints to resume from, best first: the one ``latest`` names, then every
@@ -183,8 +191,8 @@ class CheckpointManager:
         its state.json. A checkpoint that cannot be read (a crash mid-copy, a bad disk) is
         skipped with a note, and the previous one is used."""
         pointer = self.root / LATEST
-        if pointer.is_file() and self.latest() is None:
-            named = pointer.read_text(encoding="utf-8").strip()
+        named = self._pointer()
+        if named is not None and self.latest() is None:
             say(f"note: {pointer} names {named!r}, which is missing; using the newest intact one")
         candidates = self.candidates()
         if not candidates:

@@ -56,6 +56,7 @@ class EarlyStopping:
         return {"best": self.best, "best_step": self.best_step, "bad": self.bad_evaluations}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best = float(state["best"])
+        # No evaluation yet: ``best`` is NaN, which JSON stores as null.
+        self.best = float("nan") if state["best"] is None else float(state["best"])
         self.best_step = int(state["best_step"])
         self.bad_evaluations = int(state["bad"])

@@ -1,16 +1,25 @@
-"""Run directories: never train over an old run by accident, and record what a run ran with.
+"""Run directories: never train over an old run by accident, and delete only what termwise wrote.
 
-A directory that already holds a run is continued only with ``resume`` and replaced only
-with ``overwrite`` (and only when it is recognisably a termwise run, so a mistyped
-``-o .`` never deletes a project). The resolved config is written into it as
-``config.yaml``, so an evaluation, ``health fix`` or a person can reproduce the run.
+A new run starts in a missing or empty directory and writes a marker there
+(``.termwise-run.json``). A directory that holds a run is continued only with ``resume`` and
+replaced only with ``overwrite``, and both need the marker: a folder that merely holds a
+``config.yaml`` or a ``checkpoints/`` of someone else's is never a termwise run. Replacing
+removes the entries a run writes (:data:`RUN_ENTRIES`), never the folder's other contents,
+never the current directory or a folder holding the run's inputs, never through a symlink.
+The resolved config is written into the run as ``config.yaml``, so an evaluation,
+``health fix`` or a person can reproduce the run.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 from pydantic import BaseModel
 from rich.console import Console
 
@@ -19,15 +28,79 @@ from termwise.data.jsonl import write_bytes_atomic
 from termwise.errors import TermwiseUserError
 
 RUN_CONFIG = "config.yaml"
-# What a termwise run leaves in its directory: any of these marks one.
-RUN_MARKERS = ("checkpoints", "scalars.csv", "health.jsonl", RUN_CONFIG, "report.json")
+RUN_MARKER = ".termwise-run.json"
+# Every top-level entry a termwise run writes into its directory (and nothing else is removed).
+RUN_ENTRIES = re.compile(
+    r"(config\.yaml|checkpoints|scalars\.csv|health\.jsonl|report\.json|report\.html|"
+    r"metrics\.jsonl|tb|model|best|eval\.json|gates\.json|result\.json|timing\.json|"
+    r"fixed\.yaml|fix\d+|fix\d+\.yaml|run\d+|\d+_[a-z_]+|dev_scores\.json|\.eval-.+|"
+    r"\.[^/]+\.(partial|old))"
+)
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS)
+    """A directory termwise made for a run: it holds the marker or, for a run written before
+    the marker existed, a checkpoint in termwise's own layout (``step_NNNNNNNN/state.json``)."""
+    if not path.is_dir():
+        return False
+    if (path / RUN_MARKER).is_file():
+        return True
+    return any(
+        re.fullmatch(r"step_\d{8}", step.name) and (step / "state.json").is_file()
+        for step in (path / "checkpoints").glob("step_*")
+    )
 
 
-def prepare_run_dir(path: Path, resume: bool = False, overwrite: bool = False) -> None:
+def input_paths(config: Any) -> list[Path]:
+    """Every path a config names (data files, caches, backbones): what a run must not delete."""
+    found: list[Path] = []
+    if isinstance(config, Path):
+        found.append(config)
+    elif isinstance(config, BaseModel):
+        for name in type(config).model_fields:
+            found += input_paths(getattr(config, name))
+    elif isinstance(config, list | tuple):
+        for item in config:
+            found += input_paths(item)
+    elif isinstance(config, dict):
+        for item in config.values():
+            found += input_paths(item)
+    return found
+
+
+def _contains(folder: Path, path: Path) -> bool:
+    folder, path = folder.resolve(), path.resolve()
+    return path == folder or folder in path.parents
+
+
+def check_replaceable(path: Path, inputs: Iterable[Path] = ()) -> None:
+    """Refuse to replace ``path`` when that could delete anything but a run's own files."""
+    if path.is_symlink():
+        raise TermwiseUserError(
+            "is a symbolic link; --overwrite never deletes through one (give the real folder)",
+            path=path,
+        )
+    if _contains(path, Path.cwd()):
+        raise TermwiseUserError(
+            "is the current directory or one above it; --overwrite never replaces it "
+            "(give the run's own folder)",
+            path=path,
+        )
+    for source in inputs:
+        if _contains(path, source):
+            raise TermwiseUserError(
+                f"holds an input of this run ({source}); --overwrite never replaces it",
+                path=path,
+            )
+
+
+def prepare_run_dir(
+    path: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    inputs: Iterable[Path] = (),
+    recipe: str = "",
+) -> None:
     """Check ``path`` for a new run (or for resuming one) before anything heavy loads."""
     if path.exists() and not path.is_dir():
         raise TermwiseUserError("is a file, expected a run directory", path=path)
@@ -36,6 +109,11 @@ def prepare_run_dir(path: Path, resume: bool = False, overwrite: bool = False) -
     if resume:
         if not (path / "checkpoints").is_dir():
             raise TermwiseUserError("nothing to resume: no checkpoints/ here", path=path)
+        if not is_run_dir(path):
+            raise TermwiseUserError(
+                f"not a termwise run (no {RUN_MARKER}); nothing here is resumed or changed",
+                path=path,
+            )
         return
     if path.is_dir() and any(path.iterdir()):
         if not is_run_dir(path):
@@ -48,8 +126,55 @@ def prepare_run_dir(path: Path, resume: bool = False, overwrite: bool = False) -
                 "already holds a run; pass --resume to continue it or --overwrite to replace it",
                 path=path,
             )
-        shutil.rmtree(path)
+        check_replaceable(path, inputs)
+        kept = remove_run_files(path)
+        if kept:
+            Console(stderr=True).print(
+                f"note: {path}: kept {len(kept)} entries termwise did not write "
+                f"({', '.join(sorted(kept)[:5])}{', ...' if len(kept) > 5 else ''})",
+                markup=False,
+            )
     path.mkdir(parents=True, exist_ok=True)
+    mark_run_dir(path, recipe)
+
+
+def run_files(path: Path) -> Iterator[Path]:
+    """The entries of a run directory that a run wrote (its marker included)."""
+    for entry in path.iterdir():
+        if entry.name == RUN_MARKER or RUN_ENTRIES.fullmatch(entry.name):
+            yield entry
+
+
+def model_inputs(model: Path) -> list[Path]:
+    """What a command reading a saved model must never write over: the model directory and,
+    when it sits in a run directory, that run's own files."""
+    parent = model.parent
+    return [model, *(run_files(parent) if is_run_dir(parent) else ())]
+
+
+def remove_run_files(path: Path) -> list[str]:
+    """Remove a run's own entries from ``path``; return the names of the entries kept."""
+    owned = set(run_files(path))
+    for entry in owned:
+        if entry.name == RUN_MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (path / RUN_MARKER).unlink(missing_ok=True)  # last: an interrupted removal stays a run
+    return [entry.name for entry in path.iterdir() if entry not in owned]
+
+
+def mark_run_dir(path: Path, recipe: str) -> None:
+    """Write the marker that makes ``path`` a termwise run (kept when it already is one)."""
+    marker = path / RUN_MARKER
+    if marker.is_file():
+        return
+    from termwise import __version__
+
+    payload = {"recipe": recipe, "termwise": __version__, "pid": os.getpid()}
+    write_bytes_atomic(marker, orjson.dumps(payload))
 
 
 def write_run_config(path: Path, config: BaseModel, console: Console | None = None) -> None:
@@ -74,6 +199,8 @@ def start_run(
     overwrite: bool = False,
 ) -> None:
     """What every recipe's ``train`` does first: check the run directory
-    (:func:`prepare_run_dir`) and record the config in it (:func:`write_run_config`)."""
-    prepare_run_dir(path, resume, overwrite)
+    (:func:`prepare_run_dir`, the config's paths as the inputs it must not delete) and
+    record the config in it (:func:`write_run_config`)."""
+    recipe = type(config).__module__.split(".")[-2] if "recipes" in type(config).__module__ else ""
+    prepare_run_dir(path, resume, overwrite, input_paths(config), recipe)
     write_run_config(path, config, console)

@@ -139,6 +139,7 @@ def test_score_without_a_model_is_a_user_error(tmp_path, monkeypatch, capsys):
 
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n')
+    (tmp_path / "not_a_model").mkdir()
     monkeypatch.setattr(
         "sys.argv",
         [
@@ -146,7 +147,7 @@ def test_score_without_a_model_is_a_user_error(tmp_path, monkeypatch, capsys):
             "btrm",
             "score",
             "-m",
-            str(tmp_path),
+            str(tmp_path / "not_a_model"),
             "-i",
             str(source),
             "-o",

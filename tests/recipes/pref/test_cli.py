@@ -83,6 +83,22 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     code, err = run_main(monkeypatch, capsys, *args)
     assert code == 2 and "in.jsonl:1: chosen: empty text" in err
     assert len(scored.read_bytes().splitlines()) == 3  # the earlier output is untouched
+    # A calibration that cannot be fitted (one pair) keeps the saved one and says why.
+    manifest = run / "model" / "termwise_pref.json"
+    before = manifest.read_bytes()
+    one_pair = tmp_path / "one.jsonl"
+    one_pair.write_bytes(orjson.dumps(records[0]) + b"\n")
+    args = ["pref", "calibrate", "-m", str(run / "model"), "-d", str(one_pair)]
+    code, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and "1 pair(s)" in err and "is kept unchanged" in err, err
+    assert manifest.read_bytes() == before
+    # eval --json may not name a file of the model or of its run.
+    args = ["pref", "eval", "-m", str(run / "model"), "-d", str(source), "--json", str(manifest)]
+    code, err = run_main(monkeypatch, capsys, *args, "--force")
+    assert code == 2 and "--json" in err and manifest.read_bytes() == before
+    args[-1] = str(run / "eval.json")
+    code, err = run_main(monkeypatch, capsys, *args, "--force")
+    assert code == 2 and "is the input file" in err, err
 
 
 def test_train_bad_record_exits_2(tmp_path, tiny_bert, monkeypatch, capsys):

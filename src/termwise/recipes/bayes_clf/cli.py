@@ -27,10 +27,11 @@ def diagnose(
     """Tiny model, configured model, configured model without KL: data, KL or model?"""
     from termwise.recipes.bayes_clf.config import BayesClfConfig
     from termwise.recipes.bayes_clf.recipe import diagnose as run_diagnose
-    from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+    from termwise.trainer.run_dir import input_paths, prepare_run_dir, write_run_config
 
     settings = load_yaml_config(config, BayesClfConfig)
-    prepare_run_dir(output, overwrite=overwrite)
+    inputs = [config, *input_paths(settings)]
+    prepare_run_dir(output, overwrite=overwrite, inputs=inputs, recipe="bayes_clf")
     write_run_config(output, settings)
     run_diagnose(settings, output, Console())
 
@@ -47,11 +48,12 @@ def train(
     from termwise.recipes.bayes_clf.data import load_sequences
     from termwise.recipes.bayes_clf.recipe import print_diagnosis
     from termwise.recipes.bayes_clf.recipe import train as train_run
-    from termwise.trainer.run_dir import prepare_run_dir, write_run_config
+    from termwise.trainer.run_dir import input_paths, prepare_run_dir, write_run_config
 
     settings = load_yaml_config(config, BayesClfConfig)
     console = Console()
-    prepare_run_dir(output, resume, overwrite)
+    inputs = [config, *input_paths(settings)]
+    prepare_run_dir(output, resume, overwrite, inputs, "bayes_clf")
     data = load_sequences(settings.data, settings.trainer.seed)
     write_run_config(output, settings, console)
     result = train_run(settings, data, output, console, "configured", resume=resume)

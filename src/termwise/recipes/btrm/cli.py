@@ -153,11 +153,21 @@ def score(
     bf16: bool = typer.Option(
         False, "--bf16", help="bfloat16 autocast: ~2x faster on AMX CPUs, scores within ~1e-2."
     ),
+    force: bool = opts.FORCE,
 ) -> None:
     """Add {"scores": {head: value}} to every record, in input order."""
     from termwise.recipes.btrm.score import score_file
 
     count = score_file(
-        model, input_path, output, text_field, batch_size, chunk, Console(), bf16, max_tokens
+        model,
+        input_path,
+        output,
+        text_field,
+        batch_size,
+        chunk,
+        Console(),
+        bf16,
+        max_tokens,
+        force,
     )
     Console().print(f"scored {count} records -> {output}")

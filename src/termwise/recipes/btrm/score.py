@@ -24,6 +24,7 @@ from termwise.data.jsonl import (
     atomic_write,
     check_output,
     check_readable,
+    jsonl_output_with,
     record_chunks,
     require_text,
 )
@@ -145,11 +146,15 @@ def score_file(
     console: Console,
     bf16: bool = False,
     max_tokens: int | None = SCORE_TOKENS,
+    force: bool = False,
 ) -> int:
     """Score every record of ``input_path`` into ``output`` (order preserved); returns the
     number of records. Texts are batched by length within each chunk."""
     check_readable(input_path, "input file")
-    check_output(output, input_path)
+    from termwise.trainer.run_dir import model_inputs
+
+    own = jsonl_output_with("scores")
+    check_output(output, input_path, *model_inputs(model_dir), force=force, own=own)
     scorer = load(model_dir, bf16=bf16)
     field = None if text_field == "auto" else text_field
     written = 0

@@ -54,15 +54,19 @@ def build_data(config: Path = opts.CONFIG) -> None:
 def diagnose_data(
     config: Path = opts.CONFIG,
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report here."),
+    force: bool = opts.FORCE,
 ) -> None:
     """Forward/backward asymmetry in the raw documents and in the windows, before training."""
-    from termwise.data.jsonl import check_output, write_json
+    from termwise.data.jsonl import check_output, json_output_with, write_json
     from termwise.recipes.lvm.data import load_corpus, make_windows
     from termwise.recipes.lvm.diagnose import diagnose, print_diagnosis
+    from termwise.trainer.run_dir import input_paths
 
-    if json_out is not None:
-        check_output(json_out, config, option="--json")
     settings = _config(config)
+    if json_out is not None:
+        own = json_output_with("raw_cos_by_offset")
+        inputs = (config, *input_paths(settings))
+        check_output(json_out, *inputs, option="--json", force=force, own=own)
     console = Console()
     corpus = load_corpus(settings.data, console)
     documents = corpus.documents("train") + corpus.documents("val")
@@ -83,18 +87,22 @@ opts.train_command(
 
 @lvm_app.command("eval")
 def evaluate(
-    model: Path = opts.MODEL_DIR,
+    model: Path = opts.BEST_MODEL_DIR,
     data: Path = typer.Option(..., "--data", "-d", help="JSONL documents {sentences: [...]}."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the gates here."),
+    force: bool = opts.FORCE,
 ) -> None:
     """All five gates on FILE (E against the training run's OOD files, when it had some)."""
-    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.data.jsonl import check_output, check_readable, json_output_with, write_json
     from termwise.recipes.lvm.evaluate import evaluate_file
     from termwise.recipes.lvm.gates import print_gates
+    from termwise.trainer.run_dir import model_inputs
 
     check_readable(data, "data file")
     if json_out is not None:
-        check_output(json_out, data, option="--json")
+        own = json_output_with("passed")
+        inputs = (data, *model_inputs(model))
+        check_output(json_out, *inputs, option="--json", force=force, own=own)
     report = evaluate_file(model, data, Console())
     print_gates(report, Console(), title=f"Gates of {model} on {data}")
     if json_out is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from termwise.config import ExistingFile, StrictModel, check_heads_divide
 from termwise.trainer.config import TrainerConfig
@@ -79,8 +79,15 @@ class LvmObjectiveConfig(StrictModel):
         description="Required cos(pred, next) - cos(pred, prev).",
     )
     clamp: tuple[float, float] = Field(
-        (1e-4, 5e-2), description="Bounds of the auto-scaled weight (lambda_eff)."
+        (1e-4, 5e-2), description="Bounds [lo, hi] of the auto-scaled weight (lambda_eff)."
     )
+
+    @field_validator("clamp")
+    @classmethod
+    def _clamp_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1]:
+            raise ValueError(f"need 0 <= lo < hi, got [{value[0]}, {value[1]}]")
+        return value
 
 
 class GateThresholds(StrictModel):

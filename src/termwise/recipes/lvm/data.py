@@ -18,7 +18,14 @@ from rich.console import Console
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from termwise.data.jsonl import TEXT_FIELDS, iter_records, write_json
+from termwise.data.cache_dir import prepare_cache_dir
+from termwise.data.jsonl import (
+    TEXT_FIELDS,
+    iter_records,
+    require_string_list,
+    require_text,
+    write_json,
+)
 from termwise.errors import TermwiseUserError
 from termwise.models.backbone import embed_texts, resolve_backbone
 from termwise.recipes.lvm.config import LvmDataConfig
@@ -38,21 +45,21 @@ def read_documents(path: Path) -> list[Document]:
     documents: list[Document] = []
     grouped: dict[str, list[str]] = {}
     for line, record, _ in iter_records(path):
-        sentences = record.get("sentences")
-        if sentences is not None:
-            if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
-                raise TermwiseUserError(
-                    "expected a list of strings", path=path, line=line, field="sentences"
-                )
+        if "sentences" in record:
+            sentences = require_string_list(record, "sentences", path, line)
             documents.append(Document(f"{path.name}:{record.get('id', line)}", sentences))
             continue
-        field = next((f for f in TEXT_FIELDS if isinstance(record.get(f), str)), None)
+        field = next((f for f in TEXT_FIELDS if f in record), None)
         if field is None:
             raise TermwiseUserError(
-                f"expected sentences or a text field ({', '.join(TEXT_FIELDS)})",
+                f"missing: a document needs sentences (a list of strings) or a text field "
+                f"({', '.join(TEXT_FIELDS)})",
                 path=path,
                 line=line,
+                field="sentences",
             )
+        if not isinstance(record[field], str):
+            require_text(record, field, path, line)  # says null, or which type it is
         source = f"{path.name}:{record.get('source', line)}"
         pieces = [p.strip() for p in SENTENCE_END.split(str(record[field])) if p.strip()]
         grouped.setdefault(source, []).extend(pieces)
@@ -107,12 +114,13 @@ def build_corpus(config: LvmDataConfig, console: Console) -> Corpus:
     """Read, split by document, embed every sentence once, and cache."""
     inside = [d for path in config.sequences for d in read_documents(path)]
     outside = [d for path in config.ood for d in read_documents(path)][: config.max_ood_documents]
+    prepare_cache_dir(config.cache_dir, "embeddings.safetensors")  # before the long part
     documents = [d for d in inside + outside if d.sentences]
     held = _val_documents([d.name for d in inside if d.sentences], config.val_fraction)
     texts = [s for d in documents for s in d.sentences]
     path = resolve_backbone(config.backbone)
     console.print(f"embedding {len(texts)} sentences with {path.name}", markup=False)
-    vectors = embed_texts(path, texts, config.batch_size)
+    vectors = embed_texts(path, texts, config.batch_size, console=console)
     lengths = torch.tensor([len(d.sentences) for d in documents])
     corpus = Corpus(
         vectors,
@@ -122,7 +130,6 @@ def build_corpus(config: LvmDataConfig, console: Console) -> Corpus:
         torch.tensor([d.name in held for d in documents]),
     )
     directory = config.cache_dir
-    directory.mkdir(parents=True, exist_ok=True)
     partial = directory / ".embeddings.safetensors.partial"
     tensors = {"vectors": vectors, "offsets": corpus.offsets, "ood": corpus.ood, "val": corpus.val}
     save_file(tensors, str(partial))

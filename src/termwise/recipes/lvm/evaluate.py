@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,11 @@ def evaluate_file(model_dir: Path, path: Path, console: Console) -> dict[str, An
     """Every document of ``path`` is in-distribution (no split); the run's OOD files, when
     they still exist, feed gate E. Embeddings are cached beside the model."""
     model, manifest = load_lvm(model_dir)
+    cache_dir = model_dir.parent / f".eval-{path.stem}"
+    temporary = None
+    if not os.access(model_dir.parent, os.W_OK | os.X_OK):  # a read-only model: no cache
+        temporary = tempfile.TemporaryDirectory(prefix="termwise-eval-")
+        cache_dir = Path(temporary.name) / "cache"
     ood = [Path(p) for p in manifest.ood if Path(p).is_file()]
     data = LvmDataConfig(
         sequences=[path],
@@ -26,12 +33,18 @@ def evaluate_file(model_dir: Path, path: Path, console: Console) -> dict[str, An
         context=manifest.context,
         offset=manifest.offset,
         val_fraction=0.49,
-        cache_dir=model_dir.parent / f".eval-{path.stem}",
+        cache_dir=cache_dir,
     )
     try:
         corpus = build_corpus(data, console)
     except TermwiseUserError as error:  # about the file given with -d, not a config field
-        raise TermwiseUserError(error.reason, path=path) from None
+        where = error.path or str(path)
+        raise TermwiseUserError(
+            error.reason, path=where, line=error.line, field=error.field
+        ) from None
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
     inside = corpus.documents("train") + corpus.documents("val")
     windows = make_windows(corpus, inside, manifest.context, manifest.offset)
     outside = corpus.documents("ood")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,18 +86,22 @@ def evaluate(
         None, "--samples", min=1, help="Monte Carlo draws for bayes_gpm (default: the model's)."
     ),
     no_calibration: bool = NO_CALIBRATION,
+    force: bool = opts.FORCE,
 ) -> None:
     """Accuracy per category and subset (ties wrong), NLL, Brier, ECE before and after the
     model's calibration, a reliability table, uncertainty AUROC."""
-    from termwise.data.jsonl import check_output, check_readable, write_json
+    from termwise.data.jsonl import check_output, check_readable, json_output_with, write_json
     from termwise.recipes.pref.calibration import RAW
     from termwise.recipes.pref.eval import print_results
     from termwise.recipes.pref.model import load_preference_model
     from termwise.recipes.pref.recipe import evaluate as evaluate_pairs
+    from termwise.trainer.run_dir import model_inputs
 
     check_readable(data, "data file")
     if json_out is not None:
-        check_output(json_out, data, option="--json")
+        own = json_output_with("overall")
+        inputs = (data, *model_inputs(model))
+        check_output(json_out, *inputs, option="--json", force=force, own=own)
     loaded, tokenizer, manifest = load_preference_model(model)
     n_samples = samples or manifest.n_samples
     calibration = RAW if no_calibration else manifest.fitted_calibration()
@@ -120,21 +125,32 @@ def calibrate(
 ) -> None:
     """Fit the model's temperature and power on DATA (NLL, L-BFGS on the scores) and save
     them in the model's manifest; the weights are not touched and accuracy cannot change."""
-    from termwise.data.jsonl import check_readable
+    from termwise.data.jsonl import check_output, check_readable
     from termwise.recipes.pref.calibration import fit_calibration
-    from termwise.recipes.pref.model import load_preference_model, store_calibration
+    from termwise.recipes.pref.model import MANIFEST, load_preference_model, store_calibration
     from termwise.recipes.pref.recipe import dev_scores
 
     check_readable(data, "data file")
+    if model.is_dir():  # the manifest is rewritten after the fit: check now, not after it
+        check_output(model / MANIFEST, data, option="--model", force=True)
+        if (model / MANIFEST).exists() and not os.access(model / MANIFEST, os.W_OK):
+            raise TermwiseUserError("--model: the manifest is read-only", path=model / MANIFEST)
     loaded, tokenizer, manifest = load_preference_model(model)
     draws = samples or manifest.n_samples
     _, scores, _ = dev_scores(loaded, tokenizer, data, manifest.max_length, draws)
     if scores.shape[1] == 0:
         raise TermwiseUserError("no pairs to fit a calibration on", path=data)
     fit = fit_calibration(scores)
+    was = manifest.fitted_calibration()
+    if fit.one_sided:
+        raise TermwiseUserError(
+            f"no calibration can be fitted on {fit.pairs} pair(s) that all fall on one side "
+            f"(or tie); the saved one (temperature {was.temperature:.3g}, power "
+            f"{was.power:.3g}) is kept unchanged",
+            path=data,
+        )
     store_calibration(model, fit, data)
     console = Console()
-    was = manifest.fitted_calibration()
     console.print(f"{fit.summary()} (was temperature {was.temperature:.3g}, power {was.power:.3g})")
     console.print(f"saved in {model}")
 
@@ -146,10 +162,13 @@ def score(
     output: Path = opts.SCORE_OUTPUT,
     batch_size: int = typer.Option(32, min=1, help="Pairs per forward pass."),
     no_calibration: bool = NO_CALIBRATION,
+    force: bool = opts.FORCE,
 ) -> None:
     """Pairs get {"preference": {"p", "std"}} under the model's calibration; single
     responses (bt) get {"reward"} (a raw score: calibration only applies to pairs)."""
     from termwise.recipes.pref.score import score_file
 
-    count = score_file(model, input_path, output, batch_size, calibrated=not no_calibration)
+    count = score_file(
+        model, input_path, output, batch_size, calibrated=not no_calibration, force=force
+    )
     Console().print(f"scored {count} records -> {output}")

@@ -197,12 +197,17 @@ def score_file(
     batch_size: int = 32,
     chunk: int = 1024,
     calibrated: bool = True,
+    force: bool = False,
 ) -> int:
     """Score every record of ``input_path`` into ``output``; returns the record count.
     The output is written to a temporary file and renamed at the end, so a bad record
     never leaves a half-written output behind."""
     check_readable(input_path, "input file")
-    check_output(output, input_path)
+    from termwise.data.jsonl import jsonl_output_with
+    from termwise.trainer.run_dir import model_inputs
+
+    own = jsonl_output_with("preference", "reward")
+    check_output(output, input_path, *model_inputs(model), force=force, own=own)
     scorer = load(model)
     count = 0
     with atomic_write(output) as handle:

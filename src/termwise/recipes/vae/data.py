@@ -22,7 +22,8 @@ from rich.console import Console
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from termwise.data.jsonl import TEXT_FIELDS, iter_records, write_json
+from termwise.data.cache_dir import prepare_cache_dir
+from termwise.data.jsonl import TEXT_FIELDS, iter_records, require_string_list, write_json
 from termwise.errors import TermwiseUserError
 from termwise.recipes.vae.config import VaeConfig
 
@@ -60,11 +61,7 @@ def read_examples(config: VaeConfig) -> list[Example]:
     examples: list[Example] = []
     for path in config.data.sequences:
         for line, record, _ in iter_records(path):
-            sentences = record.get("sentences")
-            if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
-                raise TermwiseUserError(
-                    "expected a list of strings", path=path, line=line, field="sentences"
-                )
+            sentences = require_string_list(record, "sentences", path, line)
             document = f"{path.name}:{record.get('id', line)}"
             examples += [Example(s, document, path.stem) for s in sentences]
     for path in config.data.corpora:
@@ -153,6 +150,7 @@ def _cache_key(config: VaeConfig) -> str:
 
 def build_data(config: VaeConfig, console: Console) -> VaeData:
     """Read, split, tokenise, compute the teacher targets and write the cache."""
+    prepare_cache_dir(config.data.cache_dir, "data.safetensors")
     examples = read_examples(config)
     if not examples:
         files = ", ".join(str(p) for p in [*config.data.sequences, *config.data.corpora])
@@ -204,7 +202,6 @@ def _print_counts(data: VaeData, dropped: int, console: Console) -> None:
 
 def _write_cache(config: VaeConfig, data: VaeData, dropped: int) -> None:
     directory = config.data.cache_dir
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {
         "ids": data.ids,
         "lengths": data.lengths,

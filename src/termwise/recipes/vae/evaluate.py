@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from termwise.data.jsonl import iter_records
@@ -17,7 +18,9 @@ from termwise.recipes.vae.metrics import Weights, diagnose_split
 from termwise.recipes.vae.model import load_vae
 
 
-def evaluate_file(model_dir: Path, path: Path, samples: int) -> dict[str, Any]:
+def evaluate_file(
+    model_dir: Path, path: Path, samples: int, console: Console | None = None
+) -> dict[str, Any]:
     """Every example of ``path`` (a {sentences: [...]} document, or a text per line)."""
     model, vocab, manifest = load_vae(model_dir)
     first = next(iter_records(path), None)
@@ -42,17 +45,22 @@ def evaluate_file(model_dir: Path, path: Path, samples: int) -> dict[str, Any]:
         ]
     )
     weights = Weights(kl=1.0, teacher=0.0, free_bits=manifest.free_bits)
-    metrics = diagnose_split(
-        model,
-        ids,
-        lengths,
-        labels,
-        torch.zeros(len(ids), 0),
-        weights,
-        manifest.reduce,
-        torch.Generator().manual_seed(0),
-        samples,
-    )
+    passes = 2 if manifest.task == "reconstruct" and samples else 1
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"evaluating ({samples} importance samples)", total=len(ids) * passes)
+        metrics = diagnose_split(
+            model,
+            ids,
+            lengths,
+            labels,
+            torch.zeros(len(ids), 0),
+            weights,
+            manifest.reduce,
+            torch.Generator().manual_seed(0),
+            samples,
+            advance=lambda n: bar.advance(task, n),
+        )
     return {"examples": len(ids), **metrics}
 
 

@@ -4,7 +4,7 @@ importance-weighted NLL bound, and the per-split diagnostics logged every epoch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -94,11 +94,13 @@ def diagnose_split(
     reduce: str,
     generator: torch.Generator,
     iw_samples: int = 0,
+    advance: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Every diagnostic of one split (without prefix): reconstruction NLL per token and
     token accuracy at the posterior mean (or, for classify, loss and exact accuracy), the
     KL statistics, active units, MI, the teacher loss and its share of the total, and with
-    ``iw_samples`` the importance-weighted NLL and perplexity."""
+    ``iw_samples`` the importance-weighted NLL and perplexity. ``advance(n)`` is told of
+    every ``n`` examples done (once per pass: twice per example with ``iw_samples``)."""
     model.eval()
     sums: dict[str, float] = {}
     mus, logvars = [], []
@@ -121,6 +123,8 @@ def diagnose_split(
         sums["teacher_share"] = sums.get("teacher_share", 0.0) + float(
             (parts[2].abs() / total.clamp_min(1e-12)).sum()
         )
+        if advance is not None:
+            advance(len(rows))
     count = len(ids)
     metrics = {k: v / count for k, v in sums.items() if k not in ("nll_sum", "tokens", "correct")}
     if model.task == "reconstruct":
@@ -131,12 +135,14 @@ def diagnose_split(
         metrics["active_units"] = float(active_units(mu))
         metrics["mi"] = mutual_information(mu, logvar, generator)
     if iw_samples and model.task == "reconstruct":
-        bound = torch.cat(
-            [
+        bounds = []
+        for rows in torch.arange(len(ids)).split(512):
+            bounds.append(
                 importance_weighted_nll(model, ids[rows], lengths[rows], iw_samples, generator)
-                for rows in torch.arange(len(ids)).split(512)
-            ]
-        )
+            )
+            if advance is not None:
+                advance(len(rows))
+        bound = torch.cat(bounds)
         metrics["iw_nll"] = float(bound.sum()) / sums["tokens"]
         metrics["perplexity"] = math.exp(metrics["iw_nll"])
     return metrics

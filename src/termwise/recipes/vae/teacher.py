@@ -22,7 +22,7 @@ def sentence_embeddings(config: VaeConfig, texts: list[str], console: Console) -
     """Unit-normalised mean-pooled embeddings (sentence-transformers' recipe for MiniLM)."""
     path = resolve_backbone(config.teacher.backbone)
     console.print(f"teacher: embedding {len(texts)} texts with {path.name}", markup=False)
-    return embed_texts(path, texts, config.teacher.batch_size)
+    return embed_texts(path, texts, config.teacher.batch_size, console=console)
 
 
 def classifier_probabilities(texts: list[str], data: VaeData) -> Tensor:
