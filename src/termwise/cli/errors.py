@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import warnings
 from types import FrameType
 from typing import Any
@@ -72,6 +73,8 @@ def run_cli(app: typer.Typer) -> int:
     """Run ``app``; a user's mistake becomes one line on stderr and status 2."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     _received.clear()
+    if threading.current_thread() is not threading.main_thread():  # only main sets handlers
+        return _run(app, err)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _terminate)
     try:
