@@ -160,3 +160,32 @@ def test_starved_term():
     assert finding.subject == "kl" and "10.0 %" in finding.message
     means["kl.active"] = 0.9
     assert TermStarved().check_window(window(means), []) == []
+
+
+@pytest.mark.parametrize(
+    ("gap", "fires"), [(0.05, False), (-0.4, False), (1.5, True), (-3.0, True)]
+)
+def test_negligible_judges_a_regulariser_by_its_target_gap(gap, fires):
+    # log-square at 2.5 % of the total: quiet while the positives sit near |r| = 1 (gap ~ 0),
+    # a warning when they are far from it (the weight is then too weak to hold them).
+    means = share_means(bt=(1.0, 1.0, 0.975), logsq=(0.08, 0.3, 0.025))
+    means["logsq.target_gap"] = gap
+    w = window(means, terms=("bt", "logsq"), roles=("data", "regularizer"))
+    found = TermNegligible().check_window(w, [w])
+    assert [f.subject for f in found] == (["logsq"] if fires else [])
+
+
+def test_multihead_target_gap_is_the_mean_log_r2_of_each_heads_positives():
+    import torch
+
+    from termwise.terms.multihead import multihead_bradley_terry
+
+    scores = torch.tensor([[1.0, 2.0], [0.5, -3.0], [4.0, 0.1]])
+    positive = torch.tensor([[True, True], [True, False], [False, True]])
+    negative = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    gap = multihead_bradley_terry(scores, positive, negative).target_gap
+    expected = [
+        (0.0 + torch.log(torch.tensor(0.25))) / 2,
+        (torch.log(torch.tensor(4.0)) + torch.log(torch.tensor(0.01))) / 2,
+    ]
+    assert torch.allclose(gap, torch.tensor([float(e) for e in expected]), atol=1e-4)

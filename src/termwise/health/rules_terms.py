@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -280,9 +281,12 @@ class TermNegligible(TermShare):
         threshold: float = 0.03,
         target: float = 0.10,
         roles: tuple[str, ...] = ("aux", "regularizer"),
+        target_tolerance: float = 2 * math.log(1.3),
         **kwargs: Any,
     ) -> None:
         super().__init__(threshold, target, roles=roles, **kwargs)
+        # |target_gap| within this is "at the target" (log-square: scores within 1.3x of 1).
+        self.target_tolerance = target_tolerance
 
     def fires(self, share: float) -> bool:
         return share < self.threshold
@@ -290,10 +294,13 @@ class TermNegligible(TermShare):
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         # A KL term made small by its free bits is the free-bits rules' case: a larger
         # weight would multiply a penalty that is mostly free, not restore the term.
+        # A regulariser that reports ``target_gap`` is judged by what it regularises: at its
+        # target it is small by design, and a larger weight would change nothing.
         return [
             f
             for f in super().check_window(window, history)
             if not window.get(f"{f.subject}.free_fraction", 0.0) > 0.5
+            and not abs(window.get(f"{f.subject}.target_gap", math.inf)) <= self.target_tolerance
         ]
 
 

@@ -20,6 +20,7 @@ class MultiHeadTerms(NamedTuple):
     active: Tensor
     pair_accuracy: Tensor
     pairs: Tensor
+    target_gap: Tensor  # mean log(r^2) of each head's positives: 0 when they sit at |r| = 1
 
 
 def multihead_bradley_terry(
@@ -62,6 +63,8 @@ def multihead_bradley_terry(
     logsq = (log_square(scores, eps, log_square_form).values * pos).sum(
         dim=0
     ) / positives.clamp_min(1.0)
+    log_r2 = torch.log(scores.detach().square() + eps)
+    target_gap = (log_r2 * pos).sum(dim=0) / positives.clamp_min(1.0)
     active = (positives > 0) & ((negative_weight > 0).any(dim=0))
     correct = ((gap.detach() > 0).to(scores.dtype) * weight.detach()).sum(dim=(0, 1))
     accuracy = correct / pair_weight.detach().clamp_min(eps)
@@ -72,4 +75,5 @@ def multihead_bradley_terry(
         active,
         accuracy.detach(),
         (pos[:, None, :] * (negative_weight > 0).to(scores.dtype)[None]).sum((0, 1)).detach(),
+        target_gap,
     )

@@ -70,7 +70,8 @@ def log_square(r: Tensor, eps: float = 1e-6, form: LogSquareForm = "abs") -> Ter
     applies the abs form to ``softplus(4 r) / 4``: the same values for r around 1, but
     increasing all the way down through 0 and the negatives, so the only minimum is r ~ +1.
 
-    Stats: ``mean_abs_score``, ``mean_log_r2`` (signed, 0 when scores sit at |r| = 1).
+    Stats: ``mean_abs_score``, ``target_gap`` (mean ``log(r^2)``, signed: 0 when scores sit
+    at |r| = 1; the health monitor reads it to tell a satisfied regulariser from a weak one).
     """
     if form == "positive":
         r = F.softplus(POSITIVE_SHARPNESS * r) / POSITIVE_SHARPNESS
@@ -83,7 +84,7 @@ def log_square(r: Tensor, eps: float = 1e-6, form: LogSquareForm = "abs") -> Ter
         raise ValueError(f"log_square: form must be abs, squared or positive, got {form!r}")
     stats = {
         "mean_abs_score": r.detach().abs().float().mean(),
-        "mean_log_r2": log_r2.detach().float().mean(),
+        "target_gap": log_r2.detach().float().mean(),
     }
     return TermOutput(values, stats)
 

@@ -153,7 +153,11 @@ def make_loss(
                 if on
                 else None
             )
-            values[f"{name}.logsq"] = TermOutput(terms.log_square[h], {}) if on else None
+            values[f"{name}.logsq"] = (
+                TermOutput(terms.log_square[h], {"target_gap": terms.target_gap[h]})
+                if on
+                else None
+            )
         total, breakdown = objective(step, **values)
         # Mean over the heads that had pairs; with none, a zero that keeps the graph (the
         # step then changes nothing but stays an ordinary step).
