@@ -154,9 +154,7 @@ def make_loss(
                 else None
             )
             values[f"{name}.logsq"] = (
-                TermOutput(terms.log_square[h], {"target_gap": terms.target_gap[h]})
-                if on
-                else None
+                TermOutput(terms.log_square[h], {"target_gap": terms.target_gap[h]}) if on else None
             )
         total, breakdown = objective(step, **values)
         # Mean over the heads that had pairs; with none, a zero that keeps the graph (the
