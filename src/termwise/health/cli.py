@@ -52,22 +52,14 @@ def fix(
 ) -> None:
     """Apply the run's findings' suggested values to its config, as a new file with a comment
     above each change; prints a diff. The run's own config is never modified."""
-    from termwise.data.jsonl import check_output, write_bytes_atomic
+    from termwise.data.jsonl import write_bytes_atomic
     from termwise.health.fix import fix_config
-    from termwise.trainer.run_dir import RUN_ENTRIES, run_files
+    from termwise.trainer.run_dir import check_run_output
 
     result = fix_config(run_dir, only)
     target = output or run_dir / "fixed.yaml"
-    # Every file of the run is an input here: a fixed config never replaces one of them,
-    # nor takes the name of one (a config.yaml in a sub-run would become its recorded config).
-    inputs = [p for p in run_files(run_dir) if p.name != "fixed.yaml"]
-    check_output(target, *inputs, run_dir.parent / "config.yaml", force=force)
-    if target.name != "fixed.yaml" and RUN_ENTRIES.fullmatch(target.name):
-        if target.parent.resolve() in (run_dir.resolve(), run_dir.parent.resolve()):
-            raise TermwiseUserError(
-                "--output would be one of the run's own files; write the fix elsewhere",
-                path=target,
-            )
+    # A config.yaml written into a sub-run would become its recorded config: refused too.
+    check_run_output(target, run_dir, "fixed.yaml", force)
     console = Console()
     for conflict in result.conflicts:
         console.print(f"conflict: {conflict}", markup=False)

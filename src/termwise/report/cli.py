@@ -18,15 +18,13 @@ def report(
     """One self-contained HTML page: term shares, raw terms, learning rate and gradient
     norm, free bits, auto-scaled weights, evaluations, per-head AUC (btrm), calibration
     (pref), gates (lvm), findings marked on the curves, and the config."""
-    from termwise.data.jsonl import check_output, write_bytes_atomic
+    from termwise.data.jsonl import write_bytes_atomic
     from termwise.report.html import build_report
-    from termwise.report.run_files import RESULT_FILES, read_run
+    from termwise.report.run_files import read_run
+    from termwise.trainer.run_dir import check_run_output
 
     run = read_run(run_dir)
     target = output or run_dir / "report.html"
-    names = ["scalars.csv", "health.jsonl", "config.yaml", "report.json", *RESULT_FILES]
-    inputs = [run_dir / name for name in names] + [run_dir.parent / "config.yaml"]
-    inputs += [run_dir / "checkpoints", run_dir / "model", run_dir / "best"]
-    check_output(target, *inputs, force=force)
+    check_run_output(target, run_dir, "report.html", force)
     write_bytes_atomic(target, build_report(run).encode("utf-8"))
     Console().print(f"wrote {target}", markup=False)

@@ -152,6 +152,21 @@ def model_inputs(model: Path) -> list[Path]:
     return [model, *(run_files(parent) if is_run_dir(parent) else ())]
 
 
+def check_run_output(target: Path, run_dir: Path, own_name: str, force: bool) -> None:
+    """An output a command writes beside a run's files (``report``, ``health fix``): never
+    one of them, nor a run file's name in the run (or its parent), unless it is the
+    command's own ``own_name``."""
+    from termwise.data.jsonl import check_output
+
+    inputs = [p for p in run_files(run_dir) if p.name != own_name]
+    check_output(target, *inputs, run_dir.parent / RUN_CONFIG, force=force)
+    if target.name != own_name and RUN_ENTRIES.fullmatch(target.name):
+        if target.parent.resolve() in (run_dir.resolve(), run_dir.parent.resolve()):
+            raise TermwiseUserError(
+                "--output would be one of the run's own files; write elsewhere", path=target
+            )
+
+
 def remove_run_files(path: Path) -> list[str]:
     """Remove a run's own entries from ``path``; return the names of the entries kept."""
     owned = set(run_files(path))
