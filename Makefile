@@ -63,9 +63,11 @@ bench-lvm: $(STAMP)
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve_load.py --write
 
-# health fix over the real recipes: finding -> change -> rerun -> cleared (~25 min).
+# The health rules' scorecard: healthy defaults on ../shared/data (two seeds), planted errors,
+# and every suggested fix judged by the recipe's held-out metric. Hours on 2 CPU cores; on a
+# machine with more, add --jobs N (docs/results.md says where it was measured).
 bench-health: $(STAMP)
-	$(BIN)/python bench/health_fix.py --write
+	$(BIN)/python bench/health_scorecard.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,10 +174,14 @@ class AutoFreeBits:
 
     ``observe`` takes the per-token raw KL of a step (per token for ``mean_dims`` and
     ``sum_dims``, per (token, dim) entry for ``per_dim``, in the same units as
-    :func:`termwise.terms.free_bits_kl`); every ``every`` steps the threshold is solved on
+    :func:`termwise.terms.free_bits_kl`); every ``refresh`` steps the threshold is solved on
     the values of the last ``every`` steps: with ``kl_after = mean(max(k - fb, 0))``,
     ``penalty_reduction(fb) = mean(min(k, fb)) / mean(k)``, which rises with ``fb``, so a
     bisection finds the ``fb`` giving ``target``, clamped to ``[lo, hi]``.
+
+    ``refresh`` defaults to ``every // 4``: a threshold solved on a KL that has since moved
+    (an annealed KL weight pushes the KL down as it rises) is replaced within a quarter of
+    the window instead of being held for a whole window, too generous all the while.
 
     What it does to the gradient: tokens (or entries) whose KL is under the threshold get
     NO KL gradient at all, the others the full gradient. ``target=0.3`` waives about 30 %
@@ -191,22 +196,26 @@ class AutoFreeBits:
         lo: float = 0.0,
         hi: float = 1.0,
         initial: float = 0.0,
+        refresh: int | None = None,
     ) -> None:
         if not 0.0 < target < 1.0:
             raise ValueError(f"AutoFreeBits: target must be in (0, 1), got {target}")
         if every < 1 or not 0.0 <= lo <= hi:
             raise ValueError("AutoFreeBits: need every >= 1 and 0 <= lo <= hi")
+        refresh = max(1, every // 4) if refresh is None else refresh
+        if not 1 <= refresh <= every:
+            raise ValueError(f"AutoFreeBits: refresh must be in [1, every], got {refresh}")
         self.target, self.every, self.lo, self.hi = target, every, lo, hi
+        self.refresh = refresh
         self.value = float(initial)
-        self._recent: list[Tensor] = []
+        self._recent: deque[Tensor] = deque(maxlen=every)
 
     def observe(self, step: int, kl_values: Tensor) -> float:
         """Record a step's raw KL values; returns the threshold to use at this step."""
         # Kept on the device: the one host transfer happens when the threshold is solved.
         self._recent.append(kl_values.detach().float().flatten())
-        if step > 0 and step % self.every == 0:
-            self.value = self.solve(torch.cat(self._recent).cpu())
-            self._recent = []
+        if step > 0 and step % self.refresh == 0:
+            self.value = self.solve(torch.cat(list(self._recent)).cpu())
         return self.value
 
     def solve(self, kl: Tensor) -> float:
@@ -221,10 +230,11 @@ class AutoFreeBits:
         return min(max((low + high) / 2, self.lo), self.hi)
 
     def state_dict(self) -> dict[str, Any]:
-        """The threshold and the KL seen since it was solved (a resumed run solves the
+        """The threshold and the KL of the last ``every`` steps (a resumed run solves the
         next one on the same values as an uninterrupted run)."""
         return {"value": self.value, "recent": [t.tolist() for t in self._recent]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.value = float(state["value"])
-        self._recent = [torch.tensor(v, dtype=torch.float32) for v in state.get("recent", [])]
+        recent = [torch.tensor(v, dtype=torch.float32) for v in state.get("recent", [])]
+        self._recent = deque(recent, maxlen=self.every)

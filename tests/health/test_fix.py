@@ -122,7 +122,9 @@ def test_auto_fix_reruns_with_the_suggested_value(tmp_path, tiny_bert, monkeypat
 
 
 @pytest.mark.slow
-def test_a_dominant_kl_weight_is_fixed_and_cleared_on_a_rerun(tmp_path, monkeypatch, capsys):
+def test_a_kl_that_blocks_learning_is_fixed_and_cleared_on_a_rerun(
+    tmp_path, monkeypatch, capsys
+):
     from tests.recipes.bayes_clf.test_recipe import series_csv, write_config
 
     data = tmp_path / "signal.csv"
@@ -134,10 +136,10 @@ def test_a_dominant_kl_weight_is_fixed_and_cleared_on_a_rerun(tmp_path, monkeypa
     )
     assert code == 0, err
     found, _ = read_findings(first / "health.jsonl")
-    dominant = [f for f in found if f.code == "term.dominant" and f.subject == "kl"]
-    assert dominant and dominant[-1].changes[0]["config_key"] == "kl_weight"
+    blocked = [f for f in found if f.code == "kl.blocks_learning"]
+    assert blocked and blocked[-1].changes[0]["config_key"] == "kl_weight", found
     code, err = run_main(
-        monkeypatch, capsys, "health", "fix", str(first), "--only", "term.dominant"
+        monkeypatch, capsys, "health", "fix", str(first), "--only", "kl.blocks_learning"
     )
     assert code == 0, err
     second = tmp_path / "second"
@@ -155,7 +157,7 @@ def test_a_dominant_kl_weight_is_fixed_and_cleared_on_a_rerun(tmp_path, monkeypa
     rerun, _ = (
         read_findings(second / "health.jsonl") if (second / "health.jsonl").exists() else ([], 0)
     )
-    assert not [f for f in rerun if f.code == "term.dominant" and f.subject == "kl"]
+    assert not [f for f in rerun if f.code == "kl.blocks_learning"]
 
 
 def fix_and_rerun(monkeypatch, capsys, train, first, second, code, subject):

@@ -23,7 +23,10 @@ def test_monitor_fires_all_free_once_on_console_and_logs_every_window(tmp_path):
         _, breakdown = objective(step, recon=torch.tensor(1.0), kl=kl)
         monitor.observe(step, breakdown, {"grad_norm": torch.tensor(1.0)})
     codes = [f.code for f in monitor.findings]
-    assert codes.count("free_bits.all_free") == 3
+    # The first window has no earlier weight to compare: it counts as a ramp, where a KL
+    # at half the threshold may still grow past it; the next two are judged.
+    assert codes.count("free_bits.all_free") == 2
+    assert len((tmp_path / "health_windows.jsonl").read_bytes().splitlines()) == 3
     text = console.export_text()
     assert text.count("free_bits.all_free") == 1 and "0.015" in text
     on_disk, bad = read_findings(tmp_path / "health.jsonl")

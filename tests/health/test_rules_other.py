@@ -1,6 +1,7 @@
 import math
 
 from termwise.health import (
+    FitAtBaseline,
     FitTestAboveTrain,
     FitValRising,
     LogitsSaturated,
@@ -31,6 +32,18 @@ def test_test_above_train():
     assert finding.subject == "test_loss"
     assert rule.check_metrics([MetricReport(10, {"train_loss": 0.5, "val_loss": 0.7})]) == []
     assert rule.check_metrics([MetricReport(10, {"val_loss": 0.52})]) == []
+
+
+def test_at_baseline_fires_when_held_out_loss_is_the_class_priors():
+    rule = FitAtBaseline()
+    prior = -2 * 0.5 * math.log(0.5)  # two balanced classes: ln 2
+    (finding,) = rule.check_metrics(
+        [MetricReport(400, {"test_loss": 0.6935, "baseline_loss": prior})]
+    )
+    assert finding.subject == "test_loss" and "termwise probe" in finding.suggestion
+    learned = MetricReport(400, {"test_loss": 0.39, "baseline_loss": prior})
+    assert rule.check_metrics([learned]) == []
+    assert rule.check_metrics([MetricReport(400, {"test_loss": 0.9})]) == []  # no baseline
 
 
 def test_val_rising():

@@ -101,13 +101,19 @@ def test_negligible_skips_ramping_weight_and_kl_terms():
     assert TermNegligible().check_window(as_kl, [as_kl]) == []  # a small KL share is normal
 
 
-def test_dominant_fires_on_kl_not_on_data():
-    means = share_means(recon=(0.1, 1.0, 0.1), kl=(0.9, 1.0, 0.9))
-    (finding,) = TermDominant().check_window(window(means), [window(means)])
-    assert finding.subject == "kl" and finding.code == "term.dominant"
+def test_dominant_fires_on_a_regulariser_not_on_data_or_an_elbo_kl():
+    means = share_means(recon=(0.1, 1.0, 0.1), reg=(0.9, 1.0, 0.9))
+    roles = {"terms": ("recon", "reg"), "roles": ("data", "regularizer")}
+    (finding,) = TermDominant().check_window(window(means, **roles), [window(means, **roles)])
+    assert finding.subject == "reg" and finding.code == "term.dominant"
     assert finding.evidence["suggested_weight"] == pytest.approx(0.5 * 0.1 / (0.5 * 0.9), rel=1e-5)
-    data_heavy = share_means(recon=(0.9, 1.0, 0.9), kl=(0.1, 1.0, 0.1))
-    assert TermDominant().check_window(window(data_heavy), [window(data_heavy)]) == []
+    data_heavy = share_means(recon=(0.9, 1.0, 0.1), reg=(0.1, 1.0, 0.1))
+    assert TermDominant().check_window(window(data_heavy, **roles), []) == []
+    # A KL at 90 %: the ELBO's usual case, left to kl.blocks_learning unless asked for.
+    kl = share_means(recon=(0.1, 1.0, 0.1), kl=(0.9, 1.0, 0.9))
+    assert TermDominant().check_window(window(kl), [window(kl)]) == []
+    with_kl = TermDominant(roles=("kl", "aux", "regularizer"))
+    assert len(with_kl.check_window(window(kl), [window(kl)])) == 1
 
 
 def _kl_windows(data_losses, kl_share):
@@ -117,13 +123,17 @@ def _kl_windows(data_losses, kl_share):
     ]
 
 
-def test_kl_blocks_learning_fires_when_data_loss_flat_and_kl_dominant():
-    *history, now = _kl_windows([2.30, 2.30, 2.301, 2.299], kl_share=0.9)
+def test_kl_blocks_learning_fires_when_data_loss_flat_and_kl_all_of_it():
+    *history, now = _kl_windows([2.30, 2.30, 2.301, 2.299], kl_share=0.98)
     (finding,) = KLBlocksLearning(patience=3).check_window(now, history)
     assert finding.code == "kl.blocks_learning"
-    # The weight that gives the KL a 25 % share: w' = w * (0.25 / 0.75) / (0.9 / 0.1).
+    # The weight that gives the KL a 25 % share: w' = w * (0.25 / 0.75) / (0.98 / 0.02).
     weight = now.get("kl.weight")
-    assert finding.evidence["suggested_weight"] == pytest.approx(weight / 27, rel=1e-2)
+    expected = weight * (0.25 / 0.75) / (0.98 / 0.02)
+    assert finding.evidence["suggested_weight"] == pytest.approx(expected, rel=1e-2)
+    # A plateau under an ELBO-weighted KL of 86-91 % is the model's own, not the KL's.
+    *history, now = _kl_windows([2.30, 2.30, 2.301, 2.299], kl_share=0.9)
+    assert KLBlocksLearning(patience=3).check_window(now, history) == []
 
 
 def test_kl_blocks_learning_quiet_when_improving_or_kl_small():
@@ -189,3 +199,32 @@ def test_multihead_target_gap_is_the_mean_log_r2_of_each_heads_positives():
         (torch.log(torch.tensor(4.0)) + torch.log(torch.tensor(0.01))) / 2,
     ]
     assert torch.allclose(gap, torch.tensor([float(e) for e in expected]), atol=1e-4)
+
+
+def _ramp(weight, kl_raw, free_bits, step):
+    w = free_bits_window(kl_raw, 0.0, free_bits, 1.0, step=step)
+    return window({**w.means, "kl.weight": weight}, step=step)
+
+
+def test_all_free_during_a_warm_up_waits_for_the_kl_unless_it_is_far_below():
+    """A posterior starts at the prior: all free at the start of every free-bits run. While
+    the weight ramps the rule fires only for a KL under a quarter of the threshold."""
+    rule = FreeBitsAllFree()
+    growing = [_ramp(0.1, 0.0105, 0.0225, 9), _ramp(0.2, 0.0123, 0.0225, 19)]
+    assert rule.check_window(growing[1], growing[:1]) == []  # KL at 55 % of the threshold
+    far = [_ramp(0.1, 0.0105, 0.1, 9), _ramp(0.2, 0.0123, 0.1, 19)]
+    (finding,) = rule.check_window(far[1], far[:1])  # KL at 12 % of it: planted, caught early
+    assert finding.severity == "warning"
+    settled = [_ramp(0.5, 0.02, 0.0225, 109), _ramp(0.5, 0.02, 0.0225, 119)]
+    assert len(rule.check_window(settled[1], settled[:1])) == 1  # after the ramp: any gap
+
+
+def test_band_is_not_judged_while_the_kl_weight_ramps():
+    def band_window(weight, step):
+        w = free_bits_window(0.05, 0.01, 0.04, 0.0)  # 80 %: "too generous" once settled
+        return window({**w.means, "kl.weight": weight}, step=step)
+
+    rule = FreeBitsBand()
+    assert rule.check_window(band_window(0.3, 29), [band_window(0.2, 19)]) == []
+    (finding,) = rule.check_window(band_window(0.5, 129), [band_window(0.5, 119)])
+    assert finding.severity == "warning" and "too generous" in finding.message

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     )
     from termwise.health.monitor import HealthMonitor
     from termwise.health.rules_bayes import PosteriorCollapsed
-    from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
+    from termwise.health.rules_fit import FitAtBaseline, FitTestAboveTrain, FitValRising
     from termwise.health.rules_latent import LatentCollapsed
     from termwise.health.rules_signals import LogitsSaturated, NonFinite
     from termwise.health.rules_terms import (
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 def default_rules(calibrate_after: int | None = None) -> list[Rule]:
     """Every built-in rule with its default thresholds."""
     from termwise.health.rules_bayes import PosteriorCollapsed
-    from termwise.health.rules_fit import FitTestAboveTrain, FitValRising
+    from termwise.health.rules_fit import FitAtBaseline, FitTestAboveTrain, FitValRising
     from termwise.health.rules_latent import LatentCollapsed
     from termwise.health.rules_signals import LogitsSaturated, NonFinite
     from termwise.health.rules_terms import (
@@ -68,6 +68,7 @@ def default_rules(calibrate_after: int | None = None) -> list[Rule]:
         LogitsSaturated(),
         FitTestAboveTrain(),
         FitValRising(),
+        FitAtBaseline(),
     ]
 
 
@@ -77,6 +78,7 @@ __all__ = [
     "Band",
     "Finding",
     "FindingGroup",
+    "FitAtBaseline",
     "FitTestAboveTrain",
     "FitValRising",
     "FreeBitsAllFree",
@@ -108,6 +110,7 @@ _MODULES = {
     "HEALTH_FILE": "termwise.health.findings",
     "HealthMonitor": "termwise.health.monitor",
     "PosteriorCollapsed": "termwise.health.rules_bayes",
+    "FitAtBaseline": "termwise.health.rules_fit",
     "FitTestAboveTrain": "termwise.health.rules_fit",
     "FitValRising": "termwise.health.rules_fit",
     "LatentCollapsed": "termwise.health.rules_latent",

@@ -17,8 +17,11 @@ health_app = typer.Typer(help="Inspect the health findings of a run.", no_args_i
 @health_app.command("explain")
 def explain(
     run_dir: Path = typer.Argument(..., help="A run directory (finished or still running)."),
+    all_findings: bool = typer.Option(
+        False, "--all", help="Also list info notes (a healthy band, a calibration)."
+    ),
 ) -> None:
-    """Print a run's findings grouped by rule, with what to change."""
+    """Print a run's warnings grouped by rule, with what to change."""
     if not run_dir.is_dir():
         reason = "is a file, expected" if run_dir.exists() else "not found: expected"
         raise TermwiseUserError(f"{reason} a run directory", path=run_dir)
@@ -28,17 +31,38 @@ def explain(
         if not nested:
             raise TermwiseUserError(f"no {HEALTH_FILE} here: not a termwise run", path=run_dir)
         for child in nested:
-            _explain_file(child, str(child.parent))
+            _explain_file(child, str(child.parent), all_findings)
         return
-    _explain_file(path, str(run_dir))
+    _explain_file(path, str(run_dir), all_findings)
 
 
-def _explain_file(path: Path, title: str) -> None:
+def _explain_file(path: Path, title: str, all_findings: bool) -> None:
     console = Console()
     findings, unreadable = read_findings(path)
-    print_summary(findings, console, title=f"Health of {title}")
+    print_summary(findings, console, title=f"Health of {title}", include_info=all_findings)
     if unreadable:
         console.print(f"({unreadable} unreadable line(s) in {path}: a run still writing?)")
+
+
+@health_app.command("recheck")
+def recheck_run(
+    run_dir: Path = typer.Argument(..., help="A run directory with health_windows.jsonl."),
+    all_findings: bool = typer.Option(
+        False, "--all", help="Also list info notes (a healthy band, a calibration)."
+    ),
+) -> None:
+    """Judge a finished run again with this termwise's rules, from the windows the run
+    recorded (no training); the run's own health.jsonl is left as it was."""
+    from termwise.health.windows import WINDOWS_FILE, recheck
+
+    if not run_dir.is_dir():
+        raise TermwiseUserError("not found: expected a run directory", path=run_dir)
+    runs = [run_dir] if (run_dir / WINDOWS_FILE).is_file() else None
+    runs = runs or sorted(p.parent for p in run_dir.glob(f"*/{WINDOWS_FILE}")) or [run_dir]
+    console = Console()
+    for run in runs:
+        title = f"Health of {run}, rechecked"
+        print_summary(recheck(run), console, title=title, include_info=all_findings)
 
 
 @health_app.command("fix")

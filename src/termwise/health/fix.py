@@ -77,6 +77,19 @@ def _line_of(root: yaml.Node, dotted: str, path: Path) -> yaml.ScalarNode:
     return node
 
 
+def _run_findings(run_dir: Path) -> list[Finding]:
+    health = run_dir / HEALTH_FILE
+    if not health.is_file():
+        raise TermwiseUserError(f"no {HEALTH_FILE}: nothing to fix", path=run_dir)
+    findings, unreadable = read_findings(health)
+    if unreadable and not findings:
+        raise TermwiseUserError(
+            f"{unreadable} unreadable line(s) and no finding: not a termwise findings file",
+            path=health,
+        )
+    return findings
+
+
 def check_rule_code(code: str, found: set[str]) -> None:
     """``--only CODE``: a code no rule has is a typo, not a run without that finding."""
     from termwise.errors import suggest
@@ -89,20 +102,17 @@ def check_rule_code(code: str, found: set[str]) -> None:
         )
 
 
-def fix_config(run_dir: Path, only: str | None = None) -> Fix:
+def fix_config(
+    run_dir: Path, only: str | None = None, findings: list[Finding] | None = None
+) -> Fix:
+    """The run's config with its findings' changes applied; ``findings`` replaces the
+    run's ``health.jsonl`` (e.g. those of :func:`termwise.health.windows.recheck`)."""
     if not run_dir.is_dir():
         reason = "is a file, expected" if run_dir.exists() else "not found: expected"
         raise TermwiseUserError(f"{reason} a run directory", path=run_dir)
     config_path = find_config(run_dir)
-    health = run_dir / HEALTH_FILE
-    if not health.is_file():
-        raise TermwiseUserError(f"no {HEALTH_FILE}: nothing to fix", path=run_dir)
-    findings, unreadable = read_findings(health)
-    if unreadable and not findings:
-        raise TermwiseUserError(
-            f"{unreadable} unreadable line(s) and no finding: not a termwise findings file",
-            path=health,
-        )
+    if findings is None:
+        findings = _run_findings(run_dir)
     if only is not None:
         check_rule_code(only, {f.code for f in findings})
     latest = [g.latest for g in group_findings(findings) if g.latest.changes]

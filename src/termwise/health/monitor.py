@@ -15,6 +15,7 @@ from torch import Tensor
 from termwise.health.base import MetricReport, Rule, Window
 from termwise.health.findings import HEALTH_FILE, SEVERITY_RANK, Finding
 from termwise.health.report import finding_line
+from termwise.health.windows import WINDOWS_FILE, metrics_line, window_line
 from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
 
@@ -37,9 +38,10 @@ class HealthMonitor:
     ``observe(step, breakdown, stats)`` costs one device op per step (no host sync); every
     ``every`` observed steps (more often at the start: :meth:`closes_window`) the means
     are read once and each rule checks the window.
-    Findings go to the console (the first of each (code, subject), and again when its
-    severity rises), to ``run_dir/health.jsonl`` (all of them, flushed as written) and to
-    :attr:`findings` for the final report.
+    Findings go to the console (the first warning or error of each (code, subject), and
+    again when its severity rises), to ``run_dir/health.jsonl`` (all of them, info notes
+    too, flushed as written) and to :attr:`findings` for the final report; each window
+    the rules saw goes to ``run_dir/health_windows.jsonl`` (:func:`recheck`).
     """
 
     def __init__(
@@ -140,6 +142,11 @@ class HealthMonitor:
         )
         self._window_index += 1
         self._nonfinite = 0
+        return self.check(window)
+
+    def check(self, window: Window) -> list[Finding]:
+        """Run every rule on a closed window (also how :func:`recheck` replays a run)."""
+        self._record(window_line(window, self.config_keys))
         history = list(self.windows)
         found = [f for rule in self.rules for f in rule.check_window(window, history)]
         self.windows.append(window)
@@ -148,10 +155,20 @@ class HealthMonitor:
 
     def report_metrics(self, step: int, metrics: Mapping[str, float]) -> list[Finding]:
         """Evaluation metrics (``train_loss``, ``val_loss`` ...) for the fit rules."""
-        self.reports.append(MetricReport(step, dict(metrics)))
+        report = MetricReport(step, dict(metrics))
+        self._record(metrics_line(report))
+        self.reports.append(report)
         found = [f for rule in self.rules for f in rule.check_metrics(self.reports)]
         self._emit(found)
         return found
+
+    def _record(self, line: bytes) -> None:
+        """Keep what the rules saw (``health_windows.jsonl``) so the run can be rechecked."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with (self.path.parent / WINDOWS_FILE).open("ab") as handle:
+            handle.write(line)
 
     def _with_changes(self, finding: Finding) -> Finding:
         """The finding with the config change its suggested value amounts to, when the
@@ -178,7 +195,9 @@ class HealthMonitor:
                     handle.write(finding.to_json() + b"\n")
         for finding in found:
             rank = SEVERITY_RANK[finding.severity]
-            if self.console is not None and rank > self._shown.get(finding.key, -1):
+            # Info notes (a healthy band, a calibration) go to health.jsonl, not the console.
+            shown = rank > max(self._shown.get(finding.key, -1), SEVERITY_RANK["info"])
+            if self.console is not None and shown:
                 self.console.print(finding_line(finding))
             self._shown[finding.key] = max(rank, self._shown.get(finding.key, -1))
             for listener in self.listeners:

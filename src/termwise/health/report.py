@@ -48,8 +48,20 @@ def summary_table(findings: Iterable[Finding], title: str = "Health summary") ->
     return table
 
 
-def print_summary(findings: list[Finding], console: Console, title: str = "Health summary") -> None:
-    if not findings:
-        console.print(f"{title}: no findings.")
+def print_summary(
+    findings: list[Finding],
+    console: Console,
+    title: str = "Health summary",
+    include_info: bool = False,
+) -> None:
+    """The warnings and errors as a table; info notes (a healthy free-bits band, a band
+    calibration) are only counted unless ``include_info``: they ask for no change."""
+    shown = [f for f in findings if include_info or f.severity != "info"]
+    notes = len(findings) - len(shown)
+    aside = f" ({notes} info note(s): termwise health explain RUN --all)" if notes else ""
+    if not shown:
+        console.print(f"{title}: no {'findings' if include_info else 'warnings'}.{aside}")
         return
-    console.print(summary_table(findings, title))
+    console.print(summary_table(shown, title))
+    if aside:
+        console.print(aside.strip(" ()"))

@@ -1,4 +1,5 @@
-"""Rules on reported evaluation metrics: generalisation gap, rising validation loss."""
+"""Rules on reported evaluation metrics: generalisation gap, rising validation loss, a
+held-out loss no better than predicting the class prior."""
 
 from __future__ import annotations
 
@@ -93,5 +94,46 @@ class FitValRising(Rule):
                 "earlier, or regularise more",
                 {"best_step": best_step, "best_value": best_value, "latest": recent[-1][1]},
                 name,
+            )
+        ]
+
+
+class FitAtBaseline(Rule):
+    """The held-out loss no lower than ``margin`` (relative) under the loss of predicting
+    the training class shares (``baseline_loss``, reported by a classifier's evaluation):
+    whatever trained, nothing of it carries to unseen rows. The usual cause is data whose
+    features do not predict the target; a regulariser that blocks learning is the other."""
+
+    code = "fit.at_baseline"
+
+    def __init__(
+        self,
+        margin: float = 0.01,
+        baseline: str = "baseline_loss",
+        held_out: Sequence[str] = ("test_loss", "val_loss"),
+    ) -> None:
+        self.margin = margin
+        self.baseline = baseline
+        self.held_out = tuple(held_out)
+
+    def check_metrics(self, reports: Sequence[MetricReport]) -> list[Finding]:
+        report = reports[-1]
+        held_out = _first_present(report, self.held_out)
+        if held_out is None or self.baseline not in report.metrics:
+            return []
+        baseline, loss = report.metrics[self.baseline], report.metrics[held_out]
+        if not loss > baseline * (1 - self.margin):
+            return []
+        return [
+            self.finding(
+                report.step,
+                "warning",
+                f"{held_out} {loss:.4g} is not below the class prior's {baseline:.4g}: the "
+                "model predicts unseen rows no better than the label frequencies do",
+                "check that the features predict the target at all before tuning the model: "
+                "termwise probe DATA --target COL (against shuffled labels and a random "
+                "walk), or termwise bayes-clf diagnose (the same model without its KL)",
+                {"held_out": loss, "baseline": baseline, "margin": self.margin},
+                held_out,
             )
         ]

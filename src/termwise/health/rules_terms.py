@@ -20,9 +20,18 @@ def _suggested_free_bits(kl_raw: float) -> float:
 
 class FreeBitsAllFree(Rule):
     """``kl_after == 0`` while ``kl_raw > 0``: free bits above the KL the model has, so the
-    KL term is inert (its gradient is exactly zero)."""
+    KL term is inert (its gradient is exactly zero).
+
+    A posterior starts at the prior, so every free-bits run is all free until its KL has
+    grown past the threshold: while the KL weight still ramps (a warm-up) the rule fires
+    only when the KL is under ``ramp_fraction`` of the threshold, far enough that the
+    growth still to come would not close the gap; after the ramp, whenever all is free."""
 
     code = "free_bits.all_free"
+
+    def __init__(self, ramp_fraction: float = 0.25, ramp_tolerance: float = 0.05) -> None:
+        self.ramp_fraction = ramp_fraction
+        self.ramp_tolerance = ramp_tolerance
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         found = []
@@ -31,6 +40,9 @@ class FreeBitsAllFree(Rule):
             kl_after = window.get(f"{term}.kl_after")
             if not (kl_raw > 0 and kl_after <= 1e-12):
                 continue
+            growing = _weight_ramping(term, window, history, self.ramp_tolerance)
+            if growing and not kl_raw < self.ramp_fraction * window.get(f"{term}.free_bits"):
+                continue  # the KL may still grow past the threshold as the weight ramps
             free_bits = window.get(f"{term}.free_bits")
             suggested = _suggested_free_bits(kl_raw)
             found.append(
@@ -75,15 +87,23 @@ class Band:
 
 class FreeBitsBand(Rule):
     """Where ``penalty_reduction`` sits: < 10 % too tight, > 60 % too generous, 20-40 %
-    healthy. ``calibrate_after=K`` re-centres the band on the median of the first K
+    healthy; not judged while the KL weight ramps (the KL is then moving toward where the
+    weight will hold it, and a threshold sized on it would be stale a window later).
+    ``calibrate_after=K`` re-centres the band on the median of the first K
     windows (when that median is inside the default tight..generous range), as the source
     practice does after 15 epochs: later windows are then judged against what this model
     showed early on."""
 
     code = "free_bits.band"
 
-    def __init__(self, band: Band | None = None, calibrate_after: int | None = None) -> None:
+    def __init__(
+        self,
+        band: Band | None = None,
+        calibrate_after: int | None = None,
+        ramp_tolerance: float = 0.05,
+    ) -> None:
         self.band = band or Band()
+        self.ramp_tolerance = ramp_tolerance
         self.calibrate_after = calibrate_after
         self.observed: list[float] = []
         self.calibrated = False
@@ -97,6 +117,8 @@ class FreeBitsBand(Rule):
                 continue  # nothing to judge, or free_bits.all_free covers it
             if not window.get(f"{term}.free_bits", 1.0) > 0:
                 continue  # free bits off (0): a choice, not a threshold to tune
+            if _weight_ramping(term, window, history, self.ramp_tolerance):
+                continue  # the KL follows a KL weight still in its warm-up
             calibration = self._calibrate(window.step, reduction, term)
             if calibration is not None:
                 found.append(calibration)
@@ -214,6 +236,11 @@ def _ramping(term: str, window: Window, history: Sequence[Window], tolerance: fl
     return abs(now - before) > tolerance * max(abs(now), 1e-12)
 
 
+def _weight_ramping(term: str, window: Window, history: Sequence[Window], tolerance: float) -> bool:
+    """:func:`_ramping` for a term that logs its weight (a bare KL term does not: never)."""
+    return f"{term}.weight" in window.means and _ramping(term, window, history, tolerance)
+
+
 class TermShare(Rule):
     """Base for share rules on non-data terms; terms whose weight is still ramping (a
     warm-up), or that are inactive or exactly 0, are skipped."""
@@ -305,13 +332,23 @@ class TermNegligible(TermShare):
 
 
 class TermDominant(TermShare):
-    """A non-data term above 80 % of the total (a KL that swamps the data loss)."""
+    """An auxiliary or regulariser term above 80 % of the total (a log-square or centring
+    term that swamps the ranking). KL terms are left out by default: at the ELBO's weight
+    (1/N) a Bayesian layer's KL is most of the total by construction while the data term
+    learns as well as at a tenth of that weight (``docs/results.md``, the scorecard); a KL
+    that does stop learning is ``kl.blocks_learning``'s."""
 
     code = "term.dominant"
     description = "swamps the other terms"
 
-    def __init__(self, threshold: float = 0.80, target: float = 0.50, **kwargs: Any) -> None:
-        super().__init__(threshold, target, **kwargs)
+    def __init__(
+        self,
+        threshold: float = 0.80,
+        target: float = 0.50,
+        roles: tuple[str, ...] = ("aux", "regularizer"),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(threshold, target, roles=roles, **kwargs)
 
     def fires(self, share: float) -> bool:
         return share > self.threshold
@@ -319,17 +356,22 @@ class TermDominant(TermShare):
 
 class KLBlocksLearning(Rule):
     """The data term has not improved by ``min_improvement`` over ``patience`` windows
-    while KL terms hold more than ``kl_share`` of the total."""
+    while KL terms hold more than ``kl_share`` of the total (95 %: the data term is then
+    under a twentieth of the objective). A plateau at a smaller KL share is not the KL's
+    doing: a Bayesian classifier at the ELBO's weight (86-91 % KL) plateaus for a third of
+    its run and then learns, step for step as at a tenth of that weight."""
 
     code = "kl.blocks_learning"
 
     def __init__(
         self,
-        kl_share: float = 0.5,
+        kl_share: float = 0.95,
+        target_share: float = 0.25,
         patience: int = 3,
         min_improvement: float = 0.01,
     ) -> None:
         self.kl_share = kl_share
+        self.target_share = target_share  # what the suggested KL weight aims at
         self.patience = patience
         self.min_improvement = min_improvement
 
@@ -362,7 +404,7 @@ class KLBlocksLearning(Rule):
         lower = "lower the KL weight"
         if len(kl_terms) == 1 and 0 < share < 1:  # several KL terms: which one is a choice
             weight = window.get(f"{kl_terms[0]}.weight")
-            target = self.kl_share / 2
+            target = self.target_share
             suggested = weight_for_share(weight, share, target)
             evidence.update({"weight": weight, "suggested_weight": suggested})
             lower = f"lower the KL weight to {suggested:.3g} (a {pct(target)} share)"

@@ -59,6 +59,16 @@ def markers(run: RunFiles) -> list[plots.Marker]:
     return [(g.first_step, f"[{i}]") for i, g in enumerate(groups, 1)]
 
 
+def warning_count(run: RunFiles) -> int:
+    return sum(f.severity != "info" for f in run.findings)
+
+
+def info_note(run: RunFiles) -> str:
+    """Info notes ask for no change: counted apart from the warnings."""
+    notes = len(run.findings) - warning_count(run)
+    return f", {notes} info note(s)" if notes else ""
+
+
 def findings_table(run: RunFiles) -> str | None:
     groups = group_findings(run.findings)
     if not groups:
@@ -184,7 +194,8 @@ def build_report(run: RunFiles) -> str:
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>termwise report: {title}'
         f"</title><style>{STYLE}</style></head><body><h1>termwise run {title}</h1>"
-        f"<p>{html.escape(status)}; {len(run.findings)} finding(s)</p>"
+        f"<p>{html.escape(status)}; {warning_count(run)} warning(s)"
+        f"{info_note(run)}</p>"
         + (f'<ul class="note">{notes}</ul>' if notes else "")
         + "".join(report.parts)
         + "</body></html>\n"

@@ -31,7 +31,8 @@ RUN_CONFIG = "config.yaml"
 RUN_MARKER = ".termwise-run.json"
 # Every top-level entry a termwise run writes into its directory (and nothing else is removed).
 RUN_ENTRIES = re.compile(
-    r"(config\.yaml|checkpoints|scalars\.csv|health\.jsonl|report\.json|report\.html|"
+    r"(config\.yaml|checkpoints|scalars\.csv|health\.jsonl|health_windows\.jsonl|"
+    r"report\.json|report\.html|"
     r"metrics\.jsonl|tb|model|best|eval\.json|gates\.json|result\.json|timing\.json|"
     r"fixed\.yaml|fix\d+|fix\d+\.yaml|run\d+|\d+_[a-z_]+|dev_scores\.json|\.eval-.+|"
     r"\.[^/]+\.(partial|old))"

@@ -59,7 +59,8 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def truncate_logs(run_dir: Path, step: int) -> None:
     """Drop what a run logged after ``step`` (the checkpoint a resumed run restarts from)
-    from ``scalars.csv``, ``metrics.jsonl`` and ``health.jsonl``, atomically."""
+    from ``scalars.csv``, ``metrics.jsonl``, ``health.jsonl`` and ``health_windows.jsonl``,
+    atomically."""
     from termwise.data.jsonl import write_bytes_atomic
 
     scalars = run_dir / SCALARS_FILE
@@ -70,7 +71,7 @@ def truncate_logs(run_dir: Path, step: int) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerows(kept)
         write_bytes_atomic(scalars, buffer.getvalue().encode("utf-8"))
-    for name in ("metrics.jsonl", "health.jsonl"):
+    for name in ("metrics.jsonl", "health.jsonl", "health_windows.jsonl"):
         path = run_dir / name
         if path.is_file():
             kept_lines = [

@@ -94,7 +94,27 @@ def test_auto_free_bits_lands_in_the_healthy_band(seed):
     mu = (2 * fresh).sqrt()[:, None]
     stats = free_bits_kl(mu, torch.zeros_like(mu), threshold, "mean_dims").stats
     assert 0.2 < stats["penalty_reduction"].item() < 0.4  # free_bits.band's healthy band
-    assert auto.state_dict() == {"value": threshold, "recent": []}
+    assert auto.state_dict()["value"] == threshold
+    assert len(auto.state_dict()["recent"]) == 10  # the window the next estimate uses
+
+
+def test_auto_free_bits_follows_a_falling_kl_within_a_quarter_window():
+    """An annealed KL weight pushes the KL down after the first estimate: the threshold
+    follows within every // 4 steps instead of a whole window."""
+    auto = AutoFreeBits(target=0.3, every=20)
+    for step in range(1, 21):
+        auto.observe(step, torch.full((64,), 1.0))  # KL 1 while the weight is low
+    high = auto.value
+    for step in range(21, 31):
+        auto.observe(step, torch.full((64,), 0.1))  # the weight rose: KL 10x lower
+    assert high == pytest.approx(0.3, rel=1e-3)
+    # Solved at step 30 on steps 11-30 (ten at 1.0, ten at 0.1, mean 0.55): the threshold
+    # fb with (0.5 * 0.1 + 0.5 * fb) / 0.55 = 0.3 is 0.23, already on its way down.
+    assert auto.value == pytest.approx(0.23, rel=1e-2)
+    once_a_window = AutoFreeBits(target=0.3, every=20, refresh=20)
+    for step in range(1, 31):
+        once_a_window.observe(step, torch.full((64,), 1.0 if step <= 20 else 0.1))
+    assert once_a_window.value == pytest.approx(high, rel=1e-3)
 
 
 def test_auto_free_bits_respects_its_bounds():

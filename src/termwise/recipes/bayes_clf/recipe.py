@@ -132,9 +132,10 @@ def evaluate(model: nn.Module, data: Sequences) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     metrics: dict[str, float] = {}
+    device = next(model.parameters()).device  # the trainer may have put it on a GPU
     for split, dataset in (("train", data.train), ("test", data.test)):
         x, y = dataset.tensors()
-        logits = torch.cat([model(chunk) for chunk in x.split(1024)])
+        logits = torch.cat([model(chunk.to(device)).cpu() for chunk in x.split(1024)])
         predicted = logits.argmax(-1)
         metrics[f"{split}_loss"] = F.cross_entropy(logits, y).item()
         metrics[f"{split}_accuracy"] = (predicted == y).float().mean().item()

@@ -109,7 +109,8 @@ def train_once(
         metrics: dict[str, float] = {}
         for split, dataset in (("train", data.train), ("test", data.test)):
             x, y = dataset.tensors
-            logits, _, _ = model(x)
+            logits, _, _ = model(x.to(next(model.parameters()).device))  # CPU or the GPU
+            logits = logits.cpu()
             # The loss as trained (smoothed): the fit rules compare like with like.
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             metrics[f"{split}_loss"] = loss.item()

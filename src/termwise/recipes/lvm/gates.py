@@ -27,8 +27,13 @@ OFFSETS = range(-3, 4)
 
 
 def predict_all(predict: Predict, contexts: Tensor, batch: int = 1024) -> Tensor:
+    """``predict`` over ``contexts`` in chunks, on the model's device (the trainer may have
+    put it on a GPU), returned on the CPU beside the corpus."""
+    device = contexts.device
+    if isinstance(predict, torch.nn.Module):
+        device = next(predict.parameters(), contexts).device
     with torch.no_grad():
-        return torch.cat([predict(chunk) for chunk in contexts.split(batch)])
+        return torch.cat([predict(chunk.to(device)).cpu() for chunk in contexts.split(batch)])
 
 
 def offset_sweep(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, Any]:

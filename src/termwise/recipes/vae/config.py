@@ -83,17 +83,31 @@ class KlConfig(StrictModel):
     free_bits: float | Literal["auto"] = Field(
         "auto",
         description="Nats (per dim for mean_dims/per_dim, per latent token for sum_dims) of KL "
-        "that cost nothing; KL under it gets NO gradient. auto: re-solved every auto_every "
-        "steps so that penalty_reduction sits at auto_target.",
+        "that cost nothing; KL under it gets NO gradient. auto: re-solved every auto_refresh "
+        "steps on the KL of the last auto_every steps so that penalty_reduction sits at "
+        "auto_target.",
     )
     reduce: Literal["mean_dims", "per_dim", "sum_dims"] = Field(
         "mean_dims", description="Where free bits apply (see termwise.terms.free_bits_kl)."
     )
     auto_target: float = Field(0.3, gt=0, lt=1, description="penalty_reduction auto aims at.")
-    auto_every: int = Field(
-        20, gt=0, description="Steps between auto re-estimates (on the KL of those steps)."
+    auto_every: int = Field(20, gt=0, description="Steps of KL each auto estimate is solved on.")
+    auto_refresh: int | None = Field(
+        None,
+        gt=0,
+        description="Steps between auto estimates (null: auto_every // 4, so a threshold "
+        "solved while an annealed KL weight was low is replaced within a few steps; "
+        "auto_every re-solves once per window, as before).",
     )
     auto_max: float = Field(1.0, gt=0, description="Upper bound of the auto threshold.")
+
+    @model_validator(mode="after")
+    def _refresh_within_window(self) -> KlConfig:
+        if self.auto_refresh is not None and self.auto_refresh > self.auto_every:
+            raise ValueError(
+                f"auto_refresh ({self.auto_refresh}) must be <= auto_every ({self.auto_every})"
+            )
+        return self
 
     @field_validator("free_bits")
     @classmethod

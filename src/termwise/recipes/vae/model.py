@@ -3,6 +3,7 @@ classifier. ``use_latent: false`` makes it a plain autoregressive language model
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -228,7 +229,9 @@ def save_vae(
     partial = directory.with_name(f".{directory.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    save_model(model, str(partial / WEIGHTS))
+    # A CPU copy: on a GPU, cuDNN packs the GRU weights into one buffer, which safetensors
+    # refuses to save as separate tensors.
+    save_model(copy.deepcopy(model).cpu(), str(partial / WEIGHTS))
     teacher = getattr(model, "teacher_head", None)
     manifest = VaeManifest(
         format=FORMAT,

@@ -17,6 +17,7 @@ stopping on a named metric keeps the best model in ``OUT/best``.
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections.abc import Callable
@@ -216,7 +217,10 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
     model = build_model(config, data)
     auto = None
     if config.kl.free_bits == "auto" and config.model.use_latent:
-        auto = AutoFreeBits(config.kl.auto_target, config.kl.auto_every, 0.0, config.kl.auto_max)
+        kl = config.kl
+        auto = AutoFreeBits(
+            kl.auto_target, kl.auto_every, 0.0, kl.auto_max, refresh=kl.auto_refresh
+        )
     trainer_config = config.trainer.model_copy(
         update={"max_steps": curriculum.total, "eval_every": steps_per_epoch}
     )
@@ -310,6 +314,8 @@ def current_weights(session: Session) -> Weights:
 def epoch_diagnostics(session: Session, model: nn.Module) -> dict[str, float]:
     """Train and val diagnostics on ``eval_examples`` examples each."""
     assert isinstance(model, SentenceVAE)
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()  # the diagnostics run beside the CPU data
     config = session.config
     weights = current_weights(session)
     metrics: dict[str, float] = {"free_bits": weights.free_bits, "kl_weight": weights.kl}
