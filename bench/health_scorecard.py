@@ -115,7 +115,7 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("active units", True, eval_key("val_active_units")),
     ),
     "vae-classify": (
-        Metric("val accuracy", True, eval_key("val_accuracy")),
+        Metric("val accuracy", True, eval_key("val_exact")),
         Metric("active units", True, eval_key("val_active_units")),
     ),
     "lvm": (
@@ -557,37 +557,39 @@ def metric_text(row: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in row["metrics"].items())
 
 
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
 def healthy_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| recipe (default config, ../shared/data) | seed | steps | warnings | info notes "
-        "| held-out metrics | min |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['case']} | {r['seed']} | {r['steps']} | {warning_summary(r['warnings'])} "
-            f"| {r['info']} | {metric_text(r)} | {r['seconds'] / 60:.1f} |"
-        )
-    return lines
+    header = ["recipe (default config, ../shared/data)", "seed", "steps", "warnings"]
+    header += ["info notes", "held-out metrics", "min"]
+    return table(
+        header,
+        [
+            [r["case"], r["seed"], r["steps"], warning_summary(r["warnings"]), r["info"]]
+            + [metric_text(r), f"{r['seconds'] / 60:.1f}"]
+            for r in rows
+        ],
+    )
 
 
 def planted_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| planted error | expected rule | seed | caught | first firing (step / steps) "
-        "| other warnings |",
-        "|---|---|---|---|---|---|",
-    ]
+    body = []
     for r in rows:
         code, subject = r["expect"]
         first = first_firing(r, code, subject)
         steps = max(r["steps"], 1)
         when = f"{first} / {steps} ({100 * first / steps:.1f} %)" if first else "-"
         others = warning_summary([w for w in r["warnings"] if w["code"] != code])
-        lines.append(
-            f"| {r['case']} ({r['note']}) | `{code}` | {r['seed']} | "
-            f"{'yes' if first else 'no'} | {when} | {others} |"
+        body.append(
+            [f"{r['case']} ({r['note']})", f"`{code}`", r["seed"], "yes" if first else "no"]
+            + [when, others]
         )
-    return lines
+    header = ["planted error", "expected rule", "seed", "caught", "first firing (step / steps)"]
+    return table([*header, "other warnings"], body)
 
 
 def judge_fix(
@@ -614,22 +616,17 @@ def judge_fix(
 
 
 def fixes_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| run | finding fixed | change | held-out metrics: before -> after (seed spread): "
-        "verdict | verdict |",
-        "|---|---|---|---|---|",
-    ]
+    body = []
     for row in rows:
         change = "; ".join(f"`{c['config_key']}` {c['from']} -> {c['to']}" for c in row["change"])
         judged = "; ".join(
             f"{name} {b:.4g} -> {a:.4g} ({noise:.2g}): {v}"
             for name, (b, a, noise, v) in row["judged"].items()
         )
-        lines.append(
-            f"| {row['run']} | `{row['code']}` | {change or 'the demo arm 2 value'} | {judged} "
-            f"| {row['verdict']} |"
-        )
-    return lines
+        code = f"`{row['code']}`"
+        body.append([row["run"], code, change or "the demo's arm 2", judged, row["verdict"]])
+    header = ["run", "finding fixed", "change", "held-out metrics: before -> after (seed spread)"]
+    return table([*header, "verdict"], body)
 
 
 def rules_table(
@@ -638,22 +635,21 @@ def rules_table(
     codes = sorted(
         {w["code"] for r in healthy + planted for w in r["warnings"]}
         | {r["expect"][0] for r in planted}
+        | {row["code"] for row in fixes}
     )
-    lines = [
-        "| rule | planted errors caught | healthy runs warned | fixes: better / same / worse |",
-        "|---|---|---|---|",
-    ]
+    body = []
     for code in codes:
         mine = [r for r in planted if r["expect"][0] == code]
         caught = sum(first_firing(r, *r["expect"]) is not None for r in mine)
         warned = sum(any(w["code"] == code for w in r["warnings"]) for r in healthy)
         verdicts = [row["verdict"] for row in fixes if row["code"] == code]
         tally = " / ".join(str(verdicts.count(v)) for v in ("better", "same", "worse"))
-        lines.append(
-            f"| `{code}` | {f'{caught} of {len(mine)}' if mine else '-'} | "
-            f"{warned} of {len(healthy)} | {tally if verdicts else '-'} |"
+        body.append(
+            [f"`{code}`", f"{caught} of {len(mine)}" if mine else "-"]
+            + [f"{warned} of {len(healthy)}", tally if verdicts else "-"]
         )
-    return lines
+    header = ["rule", "planted errors caught", "healthy runs warned"]
+    return table([*header, "fixes: better / same / worse"], body)
 
 
 # -- main -------------------------------------------------------------------------------

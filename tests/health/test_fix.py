@@ -122,9 +122,7 @@ def test_auto_fix_reruns_with_the_suggested_value(tmp_path, tiny_bert, monkeypat
 
 
 @pytest.mark.slow
-def test_a_kl_that_blocks_learning_is_fixed_and_cleared_on_a_rerun(
-    tmp_path, monkeypatch, capsys
-):
+def test_a_kl_that_blocks_learning_is_fixed_and_cleared_on_a_rerun(tmp_path, monkeypatch, capsys):
     from tests.recipes.bayes_clf.test_recipe import series_csv, write_config
 
     data = tmp_path / "signal.csv"

@@ -117,8 +117,15 @@ def test_dominant_fires_on_a_regulariser_not_on_data_or_an_elbo_kl():
 
 
 def _kl_windows(data_losses, kl_share):
+    """Windows whose KL (weight 1) is ``kl_share`` of data loss plus KL."""
     return [
-        window(share_means(recon=(loss, 1.0, 1 - kl_share), kl=(1.0, 1.0, kl_share)), index=i)
+        window(
+            share_means(
+                recon=(loss, 1.0, 1 - kl_share),
+                kl=(loss * kl_share / (1 - kl_share), 1.0, kl_share),
+            ),
+            index=i,
+        )
         for i, loss in enumerate(data_losses)
     ]
 
@@ -134,6 +141,19 @@ def test_kl_blocks_learning_fires_when_data_loss_flat_and_kl_all_of_it():
     # A plateau under an ELBO-weighted KL of 86-91 % is the model's own, not the KL's.
     *history, now = _kl_windows([2.30, 2.30, 2.301, 2.299], kl_share=0.9)
     assert KLBlocksLearning(patience=3).check_window(now, history) == []
+
+
+def test_kl_blocks_learning_at_all_of_the_objective_does_not_wait_for_a_noisy_loss():
+    """KL weight 50 on a classifier: the KL is 100.0 % of the total and the early 5-step
+    windows of the data loss go up and down; the rule fires at the second window, with a
+    weight solved on the raw values (the shares have rounded to 1 and 0)."""
+    first, second = _kl_windows([0.674, 0.633], kl_share=0.5)
+    means = {**second.means, "kl.share": 1.0, "recon.share": 0.0, "kl.raw": 1.0e4}
+    now = window(means, index=1)
+    (finding,) = KLBlocksLearning().check_window(now, [first])
+    # 25 % of KL plus data: w' = (0.25 / 0.75) * 0.633 / 1e4
+    assert finding.evidence["suggested_weight"] == pytest.approx(0.633 / 3e4, rel=1e-3)
+    assert KLBlocksLearning().check_window(now, []) == []  # the first window: nothing before
 
 
 def test_kl_blocks_learning_quiet_when_improving_or_kl_small():
@@ -228,3 +248,17 @@ def test_band_is_not_judged_while_the_kl_weight_ramps():
     assert rule.check_window(band_window(0.3, 29), [band_window(0.2, 19)]) == []
     (finding,) = rule.check_window(band_window(0.5, 129), [band_window(0.5, 119)])
     assert finding.severity == "warning" and "too generous" in finding.message
+
+
+def test_dominant_leaves_alone_a_term_on_its_way_out():
+    """A teacher distilled in the first steps: 88 % then 81 % of the total, falling fast
+    enough to be under 80 % by the next window; a log-square term at 98 % then 97 % is not."""
+    roles = {"terms": ("answer", "teacher"), "roles": ("data", "aux")}
+
+    def at(share, step):
+        means = share_means(answer=(1.0, 1.0, 1 - share), teacher=(1.0, 10.0, share))
+        return window(means, step=step, **roles)
+
+    assert TermDominant().check_window(at(0.806, 7), [at(0.885, 3)]) == []
+    (finding,) = TermDominant().check_window(at(0.975, 9), [at(0.984, 4)])
+    assert finding.subject == "teacher"

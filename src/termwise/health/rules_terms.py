@@ -353,13 +353,28 @@ class TermDominant(TermShare):
     def fires(self, share: float) -> bool:
         return share > self.threshold
 
+    def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
+        # A term trained down fast (a teacher distilled in the first steps) is a transient:
+        # left alone when its share, falling at the rate since the last window, would be
+        # under the threshold by the next one.
+        found = super().check_window(window, history)
+        if not history:
+            return found
+        return [f for f in found if not self._leaving(f.subject, window, history[-1])]
+
+    def _leaving(self, term: str, window: Window, before: Window) -> bool:
+        now, then = window.get(f"{term}.share"), before.get(f"{term}.share")
+        return now - (then - now) <= self.threshold
+
 
 class KLBlocksLearning(Rule):
     """The data term has not improved by ``min_improvement`` over ``patience`` windows
     while KL terms hold more than ``kl_share`` of the total (95 %: the data term is then
-    under a twentieth of the objective). A plateau at a smaller KL share is not the KL's
-    doing: a Bayesian classifier at the ELBO's weight (86-91 % KL) plateaus for a third of
-    its run and then learns, step for step as at a tenth of that weight."""
+    under a twentieth of the objective), or KL terms hold ``overwhelming`` (99 %) of it from
+    the second window on, where the data term no longer steers the optimizer and a noisy
+    early data loss should not delay the finding. A plateau at a smaller KL share is not the
+    KL's doing: a Bayesian classifier at the ELBO's weight (86-91 % KL) plateaus for a third
+    of its run and then learns, step for step as at a tenth of that weight."""
 
     code = "kl.blocks_learning"
 
@@ -369,19 +384,19 @@ class KLBlocksLearning(Rule):
         target_share: float = 0.25,
         patience: int = 3,
         min_improvement: float = 0.01,
+        overwhelming: float = 0.99,
     ) -> None:
         self.kl_share = kl_share
         self.target_share = target_share  # what the suggested KL weight aims at
         self.patience = patience
         self.min_improvement = min_improvement
+        self.overwhelming = overwhelming
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         data_terms = window.terms_with_role("data")
         kl_terms = window.terms_with_role("kl")
-        if not data_terms or not kl_terms or len(history) < self.patience:
+        if not data_terms or not kl_terms or not history:
             return []
-        recent = [*history[-(self.patience - 1) :], window] if self.patience > 1 else [window]
-        earlier = history[: len(history) - (self.patience - 1)]
 
         def data_loss(w: Window) -> float:
             return sum(w.get(f"{t}.raw") for t in data_terms)
@@ -389,39 +404,53 @@ class KLBlocksLearning(Rule):
         def kl_share(w: Window) -> float:
             return sum(w.get(f"{t}.share") for t in kl_terms)
 
-        best_before = min(data_loss(w) for w in earlier)
-        best_recent = min(data_loss(w) for w in recent)
-        share = statistics.fmean(kl_share(w) for w in recent)
-        improved = best_recent < best_before - self.min_improvement * abs(best_before)
-        if improved or share <= self.kl_share:
+        if kl_share(window) >= self.overwhelming:
+            before, recent, share = data_loss(history[0]), data_loss(window), kl_share(window)
+            why = f"KL terms hold {pct(share)} of the total, the data term under 1 %"
+        elif len(history) >= self.patience:
+            recent_windows = [*history[len(history) - self.patience + 1 :], window]
+            earlier = history[: len(history) - self.patience + 1]
+            before = min(data_loss(w) for w in earlier)
+            recent = min(data_loss(w) for w in recent_windows)
+            share = statistics.fmean(kl_share(w) for w in recent_windows)
+            improved = recent < before - self.min_improvement * abs(before)
+            if improved or share <= self.kl_share:
+                return []
+            why = (
+                f"the data loss has not improved for {self.patience} windows while KL terms "
+                f"hold {pct(share)} of the total"
+            )
+        else:
             return []
-        evidence = {
-            "data_loss_before": best_before,
-            "data_loss_recent": best_recent,
-            "kl_share": share,
-            "patience_windows": self.patience,
-        }
+        evidence = {"data_loss_before": before, "data_loss_recent": recent, "kl_share": share}
         lower = "lower the KL weight"
-        if len(kl_terms) == 1 and 0 < share < 1:  # several KL terms: which one is a choice
-            weight = window.get(f"{kl_terms[0]}.weight")
-            target = self.target_share
-            suggested = weight_for_share(weight, share, target)
-            evidence.update({"weight": weight, "suggested_weight": suggested})
-            lower = f"lower the KL weight to {suggested:.3g} (a {pct(target)} share)"
+        if len(kl_terms) == 1:  # several KL terms: which one is a choice
+            suggested = self._weight_for_target(window, kl_terms[0], data_terms)
+            evidence.update({"weight": window.get(f"{kl_terms[0]}.weight")})
+            if suggested > 0:
+                evidence["suggested_weight"] = suggested
+                lower = f"lower the KL weight to {suggested:.3g} (a {pct(self.target_share)} share)"
         return [
             self.finding(
                 window.step,
                 "warning",
-                f"KL blocks learning: the data loss ({', '.join(data_terms)}) has not improved for "
-                f"{self.patience} windows ({best_before:.4g} -> {best_recent:.4g}) while KL terms "
-                f"hold {pct(share)} of the total",
+                f"KL blocks learning: {why} (data loss ({', '.join(data_terms)}) "
+                f"{before:.4g} -> {recent:.4g})",
                 "first check that a run without KL can fit the data at all (termwise bayes-clf "
-                "diagnose does this; with no signal in the data this finding also fires); if it "
-                f"can, {lower}, warm it up from 0 or widen the prior",
+                f"diagnose does this); if it can, {lower}, warm it up from 0 or widen the prior",
                 evidence,
                 ",".join(kl_terms),
             )
         ]
+
+    def _weight_for_target(self, window: Window, kl: str, data_terms: list[str]) -> float:
+        """The KL weight at which the KL would be ``target_share`` of KL plus data, solved on
+        the raw values (a share that rounds to 100 % has no ratio left to solve on)."""
+        data = sum(window.get(f"{t}.weighted") for t in data_terms)
+        raw = window.get(f"{kl}.raw")
+        if not (data > 0 and raw > 0):
+            return math.nan
+        return self.target_share / (1 - self.target_share) * data / raw
 
 
 class AutoScalePinned(Rule):

@@ -57,12 +57,12 @@ def test_strong_prior_blocks_learning_and_weak_prior_does_not(tmp_path):
     strong = load_yaml_config(write_config(tmp_path, data, 0.1, 1.0), BayesClfConfig)
     decision, runs = diagnose(strong, tmp_path / "strong", QUIET)
     assert decision == "KL is blocking learning"
-    assert {"term.dominant", "kl.blocks_learning"} <= set(runs[1].findings)
+    assert "kl.blocks_learning" in runs[1].findings
     assert runs[2].metrics["test_accuracy"] > runs[2].metrics["baseline_accuracy"] + 0.1
     weak = load_yaml_config(write_config(tmp_path, data, 1.0, 0.0001), BayesClfConfig)
     decision, runs = diagnose(weak, tmp_path / "weak", QUIET)
     assert decision.startswith("no problem found")
-    assert not {"term.dominant", "kl.blocks_learning"} & set(runs[1].findings)
+    assert "kl.blocks_learning" not in runs[1].findings
 
 
 @pytest.mark.slow
