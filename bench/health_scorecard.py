@@ -343,7 +343,7 @@ def planted_cases() -> list[Case]:
                 "--data-dir",
                 str(BUNDLED / "preferences"),
                 "--max-steps",
-                "150",
+                "50",
                 edits=(_set("bayes.init_std_ratio", 0.01), _set("bayes.max_kl_weight", 0.0)),
             ),
             ("bayes.deterministic", ""),
@@ -582,6 +582,7 @@ def planted_table(rows: list[dict[str, Any]]) -> list[str]:
         code, subject = r["expect"]
         first = first_firing(r, code, subject)
         steps = max(r["steps"], 1)
+        first = min(first, steps) if first else None  # an evaluation after the last step
         when = f"{first} / {steps} ({100 * first / steps:.1f} %)" if first else "-"
         others = warning_summary([w for w in r["warnings"] if w["code"] != code])
         body.append(
@@ -602,9 +603,10 @@ def judge_fix(
         noise = spread(seeds, metric.name)
         b, a = before["metrics"][metric.name], after["metrics"][metric.name]
         judged[metric.name] = (b, a, noise, verdict(b, a, noise, metric.higher))
-    changes = after.get("change") or [
-        c for w in before["warnings"] if w["code"] == after["fixed"] for c in w["changes"]
-    ]
+    changes = (
+        after.get("change")
+        or [c for w in before["warnings"] if w["code"] == after["fixed"] for c in w["changes"]][-1:]
+    )  # the demo's own fix: the latest value its monitor suggested
     primary = METRICS[before["metrics_kind"]][0].name
     return {
         "run": f"{before['case']} s{before['seed']}",
