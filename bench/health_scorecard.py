@@ -697,8 +697,9 @@ def section(work: Path, seconds: float) -> list[str]:
         "",
         "## The health rules' scorecard (`bench/health_scorecard.py`)",
         "",
-        f"`python bench/health_scorecard.py --write` (this invocation {seconds / 60:.0f} min; "
-        "parts run earlier are read from --work).",
+        "`python bench/health_scorecard.py [--jobs N]` trains the runs into `runs/scorecard`; "
+        "`--rescore --write` judges them with today's rules and writes these tables "
+        f"({seconds / 60:.0f} min for this invocation).",
         "",
         "### Rules",
         "",
