@@ -82,3 +82,13 @@ def test_health_recheck_command(tmp_path):
     assert result.exit_code == 0 and "rechecked" in result.output  # the runs below it
     result = runner.invoke(app, ["health", "recheck", str(tmp_path / "none")])
     assert result.exit_code != 0
+
+
+def test_a_corrupt_windows_file_is_one_clear_error(tmp_path):
+    import pytest
+
+    from termwise.errors import TermwiseUserError
+
+    (tmp_path / WINDOWS_FILE).write_bytes(b'{"kind": "window", "step": 3}\n')
+    with pytest.raises(TermwiseUserError, match="not a windows file"):
+        recheck(tmp_path)

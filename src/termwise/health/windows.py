@@ -61,7 +61,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(record, dict) and record.get("kind") in ("window", "metrics"):
-            records.append(record)
+            records.append(record)  # fields are checked where they are read
     return records
 
 
@@ -77,7 +77,17 @@ def recheck(run_dir: Path, rules: Iterable[Rule] | None = None) -> list[Finding]
             path=run_dir,
         )
     monitor = HealthMonitor(rules=rules)
-    for record in read_records(path):
+    try:
+        _replay(monitor, read_records(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise TermwiseUserError(
+            f"not a windows file written by termwise ({error!r})", path=path
+        ) from None
+    return monitor.findings
+
+
+def _replay(monitor: Any, records: list[dict[str, Any]]) -> None:
+    for record in records:
         if record["kind"] == "metrics":
             metrics = {k: _float(v) for k, v in record["metrics"].items()}
             monitor.report_metrics(int(record["step"]), metrics)
@@ -93,4 +103,3 @@ def recheck(run_dir: Path, rules: Iterable[Rule] | None = None) -> list[Finding]
             nonfinite_steps=int(record.get("nonfinite_steps", 0)),
         )
         monitor.check(window)
-    return monitor.findings
