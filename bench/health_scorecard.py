@@ -274,11 +274,18 @@ def _set(path: str, value: Any) -> Edit:
     return edit
 
 
+def _lvm_directional(*edits: Edit) -> Callable[[Path, int], Path]:
+    """The default lvm config on the bundled sample with the directional margin on."""
+    return generated(
+        "lvm", "--data-dir", str(BUNDLED), edits=(_set("objective.directional", True), *edits)
+    )
+
+
 def _one_head(config: dict[str, Any]) -> None:
     config["heads"] = config["heads"][:1]
 
 
-def planted_cases() -> list[Case]:
+def planted_cases(data: Path) -> list[Case]:
     corpora = str(BUNDLED / "corpora")
     btrm_short = ("--data-dir", corpora, "--max-steps", "100")
     daily = str(BUNDLED / "timeseries/stocks_daily.csv")
@@ -353,11 +360,29 @@ def planted_cases() -> list[Case]:
             "AutoScale clamp pins the weight",
             "lvm",
             "lvm",
-            generated(
-                "lvm", "--data-dir", str(BUNDLED), edits=(_set("objective.clamp", [1e-7, 1e-6]),)
-            ),
+            _lvm_directional(_set("objective.clamp", [1e-7, 1e-6])),
             ("autoscale.pinned", "dir"),
-            "seed 004: clamp [1e-7, 1e-6]",
+            "seed 004: the directional margin on, its clamp [1e-7, 1e-6]",
+            prepare=lvm_build,
+        ),
+        Case(
+            "a margin won by retreat",
+            "lvm",
+            "lvm",
+            generated(
+                "lvm",
+                "--data-dir",
+                str(data),
+                edits=(
+                    _set("objective.directional", True),
+                    _set("objective.contrastive.weight", 0.0),
+                    _set("best_metric", "margin"),
+                ),
+            ),
+            ("dir.retreat", ""),
+            "seed 004: MSE + the directional margin alone, the lvm default to session 11, on "
+            "../shared/data (the retreat starts after half of a 552-step run: the bundled "
+            "sample's 42 steps end before it)",
             prepare=lvm_build,
         ),
         Case(
@@ -709,7 +734,7 @@ def section(work: Path, seconds: float) -> list[str]:
         "",
         *healthy_table(healthy),
         "",
-        "### 2. Planted errors (bundled sample data)",
+        "### 2. Planted errors (bundled sample data unless the case names ../shared/data)",
         "",
         *planted_table(planted),
         "",
@@ -738,7 +763,10 @@ def main() -> None:
     if args.minutes:
         DEADLINE[0] = time.monotonic() + 60 * args.minutes
     work = args.work.resolve()
-    parts = {"healthy": healthy_cases(args.data_dir.resolve()), "planted": planted_cases()}
+    parts = {
+        "healthy": healthy_cases(args.data_dir.resolve()),
+        "planted": planted_cases(args.data_dir.resolve()),
+    }
 
     def chosen(cases: list[Case]) -> list[Case]:
         return [

@@ -1,58 +1,70 @@
-"""Next-vector prediction on real documents: five predictors, five gates, one run.
+"""Next-vector prediction on real documents: the trivial predictors and the learned ones,
+the same gates on the same windows, two seeds, and a learning curve.
 
-    python bench/lvm_gates.py --data-dir ../shared/data [--epochs 6] [--write]
+    python bench/lvm_gates.py --data-dir ../shared/data [--seeds 0 1] [--write]
 
 Predictors: copy the last context vector, the mean of the context, ridge regression on
-the concatenated context, the transformer with MSE only, and the transformer with MSE +
-the auto-scaled directional margin (the default config). The sentence embeddings (and
-the direction diagnostic) are computed once and shared; every predictor is judged by the
-same gate code on the same val and OOD windows.
+the concatenated context (:mod:`termwise.recipes.lvm.baselines`, the rows ``lvm eval``
+prints), and the transformer trained three ways: MSE + the auto-scaled directional margin
+(the default up to session 11), MSE only, and MSE + InfoNCE (the default now). The
+learning curve trains the default config on 25 / 50 / 100 % of the training documents.
+Every gate and the retreat rule (``dir.retreat``) judge every row the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
-import torch
-import torch.nn.functional as F
 from rich.console import Console
 
 from _doc import DOCS, publish
+from termwise.config import load_yaml_config
+from termwise.health.findings import read_findings
+from termwise.recipes.lvm.baselines import Ridge, trivial_predictors
 from termwise.recipes.lvm.config import LvmConfig, default_config
 from termwise.recipes.lvm.data import load_corpus, make_windows
-from termwise.recipes.lvm.diagnose import diagnose
-from termwise.recipes.lvm.gates import run_gates
-from termwise.recipes.lvm.recipe import train
+from termwise.recipes.lvm.gates import baseline_rows, run_gates
+from termwise.recipes.lvm.recipe import train, training_documents
 
 MARK = "<!-- lvm_gates -->"
+OLD_DEFAULT = {"directional": True, "contrastive": {"weight": 0.0}}
+ARMS: dict[str, dict[str, Any]] = {
+    "transformer, MSE + dir (old default)": {"objective": OLD_DEFAULT, "best_metric": "margin"},
+    "transformer, MSE only": {
+        "objective": {"directional": False, "contrastive": {"weight": 0.0}},
+        "best_metric": "margin",
+    },
+    "transformer, MSE + InfoNCE (default)": {},
+}
+FRACTIONS = (0.25, 0.5, 1.0)
 
 
-def ridge(corpus: Any, windows: Any, alpha: float = 1.0) -> Any:
-    """Closed-form ridge from the concatenated context to the next vector."""
-    x = corpus.vectors[windows.context].flatten(1).double()
-    y = corpus.vectors[windows.target].double()
-    x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
-    eye = torch.eye(x1.shape[1], dtype=x.dtype) * alpha
-    eye[-1, -1] = 0  # no penalty on the bias
-    weights = torch.linalg.solve(x1.T @ x1 + eye, x1.T @ y)
-
-    def predict(context: torch.Tensor) -> torch.Tensor:
-        flat = torch.cat([context.flatten(1).double(), torch.ones(len(context), 1).double()], 1)
-        return F.normalize((flat @ weights).float(), dim=-1)
-
-    return predict
+def merged(base: LvmConfig, change: dict[str, Any]) -> LvmConfig:
+    data = base.model_dump()
+    for key, value in change.items():
+        if isinstance(value, dict):
+            for inner, setting in value.items():
+                if isinstance(setting, dict):
+                    data[key][inner].update(setting)
+                else:
+                    data[key][inner] = setting
+        else:
+            data[key] = value
+    return LvmConfig.model_validate(data)
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     a, b = report["A_offset_sweep"], report["B_retrieval"]
     row: dict[str, Any] = {
         "margin": a["margin"],
+        "peak": a["peak"],
         "cos_next": a["cos_next"],
-        "cos_prev": a["cos_by_offset"]["0"],
+        "cos_last": a["cos_by_offset"]["0"],
         "r_at_1": b["r_at_1"],
         "r_at_5": b["r_at_5"],
         "mrr": b["mrr"],
@@ -60,29 +72,68 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "rollout": report["D_rollout"],
         "passed": report["passed"],
     }
-    row.update(report["C_ablations"])
     if "E_in_vs_ood" in report:
         row["ood_cos_next"] = report["E_in_vs_ood"]["ood"]["cos_next"]
         row["ood_gap"] = report["E_in_vs_ood"]["gap_cos_next"]
     return row
 
 
+def warnings(run: Path) -> list[str]:
+    if not (run / "health.jsonl").is_file():  # a run without findings writes none
+        return []
+    found, _ = read_findings(run / "health.jsonl")
+    return sorted({f.code for f in found if f.severity != "info"})
+
+
+def trained(config: LvmConfig, run: Path, console: Console) -> dict[str, Any]:
+    """Train ``config`` into ``run``, or read the run already there when it was trained with
+    this very config (a bench stopped half way picks up where it was)."""
+    done = run / "gates.json"
+    if done.is_file() and (run / "config.yaml").is_file():
+        kept = load_yaml_config(run / "config.yaml", LvmConfig)
+        if kept.model_dump() == config.model_dump():
+            return dict(orjson.loads(done.read_bytes()))
+    return train(config, run, console, overwrite=True)
+
+
+def minutes(run: Path) -> float:
+    """Training and every gate: from the run's config (written first) to its gates (last)."""
+    return ((run / "gates.json").stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
+
+
 def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
-        "| predictor | A margin(+1) | cos next | cos last ctx | B R@1 | R@5 | MRR | in-doc R@1 | "
-        "C drop shuffled / last dropped / zeroed | D rollout 1..5 | E OOD cos next (gap) | "
-        "gates passed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| predictor | A margin(+1) | sweep peak | cos next | cos last ctx | B R@1 | R@5 | MRR | "
+        "in-doc R@1 | D rollout 1..5 | E OOD cos next (gap) | gates passed | warnings | min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         rollout = " ".join("-" if v is None else f"{v:.2f}" for v in r["rollout"])
         passed = "".join(g for g, ok in r["passed"].items() if ok) or "none"
         lines.append(
-            f"| {name} | {r['margin']:+.4f} | {r['cos_next']:.3f} | {r['cos_prev']:.3f} | "
-            f"{r['r_at_1']:.3f} | {r['r_at_5']:.3f} | {r['mrr']:.3f} | {r['doc_r_at_1']:.3f} | "
-            f"{r['drop_shuffled']:+.3f} / {r['drop_last_dropped']:+.3f} / {r['drop_zeroed']:+.3f}"
-            f" | {rollout} | {r.get('ood_cos_next', float('nan')):.3f} "
-            f"({r.get('ood_gap', float('nan')):.3f}) | {passed} |"
+            f"| {name} | {r['margin']:+.4f} | {r['peak']:+d} | {r['cos_next']:.3f} | "
+            f"{r['cos_last']:.3f} | {r['r_at_1']:.4f} | {r['r_at_5']:.4f} | {r['mrr']:.4f} | "
+            f"{r['doc_r_at_1']:.3f} | {rollout} | {r.get('ood_cos_next', float('nan')):.3f} "
+            f"({r.get('ood_gap', float('nan')):.3f}) | {passed} | "
+            f"{', '.join(r.get('warnings', [])) or '-'} | {r.get('minutes', 0):.1f} |"
+        )
+    return lines
+
+
+def curve_table(curve: dict[float, list[dict[str, Any]]], windows: dict[float, int]) -> list[str]:
+    lines = [
+        "| training documents | windows | R@1 | R@5 | MRR | cos next | margin(+1) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for fraction, rows in curve.items():
+
+        def mean(key: str, rows: list[dict[str, Any]] = rows) -> float:
+            return statistics.mean(r[key] for r in rows)
+
+        lines.append(
+            f"| {fraction:.0%} | {windows[fraction]} | {mean('r_at_1'):.4f} | "
+            f"{mean('r_at_5'):.4f} | {mean('mrr'):.4f} | {mean('cos_next'):.3f} | "
+            f"{mean('margin'):+.4f} |"
         )
     return lines
 
@@ -90,7 +141,7 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--output", type=Path, default=Path("runs/bench_lvm"))
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
     args = parser.parse_args()
@@ -98,7 +149,6 @@ def main() -> None:
     base = default_config(args.data_dir)
     base = base.model_copy(
         update={
-            "epochs": args.epochs,
             "data": base.data.model_copy(update={"cache_dir": args.output / "data"}),
             "trainer": base.trainer.model_copy(update={"tensorboard": False}),
         }
@@ -110,52 +160,62 @@ def main() -> None:
     train_w = make_windows(corpus, corpus.documents("train"), *cut)
     val_w = make_windows(corpus, corpus.documents("val"), *cut)
     ood_w = make_windows(corpus, corpus.documents("ood"), *cut)
-    docs = corpus.documents("train") + corpus.documents("val")
-    direction = diagnose(corpus, docs, make_windows(corpus, docs, *cut), base.data.offset)
     rows: dict[str, dict[str, Any]] = {}
-    simple = {
-        "copy last": lambda c: c[:, -1],
-        "mean of context": lambda c: F.normalize(c.mean(1), dim=-1),
-        "ridge (concatenated context)": ridge(corpus, train_w),
-    }
-    for name, predict in simple.items():
-        rows[name] = summary(run_gates(predict, corpus, val_w, ood_w, base.gates))
-    minutes = {}
-    for name, directional in (("transformer, MSE only", False), ("transformer, MSE + dir", True)):
-        objective = base.objective.model_copy(update={"directional": directional})
-        config = LvmConfig.model_validate(
-            {**base.model_dump(), "objective": objective.model_dump()}
+    predictors = trivial_predictors(Ridge.fit(corpus, train_w))
+    trivial = baseline_rows(predictors, corpus, val_w)
+    for name, predict in predictors.items():
+        rows[name] = summary(
+            run_gates(predict, corpus, val_w, ood_w, base.gates, baselines=trivial)
         )
-        started = time.perf_counter()
-        report = train(
-            config, args.output / ("dir" if directional else "mse"), console, overwrite=True
-        )
-        minutes[name] = (time.perf_counter() - started) / 60
-        rows[name] = summary(report)
+    curve: dict[float, list[dict[str, Any]]] = {f: [] for f in FRACTIONS}
+    windows: dict[float, int] = {}
+    for arm, change in ARMS.items():
+        for seed in args.seeds:
+            config = merged(base, {**change, "trainer": {"seed": seed}})
+            run = args.output / f"{len(rows)}-s{seed}"
+            row = summary(trained(config, run, console))
+            row["minutes"] = minutes(run)
+            row["warnings"] = warnings(run)
+            rows[f"{arm}, seed {seed}"] = row
+            if not change:
+                curve[1.0].append(row)
+    for fraction in FRACTIONS[:-1]:
+        for seed in args.seeds:
+            config = merged(base, {"data": {"train_fraction": fraction}, "trainer": {"seed": seed}})
+            run = args.output / f"curve-{fraction}-s{seed}"
+            curve[fraction].append(summary(trained(config, run, console)))
+    for fraction in FRACTIONS:
+        subset = merged(base, {"data": {"train_fraction": fraction}})
+        documents = training_documents(corpus, subset.data.train_fraction)
+        windows[fraction] = len(make_windows(corpus, documents, *cut))
     (args.output / "results.json").write_bytes(
-        orjson.dumps({"rows": rows, "direction": direction}, option=orjson.OPT_INDENT_2)
+        orjson.dumps(
+            {"rows": rows, "curve": {str(k): v for k, v in curve.items()}},
+            option=orjson.OPT_INDENT_2,
+        )
     )
-    raw = direction["raw_cos_by_offset"]
+    default = base.objective.contrastive
     lines = [
-        "## Next-vector prediction: five predictors, five gates (`termwise lvm`)",
+        "## Next-vector prediction: trivial and learned predictors, one set of gates "
+        "(`termwise lvm`)",
         "",
-        f"`python bench/lvm_gates.py --data-dir {args.data_dir} --epochs {args.epochs}"
-        f"{' --write' if args.write else ''}`: wikitext-2 documents of ../shared/data/sequences "
-        "(all-MiniLM-L6-v2 sentence vectors), split by document; OOD = Brown news and learned "
-        f"passages. Context {base.data.context}, offset {base.data.offset}; "
-        f"{len(train_w)} training, {len(val_w)} val, {len(ood_w)} OOD windows. Embedding took "
-        f"{embed_minutes:.1f} min; training the default config (MSE + dir) "
-        f"{minutes.get('transformer, MSE + dir', float('nan')):.1f} min, MSE only "
-        f"{minutes.get('transformer, MSE only', float('nan')):.1f} min (2 CPU cores).",
+        f"`python bench/lvm_gates.py --data-dir {args.data_dir} --seeds "
+        f"{' '.join(map(str, args.seeds))}{' --write' if args.write else ''}`: wikitext-2 "
+        "documents of ../shared/data/sequences (all-MiniLM-L6-v2 sentence vectors), split by "
+        f"document; OOD = Brown news and learned passages. Context {base.data.context}, offset "
+        f"{base.data.offset}; {len(train_w)} training, {len(val_w)} val, {len(ood_w)} OOD "
+        f"windows; retrieval pool: all {len(val_w)} val targets (the window's own context "
+        f"sentences among them). Embedding took {embed_minutes:.1f} min (0 when cached); "
+        "minutes per run are training plus every gate (2 CPU cores, other runs beside some). "
+        "The default: MSE + InfoNCE (weight "
+        f"{default.weight:g}, temperature {default.temperature:g}, context sentences as hard "
+        f"negatives {default.hard_negatives}), the best epoch by `{base.best_metric}`.",
         "",
         *table(rows),
         "",
-        "Direction diagnostic (`termwise lvm diagnose-data`) on the same documents: raw mean "
-        "cos(s_t, s_{t+k}) for k = -3..3: "
-        + ", ".join(f"{k}: {v:.4f}" for k, v in raw.items())
-        + "; windows: "
-        + "; ".join(f"{k} {v:.4f}" for k, v in direction["window_pairs"].items())
-        + f". Verdict: {direction['verdict']}.",
+        "Learning curve of the default config (mean of the seeds; val and pool unchanged):",
+        "",
+        *curve_table(curve, windows),
     ]
     publish(MARK, lines, args.write, DOCS / "results.md")
 

@@ -240,7 +240,7 @@ def test_a_pinned_autoscale_clamp_is_moved(tmp_path, tiny_bert, monkeypatch, cap
 
     path = tiny_lvm_config(tmp_path, tiny_bert)
     config = yaml.safe_load(path.read_text())
-    config["objective"] = {"clamp": [1e-7, 1e-6]}  # far below what the target asks for
+    config["objective"] = {"directional": True, "clamp": [1e-7, 1e-6]}  # far below the target
     path.write_text(yaml.safe_dump(config))
     train = ["lvm", "train", "-c", str(path)]
     flagged, rerun = fix_and_rerun(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from termwise.health.monitor import HealthMonitor
     from termwise.health.rules_bayes import PosteriorCollapsed
+    from termwise.health.rules_direction import MarginByRetreat
     from termwise.health.rules_fit import FitAtBaseline, FitTestAboveTrain, FitValRising
     from termwise.health.rules_latent import LatentCollapsed
     from termwise.health.rules_signals import LogitsSaturated, NonFinite
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 def default_rules(calibrate_after: int | None = None) -> list[Rule]:
     """Every built-in rule with its default thresholds."""
     from termwise.health.rules_bayes import PosteriorCollapsed
+    from termwise.health.rules_direction import MarginByRetreat
     from termwise.health.rules_fit import FitAtBaseline, FitTestAboveTrain, FitValRising
     from termwise.health.rules_latent import LatentCollapsed
     from termwise.health.rules_signals import LogitsSaturated, NonFinite
@@ -64,6 +66,7 @@ def default_rules(calibrate_after: int | None = None) -> list[Rule]:
         TermStarved(),
         KLBlocksLearning(),
         AutoScalePinned(),
+        MarginByRetreat(),
         PosteriorCollapsed(),
         LogitsSaturated(),
         FitTestAboveTrain(),
@@ -87,6 +90,7 @@ __all__ = [
     "KLBlocksLearning",
     "LatentCollapsed",
     "LogitsSaturated",
+    "MarginByRetreat",
     "MetricReport",
     "NonFinite",
     "PosteriorCollapsed",
@@ -110,6 +114,7 @@ _MODULES = {
     "HEALTH_FILE": "termwise.health.findings",
     "HealthMonitor": "termwise.health.monitor",
     "PosteriorCollapsed": "termwise.health.rules_bayes",
+    "MarginByRetreat": "termwise.health.rules_direction",
     "FitAtBaseline": "termwise.health.rules_fit",
     "FitTestAboveTrain": "termwise.health.rules_fit",
     "FitValRising": "termwise.health.rules_fit",

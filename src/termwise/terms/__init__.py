@@ -6,6 +6,7 @@ shape (reduce it yourself, or hand the output to :class:`termwise.Objective`), a
 """
 
 from termwise.terms._output import TermOutput
+from termwise.terms.contrastive import next_vector_info_nce
 from termwise.terms.directional import directional_margin
 from termwise.terms.kl import BayesianLayer, bayes_layer_kl, free_bits_kl, gaussian_kl
 from termwise.terms.multihead import MultiHeadTerms, multihead_bradley_terry
@@ -25,6 +26,7 @@ __all__ = [
     "gpm_score",
     "log_square",
     "multihead_bradley_terry",
+    "next_vector_info_nce",
     "reward_centering",
     "saturation_fraction",
     "soft_cap",

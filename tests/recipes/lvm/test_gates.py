@@ -88,3 +88,114 @@ def test_directional_margin_and_autoscale_by_hand():
     assert lam.item() == pytest.approx(0.005, rel=1e-6) and pinned.item() == 0.0
     lam, pinned = scale(torch.tensor(0.2), torch.tensor(0.5))  # 0.25: held at the clamp
     assert lam.item() == pytest.approx(0.05, rel=1e-6) and pinned.item() == 1.0
+
+
+def one_hot_corpus(documents=4, length=12):
+    """Sentence k is the k-th basis vector: cos(pred, s_{t+k}) is pred's k-th component, so
+    a predictor's offset sweep is set by hand."""
+    dim = documents * length
+    offsets = torch.arange(0, dim + 1, length)
+    corpus = Corpus(
+        torch.eye(dim),
+        offsets,
+        [f"d{i}" for i in range(documents)],
+        torch.zeros(documents, dtype=torch.bool),
+        torch.zeros(documents, dtype=torch.bool),
+    )
+    return corpus, make_windows(corpus, corpus.documents("train"), context=3, offset=1)
+
+
+def shifted(context, by):
+    return torch.roll(context[:, -1], by, dims=-1)
+
+
+def test_gate_a_needs_the_sweep_to_peak_at_the_target_not_only_a_positive_margin():
+    corpus, windows = one_hot_corpus()
+    # 0.5 toward the next sentence, 0.8 toward the one before the last: margin(+1) is
+    # +0.53, but the prediction sits nearest a context sentence (a margin won by retreat).
+    retreat = run_gates(
+        lambda c: F.normalize(0.5 * shifted(c, 1) + 0.8 * shifted(c, -1), dim=-1),
+        corpus,
+        windows,
+        None,
+        GateThresholds(),
+        full=False,
+    )
+    a = retreat["A_offset_sweep"]
+    assert a["margin"] > 0.5 and a["peak"] == -1 and a["target_offset"] == 1
+    assert not retreat["passed"]["A"]
+    forward = run_gates(lambda c: shifted(c, 1), corpus, windows, None, GateThresholds())
+    assert forward["A_offset_sweep"]["peak"] == 1 and forward["passed"]["A"]
+    small = run_gates(
+        lambda c: F.normalize(shifted(c, 1) + 0.99 * c[:, -1], dim=-1),
+        corpus,
+        windows,
+        None,
+        GateThresholds(margin=0.05),
+        full=False,
+    )
+    assert small["A_offset_sweep"]["peak"] == 1 and not small["passed"]["A"]  # margin < 0.05
+
+
+def test_retrieval_and_rollout_gates_need_the_model_to_beat_every_trivial_predictor():
+    from termwise.recipes.lvm.baselines import trivial_predictors
+    from termwise.recipes.lvm.gates import baseline_rows
+
+    corpus, windows = one_hot_corpus()
+    thresholds = GateThresholds(r_at_5=0.0, rollout_first=0.0)
+    rows = baseline_rows(trivial_predictors(None), corpus, windows)
+    assert set(rows) == {"copy-last", "mean of context"}
+    exact = run_gates(lambda c: shifted(c, 1), corpus, windows, None, thresholds, baselines=rows)
+    assert exact["passed"]["B"] and exact["passed"]["D"]
+    assert exact["baselines"]["copy-last"]["r_at_1"] < exact["B_retrieval"]["r_at_1"] == 1.0
+    # Copying the last sentence cannot beat itself: B and D fail however low the marks.
+    copy = run_gates(lambda c: c[:, -1], corpus, windows, None, thresholds, baselines=rows)
+    assert not copy["passed"]["B"] and not copy["passed"]["D"]
+    # Without baselines only the marks count (the per-epoch check of old runs).
+    alone = run_gates(lambda c: c[:, -1], corpus, windows, None, thresholds)
+    assert alone["passed"]["B"] and alone["baselines"] == {}
+
+
+def test_ridge_learns_a_linear_next_step_and_reloads_identically(tmp_path):
+    from termwise.recipes.lvm.baselines import Ridge
+
+    corpus, rotation = rotation_corpus(documents=12, length=30)
+    windows = make_windows(corpus, corpus.documents("train"), context=3, offset=1)
+    ridge = Ridge.fit(corpus, windows)
+    context = corpus.vectors[windows.context]
+    cos = (ridge(context) * corpus.vectors[windows.target]).sum(-1)
+    assert cos.min() > 0.99  # s_{t+1} = R s_t is linear in the context
+    ridge.save(tmp_path)
+    again = Ridge.load(tmp_path)
+    assert again is not None and again.alpha == ridge.alpha
+    assert torch.equal(again(context), ridge(context))
+    assert Ridge.load(tmp_path / "missing") is None
+
+
+def test_a_constant_prediction_ties_with_every_candidate_and_retrieves_nothing():
+    corpus, windows = one_hot_corpus()
+    report = run_gates(
+        lambda c: torch.zeros_like(c[:, -1]), corpus, windows, None, GateThresholds(r_at_5=0.0)
+    )
+    assert report["B_retrieval"]["r_at_5"] == 0.0
+    assert report["B_retrieval"]["mrr"] < 0.05
+
+
+def test_the_gate_table_prints_the_trivial_predictors_and_names_the_pool():
+    from rich.console import Console
+
+    from termwise.recipes.lvm.baselines import trivial_predictors
+    from termwise.recipes.lvm.gates import baseline_rows, print_gates
+
+    corpus, windows = one_hot_corpus()
+    rows = baseline_rows(trivial_predictors(None), corpus, windows)
+    report = run_gates(
+        lambda c: shifted(c, 1), corpus, windows, None, GateThresholds(), baselines=rows
+    )
+    console = Console(record=True, width=200)
+    print_gates(report, console, title="gates")
+    text = console.export_text()
+    assert "peak at +1 (target +1)" in text
+    for name in ("model", "copy-last", "mean of context"):
+        assert f"│ {name}" in text
+    assert f"rank the true target among all {len(windows)} targets" in text

@@ -8,7 +8,8 @@ from rich.console import Console
 
 from termwise.config import load_yaml_config
 from termwise.recipes.lvm.config import LvmConfig
-from termwise.recipes.lvm.recipe import setup
+from termwise.recipes.lvm.baselines import Ridge
+from termwise.recipes.lvm.recipe import setup, training_documents
 from tests.cli.test_cli import assert_one_line_exit_2, run_main
 from tests.recipes.vae.conftest import write_documents
 
@@ -58,13 +59,17 @@ def test_cli_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     run = tmp_path / "run"
     code, err = run_main(monkeypatch, capsys, "lvm", "train", "-c", str(path), "-o", str(run))
     assert code == 0, err
+    alpha = f"{Ridge.load(run / 'best').alpha:g}"
     gates = orjson.loads((run / "gates.json").read_bytes())
     assert set(gates["passed"]) == {"A", "B", "C", "D", "E"}
+    assert set(gates["baselines"]) == {"copy-last", "mean of context", f"ridge (alpha {alpha})"}
+    assert (run / "best" / "ridge.safetensors").is_file()
     metrics = [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
-    assert len(metrics) == 3 and {"margin", "r_at_5", "selection"} <= set(metrics[0])
+    assert len(metrics) == 3 and {"margin", "mrr", "peak", "selection"} <= set(metrics[0])
     scalars = (run / "scalars.csv").read_text()
-    for name in ("dir.weight", "dir.pos", "dir.neg", "dir.gap", "frac_of_mse", "margin"):
+    for name in ("nce.raw", "nce.accuracy", "nce.pos"):  # the default objective
         assert f",{name}," in scalars
+    assert ",dir." not in scalars
     out = tmp_path / "5cat.json"
     code, err = run_main(
         monkeypatch,
@@ -79,7 +84,35 @@ def test_cli_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
         str(out),
     )
     assert code == 0, err
-    assert "E_in_vs_ood" in orjson.loads(out.read_bytes())
+    report = orjson.loads(out.read_bytes())
+    assert "E_in_vs_ood" in report and f"ridge (alpha {alpha})" in report["baselines"]
+
+
+def test_the_old_objective_logs_the_directional_stats_the_retreat_rule_reads(tmp_path, tiny_bert):
+    path = tiny_lvm_config(tmp_path, tiny_bert)
+    config = load_yaml_config(path, LvmConfig)
+    objective = config.objective.model_copy(
+        update={
+            "directional": True,
+            "contrastive": config.objective.contrastive.model_copy(update={"weight": 0.0}),
+        }
+    )
+    config = config.model_copy(update={"objective": objective})
+    session = setup(config, tmp_path / "old", QUIET)
+    session.trainer.fit()
+    scalars = (tmp_path / "old" / "scalars.csv").read_text()
+    for name in ("dir.weight", "dir.pos", "dir.neg", "dir.gap", "frac_of_mse", "margin"):
+        assert f",{name}," in scalars
+    assert ",nce." not in scalars
+
+
+def test_a_training_fraction_keeps_a_fixed_subset_of_documents(tmp_path, tiny_bert):
+    config = load_yaml_config(tiny_lvm_config(tmp_path, tiny_bert), LvmConfig)
+    corpus = setup(config, tmp_path / "all", QUIET).corpus
+    everything = training_documents(corpus, 1.0)
+    half = training_documents(corpus, 0.5)
+    assert half == training_documents(corpus, 0.5)  # the same subset every time
+    assert set(half) < set(everything) and len(half) == -(-len(everything) // 2)
 
 
 @pytest.mark.parametrize(

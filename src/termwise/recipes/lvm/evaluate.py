@@ -10,15 +10,18 @@ from typing import Any
 from rich.console import Console
 
 from termwise.errors import TermwiseUserError
+from termwise.recipes.lvm.baselines import Ridge, trivial_predictors
 from termwise.recipes.lvm.config import GateThresholds, LvmDataConfig
 from termwise.recipes.lvm.data import build_corpus, make_windows
-from termwise.recipes.lvm.gates import run_gates
+from termwise.recipes.lvm.gates import baseline_rows, run_gates
 from termwise.recipes.lvm.model import load_lvm
 
 
 def evaluate_file(model_dir: Path, path: Path, console: Console) -> dict[str, Any]:
     """Every document of ``path`` is in-distribution (no split); the run's OOD files, when
-    they still exist, feed gate E. Embeddings are cached beside the model."""
+    they still exist, feed gate E. The trivial predictors (with the ridge the run fitted,
+    when the model folder has it) are judged on the same windows. Embeddings are cached
+    beside the model."""
     model, manifest = load_lvm(model_dir)
     cache_dir = model_dir.parent / f".eval-{path.stem}"
     temporary = None
@@ -51,4 +54,5 @@ def evaluate_file(model_dir: Path, path: Path, console: Console) -> dict[str, An
     ood_windows = (
         make_windows(corpus, outside, manifest.context, manifest.offset) if outside else None
     )
-    return run_gates(model, corpus, windows, ood_windows, GateThresholds())
+    baselines = baseline_rows(trivial_predictors(Ridge.load(model_dir)), corpus, windows)
+    return run_gates(model, corpus, windows, ood_windows, GateThresholds(), baselines=baselines)

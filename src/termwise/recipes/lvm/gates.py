@@ -1,16 +1,26 @@
 """The five gates of a next-vector predictor, for any ``predict(context) -> vectors``.
 
 A, offset sweep: mean cos(pred, s_{t+k}) for k = -3..+3 around the last context sentence
-s_t, and margin(+1) = cos(pred, s_{t+1}) - cos(pred, s_t). B, retrieval: the rank of the
-true target among every target of the split (and among its own document's): R@1/5/10, MRR.
-C, ablations: the drop in cos(pred, target) with the context order shuffled, the last
-context vector dropped, the context zeroed. D, rollout: predictions fed back for H steps,
-mean cos to the true continuation per step. E, in- vs out-of-distribution: the key metrics
-on val and OOD and their differences, overall and per third of the document.
+s_t, and margin(+1) = cos(pred, s_{t+1}) - cos(pred, s_t); it passes when the sweep peaks
+at the target (the next sentence is closer to the prediction than every context sentence)
+and the margin reaches its threshold. B, retrieval: the rank of the true target among every
+target of the split (and among its own document's): R@1/5/10, MRR; it passes when R@5
+reaches its threshold and R@1, R@5 and MRR beat every trivial predictor's. C, ablations: the
+drop in cos(pred, target) with the context order shuffled, the last context vector dropped,
+the context zeroed. D, rollout: predictions fed back for H steps, mean cos to the true
+continuation per step; it passes when step 1 reaches its threshold and the mean over the
+steps beats every trivial predictor's rolled out the same way. E, in- vs
+out-of-distribution: the key metrics on val and OOD and their differences, overall and per
+third of the document.
+
+The trivial predictors (:mod:`termwise.recipes.lvm.baselines`) run through the same code on
+the same windows and pool (``baselines`` in the report), so a passing gate means the model
+beat them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +46,16 @@ def predict_all(predict: Predict, contexts: Tensor, batch: int = 1024) -> Tensor
         return torch.cat([predict(chunk.to(device)).cpu() for chunk in contexts.split(batch)])
 
 
+def target_offset(windows: Windows) -> int:
+    """How far past the last context sentence the target lies (the config's ``offset``)."""
+    return int(windows.target[0] - windows.context[0, -1])
+
+
+def sweep_peak(sweep: dict[str, float | None]) -> int:
+    """The offset whose sentence is closest to the prediction."""
+    return int(max((k for k, v in sweep.items() if v is not None), key=lambda k: sweep[k] or 0))
+
+
 def offset_sweep(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, Any]:
     last = windows.context[:, -1]
     ends = corpus.offsets[windows.document + 1]
@@ -50,18 +70,22 @@ def offset_sweep(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, An
     prv = (pred * corpus.vectors[windows.previous]).sum(-1)
     return {
         "cos_by_offset": sweep,
+        "peak": sweep_peak(sweep),
+        "target_offset": target_offset(windows),
         "margin": float((nxt - prv).mean()),
         "cos_next": float(nxt.mean()),
     }
 
 
 def _ranks(pred: Tensor, bank: Tensor, truth: Tensor) -> Tensor:
-    """1-based rank of ``bank[truth[i]]`` among ``bank`` by cosine to ``pred[i]``."""
+    """1-based rank of ``bank[truth[i]]`` among ``bank`` by cosine to ``pred[i]``; a tie
+    ranks the true target last among its equals (a constant prediction ties with everything
+    and must not rank first)."""
     ranks = []
     for rows in torch.arange(len(pred)).split(1024):
         scores = pred[rows] @ bank.T
         true = scores.gather(1, truth[rows, None])
-        ranks.append((scores > true).sum(1) + 1)
+        ranks.append((scores >= true).sum(1))
     return torch.cat(ranks)
 
 
@@ -128,25 +152,73 @@ def run_gates(
     ood: Windows | None,
     thresholds: GateThresholds,
     full: bool = True,
+    baselines: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every gate on ``val`` (E also on ``ood``), with pass/fail per gate. ``full=False``
-    runs A and B only (the per-epoch check)."""
+    runs A and B only (the per-epoch check). ``baselines``: :func:`baseline_rows` of the
+    same windows, which gates B and D must beat."""
+    baselines = baselines or {}
     pred = predict_all(predict, corpus.vectors[val.context])
     report: dict[str, Any] = {"A_offset_sweep": offset_sweep(pred, corpus, val)}
     report["B_retrieval"] = retrieval(pred, corpus, val)
+    report["pool"] = pool_description(val)
     a, b = report["A_offset_sweep"], report["B_retrieval"]
-    passed = {"A": a["margin"] > thresholds.margin, "B": b["r_at_5"] >= thresholds.r_at_5}
+    passed = {
+        "A": a["peak"] == a["target_offset"] and a["margin"] >= thresholds.margin,
+        "B": b["r_at_5"] >= thresholds.r_at_5 and beats_retrieval(b, baselines),
+    }
     if full:
         report["C_ablations"] = ablations(predict, corpus, val, a["cos_next"])
         report["D_rollout"] = rollout(predict, corpus, val)
         c, d = report["C_ablations"], report["D_rollout"]
         passed["C"] = min(c["drop_shuffled"], c["drop_zeroed"]) >= thresholds.ablation_drop
-        passed["D"] = d[0] is not None and d[0] >= thresholds.rollout_first
+        passed["D"] = (
+            d[0] is not None
+            and d[0] >= thresholds.rollout_first
+            and all(_mean(d) > _mean(row["rollout"]) for row in baselines.values())
+        )
         if ood is not None and len(ood):
             report["E_in_vs_ood"] = in_vs_ood(predict, corpus, val, ood, pred)
             passed["E"] = report["E_in_vs_ood"]["gap_cos_next"] <= thresholds.ood_gap
+    report["baselines"] = baselines
     report["passed"] = passed
     return report
+
+
+RETRIEVAL_KEYS = ("r_at_1", "r_at_5", "mrr")
+
+
+def beats_retrieval(model: dict[str, float], baselines: dict[str, dict[str, Any]]) -> bool:
+    """R@1, R@5 and MRR all above every baseline's (no baselines: nothing to beat)."""
+    return all(model[k] > row[k] for row in baselines.values() for k in RETRIEVAL_KEYS)
+
+
+def _mean(values: list[float | None]) -> float:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else float("nan")
+
+
+def pool_description(windows: Windows) -> str:
+    return (
+        f"{len(windows)} windows of {len(windows.document.unique())} documents; R@k and MRR "
+        f"rank the true target among all {len(windows)} targets, in-document among its own "
+        "document's"
+    )
+
+
+def baseline_rows(
+    predictors: dict[str, Predict], corpus: Corpus, windows: Windows
+) -> dict[str, dict[str, Any]]:
+    """The offset sweep, retrieval and rollout of each trivial predictor on ``windows``."""
+    rows = {}
+    for name, predict in predictors.items():
+        pred = predict_all(predict, corpus.vectors[windows.context])
+        rows[name] = {
+            **offset_sweep(pred, corpus, windows),
+            **retrieval(pred, corpus, windows),
+            "rollout": rollout(predict, corpus, windows),
+        }
+    return rows
 
 
 def in_vs_ood(
@@ -182,7 +254,11 @@ def print_gates(report: dict[str, Any], console: Console, title: str) -> None:
     a, b = report["A_offset_sweep"], report["B_retrieval"]
     sweep = " ".join(f"{k}:{v:.3f}" for k, v in a["cos_by_offset"].items() if v is not None)
     rows = [
-        ("A offset sweep", f"margin(+1) {a['margin']:+.4f}; cos by offset {sweep}"),
+        (
+            "A offset sweep",
+            f"margin(+1) {a['margin']:+.4f}; peak at {a['peak']:+d} (target "
+            f"{a['target_offset']:+d}); cos by offset {sweep}",
+        ),
         (
             "B retrieval",
             f"R@1 {b['r_at_1']:.3f} R@5 {b['r_at_5']:.3f} R@10 {b['r_at_10']:.3f} "
@@ -208,3 +284,27 @@ def print_gates(report: dict[str, Any], console: Console, title: str) -> None:
         result = report["passed"].get(name[0])
         table.add_row(name, numbers, "-" if result is None else "pass" if result else "FAIL")
     console.print(table)
+    if report.get("baselines"):
+        print_comparison(report, console)
+
+
+def print_comparison(report: dict[str, Any], console: Console) -> None:
+    """The model beside the trivial predictors, on the same windows and pool."""
+    table = Table(title="The model beside the trivial predictors (same windows)")
+    columns = ("predictor", "margin(+1)", "peak", "cos(next)", "R@1", "R@5", "MRR")
+    for column in (*columns, "in-doc R@1", "rollout mean"):
+        table.add_column(column)
+    model = {**report["A_offset_sweep"], **report["B_retrieval"]}
+    model["rollout"] = report.get("D_rollout", [])
+    for name, row in {"model": model, **report["baselines"]}.items():
+        rollout_mean = _mean(row["rollout"]) if row["rollout"] else float("nan")
+        table.add_row(
+            name,
+            f"{row['margin']:+.4f}",
+            f"{row['peak']:+d}",
+            f"{row['cos_next']:.3f}",
+            *(f"{row[k]:.3f}" for k in (*RETRIEVAL_KEYS, "doc_r_at_1")),
+            "-" if math.isnan(rollout_mean) else f"{rollout_mean:.3f}",
+        )
+    console.print(table)
+    console.print(f"pool: {report['pool']}", markup=False)

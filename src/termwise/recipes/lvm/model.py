@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from termwise.config import StrictModel
 from termwise.data.jsonl import write_json
 from termwise.models.saved import load_head_weights, read_manifest
+from termwise.recipes.lvm.baselines import Ridge
 from termwise.recipes.lvm.config import LvmModelConfig
 
 FORMAT = "termwise-lvm/1"
@@ -57,7 +58,11 @@ class LvmManifest(StrictModel):
     ood: list[str] = Field(default_factory=list, description="OOD files of the training run.")
 
 
-def save_lvm(model: NextVectorModel, directory: Path, manifest: LvmManifest) -> None:
+def save_lvm(
+    model: NextVectorModel, directory: Path, manifest: LvmManifest, ridge: Ridge | None = None
+) -> None:
+    """Weights, manifest and (when given) the ridge baseline the gates compare with, written
+    to a partial folder renamed into place."""
     import shutil
 
     partial = directory.with_name(f".{directory.name}.partial")
@@ -65,6 +70,8 @@ def save_lvm(model: NextVectorModel, directory: Path, manifest: LvmManifest) -> 
     partial.mkdir(parents=True)
     save_model(model, str(partial / WEIGHTS))
     write_json(partial / MANIFEST, manifest.model_dump(mode="json"))
+    if ridge is not None:
+        ridge.save(partial)
     if directory.exists():
         shutil.rmtree(directory)
     partial.rename(directory)

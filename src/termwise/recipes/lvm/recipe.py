@@ -1,14 +1,15 @@
 """Next-vector prediction: setup, train, evaluate, save.
 
 Terms: ``mse`` (data; ``mean_d (pred - next)^2``, or ``1 - cos`` with ``regression:
-cosine``) and ``dir`` (aux; :func:`termwise.terms.directional_margin` with the epoch's
-margin) weighted by an :class:`termwise.schedules.AutoScale` holding it at the epoch's
-``target_frac`` of the data term, within ``clamp``. Logged every logging step: the
-auto-scaled weight (``dir.weight``, lambda_eff), ``dir.pos``, ``dir.neg``, ``dir.gap``,
-``frac_of_mse`` and ``margin``; ``autoscale.pinned`` fires when the clamp holds the weight.
-Every epoch gates A and B run on val windows; the best epoch (``best_metric``, default
-margin(+1) while R@5 stays within 0.02 of its best) is saved in ``OUT/best``.
-"""
+cosine``), ``nce`` (data, weight ``contrastive.weight``;
+:func:`termwise.terms.next_vector_info_nce` over the batch's targets and the window's
+context sentences) and, when enabled, ``dir`` (aux; :func:`termwise.terms.directional_margin`
+with the epoch's margin) weighted by an :class:`termwise.schedules.AutoScale` holding it at
+the epoch's ``target_frac`` of the data term, within ``clamp``; ``dir.pos``, ``dir.neg`` and
+``dir.gap`` feed ``dir.retreat``. Every epoch gates A and B run on val windows beside the
+trivial predictors (copy-last, mean of context, ridge fitted on the training windows); the
+best epoch (``best_metric``, default MRR while R@5 stays within 0.02 of its best) is saved
+in ``OUT/best`` with the ridge, and all five gates judge it at the end."""
 
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ from torch.utils.data import Dataset
 from termwise.data.jsonl import write_json
 from termwise.health import HealthMonitor
 from termwise.models.backbone import resolve_backbone
-from termwise.objective import Objective
+from termwise.objective import Objective, WeightSpec
+from termwise.recipes.lvm.baselines import Ridge, trivial_predictors
 from termwise.recipes.lvm.config import LvmConfig, RampByEpoch
 from termwise.recipes.lvm.data import Corpus, Windows, load_corpus, make_windows
-from termwise.recipes.lvm.gates import print_gates, run_gates
+from termwise.recipes.lvm.gates import baseline_rows, print_gates, run_gates
 from termwise.recipes.lvm.model import LvmManifest, NextVectorModel, load_lvm, save_lvm
 from termwise.schedules import AutoScale, piecewise
-from termwise.terms import directional_margin
+from termwise.terms import directional_margin, next_vector_info_nce
 from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
 from termwise.trainer.run_dir import start_run
 
@@ -58,17 +60,26 @@ class WindowData(Dataset[tuple[Tensor, Tensor, Tensor]]):
 
 
 def make_objective(config: LvmConfig) -> tuple[Objective, AutoScale | None]:
-    if not config.objective.directional:
-        return Objective({"mse": "data"}), None
-    low, high = config.objective.clamp
-    scale = AutoScale(config.objective.target_frac.values[0], low, high, reference="mse")
-    return Objective({"mse": "data", "dir": "aux"}, weights={"dir": scale}), scale
+    """``mse`` (data), ``nce`` (data, when its weight is > 0) and ``dir`` (aux, auto-scaled
+    to the MSE, when enabled)."""
+    roles: dict[str, str] = {"mse": "data"}
+    weights: dict[str, WeightSpec] = {}
+    contrastive = config.objective.contrastive
+    if contrastive.weight > 0:
+        roles["nce"], weights["nce"] = "data", contrastive.weight
+    scale = None
+    if config.objective.directional:
+        low, high = config.objective.clamp
+        scale = AutoScale(config.objective.target_frac.values[0], low, high, reference="mse")
+        roles["dir"], weights["dir"] = "aux", scale
+    return Objective(roles, weights=weights), scale
 
 
 def make_loss(
     config: LvmConfig, objective: Objective, scale: AutoScale | None, steps_per_epoch: int
 ) -> Callable[[nn.Module, Any, int], StepOutput]:
     target_frac, margin = by_epoch(config.objective.target_frac), by_epoch(config.objective.margin)
+    contrastive = config.objective.contrastive
 
     def loss_fn(model: nn.Module, batch: Any, step: int) -> StepOutput:
         context, target, previous = batch
@@ -81,6 +92,9 @@ def make_loss(
             data = 1.0 - (pred * target).sum(-1)
         terms: dict[str, Any] = {"mse": data}
         stats: dict[str, Tensor] = {}
+        if contrastive.weight > 0:
+            negatives = context if contrastive.hard_negatives else None
+            terms["nce"] = next_vector_info_nce(pred, target, negatives, contrastive.temperature)
         if scale is not None:
             scale.target_fraction = target_frac(epoch)  # the ramp moves by epoch
             current = margin(epoch)
@@ -91,10 +105,21 @@ def make_loss(
         total, breakdown = objective(step, **terms)
         if scale is not None:
             weighted = breakdown.weighted
-            stats["frac_of_mse"] = weighted[1] / weighted[0].clamp_min(1e-12)
+            stats["frac_of_mse"] = weighted[-1] / weighted[0].clamp_min(1e-12)
         return StepOutput(total, breakdown, stats)
 
     return loss_fn
+
+
+def training_documents(corpus: Corpus, fraction: float) -> list[int]:
+    """The training split, or a fixed random ``fraction`` of its documents (the same subset
+    for every seed, so a learning curve compares amounts of data, not draws)."""
+    documents = corpus.documents("train")
+    if fraction >= 1:
+        return documents
+    keep = max(1, math.ceil(fraction * len(documents)))
+    order = torch.randperm(len(documents), generator=torch.Generator().manual_seed(0))
+    return sorted(documents[i] for i in order[:keep].tolist())
 
 
 @dataclass
@@ -107,13 +132,16 @@ class Session:
     model: NextVectorModel
     trainer: Trainer
     manifest: LvmManifest
+    ridge: Ridge
 
 
 def setup(config: LvmConfig, output: Path, console: Console) -> Session:
     seed_everything(config.trainer.seed)
     corpus = load_corpus(config.data, console)
     cut = (config.data.context, config.data.offset)
-    train_windows = make_windows(corpus, corpus.documents("train"), *cut)
+    train_windows = make_windows(
+        corpus, training_documents(corpus, config.data.train_fraction), *cut
+    )
     val_windows = make_windows(corpus, corpus.documents("val"), *cut)
     ood_docs = corpus.documents("ood")
     ood_windows = make_windows(corpus, ood_docs, *cut) if ood_docs else None
@@ -130,12 +158,17 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
         ood=[str(p) for p in config.data.ood],
     )
     per_epoch = val_windows.subset(torch.arange(min(len(val_windows), config.eval_windows)))
+    ridge = Ridge.fit(corpus, train_windows)
+    epoch_baselines = baseline_rows(trivial_predictors(ridge), corpus, per_epoch)
     best_r5 = {"value": -1.0}
 
     def epoch_gates(model: nn.Module) -> dict[str, float]:
-        report = run_gates(model, corpus, per_epoch, None, config.gates, full=False)
+        report = run_gates(
+            model, corpus, per_epoch, None, config.gates, full=False, baselines=epoch_baselines
+        )
         a, b = report["A_offset_sweep"], report["B_retrieval"]
-        metrics = {"margin": a["margin"], "cos_next": a["cos_next"], **b}
+        metrics = {"margin": a["margin"], "cos_next": a["cos_next"], "peak": a["peak"], **b}
+        metrics["target_offset"] = a["target_offset"]
         within = b["r_at_5"] >= best_r5["value"] - R_AT_5_TOLERANCE
         best_r5["value"] = max(best_r5["value"], b["r_at_5"])
         chosen = metrics.get(config.best_metric, math.nan)
@@ -144,7 +177,7 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
 
     def save_best(model: nn.Module, step: int, metrics: Any) -> None:
         assert isinstance(model, NextVectorModel)
-        save_lvm(model, output / "best", manifest)
+        save_lvm(model, output / "best", manifest, ridge)
 
     trainer = Trainer(
         model=model,
@@ -175,7 +208,7 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
         f"{len(val_windows)} val, {len(ood_windows) if ood_windows else 0} OOD"
     )
     return Session(
-        config, corpus, train_windows, val_windows, ood_windows, model, trainer, manifest
+        config, corpus, train_windows, val_windows, ood_windows, model, trainer, manifest, ridge
     )
 
 
@@ -199,11 +232,14 @@ def train(
 
 
 def save(session: Session, directory: Path) -> None:
-    save_lvm(session.model, directory, session.manifest)
+    save_lvm(session.model, directory, session.manifest, session.ridge)
 
 
 def evaluate(session: Session, best: Path) -> dict[str, Any]:
+    """All five gates on the val windows, beside the trivial predictors on the same ones."""
     model, _ = load_lvm(best)
+    corpus, val = session.corpus, session.val_windows
+    baselines = baseline_rows(trivial_predictors(session.ridge), corpus, val)
     return run_gates(
-        model, session.corpus, session.val_windows, session.ood_windows, session.config.gates
+        model, corpus, val, session.ood_windows, session.config.gates, baselines=baselines
     )
