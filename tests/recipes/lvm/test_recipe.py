@@ -7,8 +7,8 @@ import yaml
 from rich.console import Console
 
 from termwise.config import load_yaml_config
-from termwise.recipes.lvm.config import LvmConfig
 from termwise.recipes.lvm.baselines import Ridge
+from termwise.recipes.lvm.config import LvmConfig
 from termwise.recipes.lvm.recipe import setup, training_documents
 from tests.cli.test_cli import assert_one_line_exit_2, run_main
 from tests.recipes.vae.conftest import write_documents
