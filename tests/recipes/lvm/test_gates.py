@@ -199,3 +199,13 @@ def test_the_gate_table_prints_the_trivial_predictors_and_names_the_pool():
     for name in ("model", "copy-last", "mean of context"):
         assert f"│ {name}" in text
     assert f"rank the true target among all {len(windows)} targets" in text
+
+
+def test_a_corrupt_ridge_file_is_one_clear_error(tmp_path):
+    from termwise.errors import TermwiseUserError
+    from termwise.recipes.lvm.baselines import RIDGE_FILE, Ridge
+
+    (tmp_path / RIDGE_FILE).write_text("not safetensors")
+    with pytest.raises(TermwiseUserError, match="not a ridge baseline file") as caught:
+        Ridge.load(tmp_path)
+    assert str(tmp_path / RIDGE_FILE) in str(caught.value)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -85,7 +86,7 @@ class Ridge:
         try:
             tensors = load_file(str(path))
             return cls(tensors["weight"], tensors["bias"], float(tensors["alpha"]))
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, KeyError, ValueError, SafetensorError) as error:
             raise TermwiseUserError(f"not a ridge baseline file: {error}", path=path) from None
 
 
