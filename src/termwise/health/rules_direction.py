@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from termwise.health.base import MetricReport, Rule, Window
 from termwise.health.findings import Finding
 
+STATS = ("gap", "pos", "neg")  # the directional term's stats the window rule compares
 ADVICE = (
     "make the objective predict rather than retreat: add the contrastive term "
     "(objective.contrastive, the context sentences as negatives) or lower the directional "
@@ -79,6 +80,3 @@ class MarginByRetreat(Rule):
                 "offset_sweep",
             )
         ]
-
-
-STATS = ("gap", "pos", "neg")

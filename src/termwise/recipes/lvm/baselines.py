@@ -20,6 +20,7 @@ from torch import Tensor
 
 from termwise.errors import TermwiseUserError
 from termwise.recipes.lvm.data import Corpus, Windows
+from termwise.recipes.lvm.gates import target_ranks
 
 RIDGE_FILE = "ridge.safetensors"
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)
@@ -40,8 +41,7 @@ class Ridge:
         self.weight, self.bias, self.alpha = weight.contiguous(), bias.contiguous(), alpha
 
     def __call__(self, context: Tensor) -> Tensor:
-        flat = context.flatten(1).to(self.weight)
-        return F.normalize(flat @ self.weight + self.bias, dim=-1)
+        return _predict(context.flatten(1).to(self.weight), self.weight, self.bias)
 
     @classmethod
     def fit(cls, corpus: Corpus, windows: Windows, held_fraction: float = 0.1) -> Ridge:
@@ -58,11 +58,11 @@ class Ridge:
         if held.any() and (~held).any():
             fit, check = ~held, held
 
+            bank, rows = F.normalize(y[check], dim=-1), torch.arange(int(check.sum()))
+
             def mrr(alpha: float) -> float:
                 pred = _predict(x[check], *_solve(x[fit], y[fit], alpha))
-                scores = pred @ F.normalize(y[check], dim=-1).T
-                ranks = (scores > scores.diagonal()[:, None]).sum(1) + 1
-                return float((1.0 / ranks.double()).mean())
+                return float((1.0 / target_ranks(pred, bank, rows).double()).mean())
 
             best = max(RIDGE_ALPHAS, key=mrr)
         weight, bias = _solve(x, y, best)
@@ -71,8 +71,8 @@ class Ridge:
     def save(self, directory: Path) -> None:
         save_file(
             {
-                "weight": self.weight.contiguous(),
-                "bias": self.bias.contiguous(),
+                "weight": self.weight,
+                "bias": self.bias,
                 "alpha": torch.tensor(self.alpha, dtype=torch.float64),
             },
             str(directory / RIDGE_FILE),

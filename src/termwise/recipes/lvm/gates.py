@@ -77,7 +77,7 @@ def offset_sweep(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, An
     }
 
 
-def _ranks(pred: Tensor, bank: Tensor, truth: Tensor) -> Tensor:
+def target_ranks(pred: Tensor, bank: Tensor, truth: Tensor) -> Tensor:
     """1-based rank of ``bank[truth[i]]`` among ``bank`` by cosine to ``pred[i]``; a tie
     ranks the true target last among its equals (a constant prediction ties with everything
     and must not rank first)."""
@@ -91,11 +91,11 @@ def _ranks(pred: Tensor, bank: Tensor, truth: Tensor) -> Tensor:
 
 def retrieval(pred: Tensor, corpus: Corpus, windows: Windows) -> dict[str, float]:
     bank = corpus.vectors[windows.target]
-    ranks = _ranks(pred, bank, torch.arange(len(windows)))
+    ranks = target_ranks(pred, bank, torch.arange(len(windows)))
     within = torch.zeros(len(windows), dtype=torch.long)
     for document in windows.document.unique():
         rows = torch.nonzero(windows.document == document).flatten()
-        within[rows] = _ranks(pred[rows], bank[rows], torch.arange(len(rows)))
+        within[rows] = target_ranks(pred[rows], bank[rows], torch.arange(len(rows)))
     out = {f"r_at_{k}": float((ranks <= k).float().mean()) for k in (1, 5, 10)}
     out["mrr"] = float((1.0 / ranks.float()).mean())
     out["doc_r_at_1"] = float((within <= 1).float().mean())
@@ -207,16 +207,17 @@ def pool_description(windows: Windows) -> str:
 
 
 def baseline_rows(
-    predictors: dict[str, Predict], corpus: Corpus, windows: Windows
+    predictors: dict[str, Predict], corpus: Corpus, windows: Windows, full: bool = True
 ) -> dict[str, dict[str, Any]]:
-    """The offset sweep, retrieval and rollout of each trivial predictor on ``windows``."""
+    """The offset sweep, retrieval and (``full``: gate D's) rollout of each trivial predictor
+    on ``windows``."""
     rows = {}
     for name, predict in predictors.items():
         pred = predict_all(predict, corpus.vectors[windows.context])
         rows[name] = {
             **offset_sweep(pred, corpus, windows),
             **retrieval(pred, corpus, windows),
-            "rollout": rollout(predict, corpus, windows),
+            "rollout": rollout(predict, corpus, windows) if full else [],
         }
     return rows
 

@@ -159,7 +159,7 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
     )
     per_epoch = val_windows.subset(torch.arange(min(len(val_windows), config.eval_windows)))
     ridge = Ridge.fit(corpus, train_windows)
-    epoch_baselines = baseline_rows(trivial_predictors(ridge), corpus, per_epoch)
+    epoch_baselines = baseline_rows(trivial_predictors(ridge), corpus, per_epoch, full=False)
     best_r5 = {"value": -1.0}
 
     def epoch_gates(model: nn.Module) -> dict[str, float]:
