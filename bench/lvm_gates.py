@@ -20,15 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import torch
+import torch.nn.functional as F
 from rich.console import Console
+from torch import Tensor
 
 from _doc import DOCS, publish
 from termwise.config import load_yaml_config
 from termwise.health.findings import read_findings
 from termwise.recipes.lvm.baselines import Ridge, trivial_predictors
 from termwise.recipes.lvm.config import LvmConfig, default_config
-from termwise.recipes.lvm.data import load_corpus, make_windows
-from termwise.recipes.lvm.gates import baseline_rows, run_gates
+from termwise.recipes.lvm.data import Corpus, Windows, load_corpus, make_windows
+from termwise.recipes.lvm.gates import baseline_rows, offset_sweep, run_gates
 from termwise.recipes.lvm.recipe import train, training_documents
 
 MARK = "<!-- lvm_gates -->"
@@ -138,6 +141,27 @@ def curve_table(curve: dict[float, list[dict[str, Any]]], windows: dict[float, i
     return lines
 
 
+def in_span_oracle(corpus: Corpus, windows: Windows) -> Tensor:
+    """The true target projected onto the span of its own context vectors (it knows the
+    answer): the closest any prediction that only recombines the context can point."""
+    context, target = corpus.vectors[windows.context], corpus.vectors[windows.target]
+    basis, _ = torch.linalg.qr(context.transpose(1, 2))  # [W, d, C] orthonormal columns
+    coefficients = torch.einsum("wdc,wd->wc", basis, target)
+    return F.normalize(torch.einsum("wdc,wc->wd", basis, coefficients), dim=-1)
+
+
+def ceiling_table(corpus: Corpus, splits: dict[str, Windows]) -> list[str]:
+    lines = [
+        "| windows | sweep peak | margin(+1) | cos by offset -3 .. +3 |",
+        "|---|---|---|---|",
+    ]
+    for name, windows in splits.items():
+        sweep = offset_sweep(in_span_oracle(corpus, windows), corpus, windows)
+        values = " ".join(f"{v:.3f}" for v in sweep["cos_by_offset"].values() if v is not None)
+        lines.append(f"| {name} | {sweep['peak']:+d} | {sweep['margin']:+.4f} | {values} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
@@ -216,6 +240,12 @@ def main() -> None:
         "Learning curve of the default config (mean of the seeds; val and pool unchanged):",
         "",
         *curve_table(curve, windows),
+        "",
+        "The ceiling of a prediction that only recombines its context: the true next vector "
+        "projected onto the span of the window's own context vectors (an oracle: it knows the "
+        "target):",
+        "",
+        *ceiling_table(corpus, {"train": train_w, "val": val_w}),
     ]
     publish(MARK, lines, args.write, DOCS / "results.md")
 
