@@ -41,7 +41,8 @@ import yaml
 from _doc import DOCS, publish
 from termwise.health.findings import HEALTH_FILE, Finding, read_findings
 from termwise.health.fix import fix_config
-from termwise.health.windows import WINDOWS_FILE, recheck
+from termwise.health.recheck import recheck
+from termwise.health.windows import WINDOWS_FILE
 
 MARK = "<!-- health_scorecard -->"
 ROOT = Path(__file__).resolve().parents[1]

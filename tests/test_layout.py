@@ -47,6 +47,43 @@ def test_every_system_has_the_recipe_shape(system):
     assert {"config.py", "recipe.py", "cli.py", "model.py", "data.py"} <= files
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports (function-level
+    imports included: a lazy import still ties the two modules together)."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in found if m in paths and m != name}
+    return graph
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    graph = _package_imports()
+    cycles = []
+    for start in graph:
+        stack, seen = [(start, (start,))], {start}
+        while stack:
+            name, path = stack.pop()
+            for nxt in graph[name]:
+                if nxt == start:
+                    cycles.append(" -> ".join((*path, start)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+    assert not cycles, f"import cycles: {sorted(cycles)[:5]}"
+
+
 def test_engine_never_imports_recipes_or_cli():
     engine = [PACKAGE / name for name in ("terms", "health", "trainer", "models", "data")]
     engine_files = [p for folder in engine for p in folder.glob("*.py")]

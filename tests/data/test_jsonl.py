@@ -1,6 +1,15 @@
+from pathlib import Path
+
 import pytest
 
-from termwise.data.jsonl import atomic_write, check_output, iter_records, require_text
+from termwise.data.jsonl import (
+    atomic_directory,
+    atomic_write,
+    check_output,
+    iter_records,
+    replace_directory,
+    require_text,
+)
 from termwise.errors import TermwiseUserError
 
 
@@ -30,6 +39,43 @@ def test_a_finished_write_replaces_the_file(tmp_path):
     with atomic_write(path) as handle:
         handle.write(b"new\n")
     assert path.read_text() == "new\n"
+
+
+@pytest.mark.parametrize("interrupt", [OSError("disk full"), KeyboardInterrupt()])
+def test_an_interrupted_folder_write_leaves_the_old_folder_whole(tmp_path, interrupt):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights").write_text("old")
+    with pytest.raises(type(interrupt)), atomic_directory(tmp_path / "model") as partial:
+        (partial / "weights").write_text("half")
+        raise interrupt
+    assert (tmp_path / "model" / "weights").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_finished_folder_write_replaces_the_folder_and_leaves_nothing_beside(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "stale").write_text("old")
+    with atomic_directory(tmp_path / "model") as partial:
+        (partial / "weights").write_text("new")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["weights"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_crash_between_the_renames_leaves_the_old_folder_aside(tmp_path, monkeypatch):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights").write_text("old")
+    (tmp_path / "new").mkdir()
+    real_rename = Path.rename
+
+    def crash_on_the_second(self, target):
+        if self.name == "new":
+            raise KeyboardInterrupt  # the old folder is already aside
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", crash_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        replace_directory(tmp_path / "new", tmp_path / "model")
+    assert (tmp_path / ".model.old" / "weights").read_text() == "old"
 
 
 @pytest.mark.parametrize("case", ["directory", "same as input", "under a file"])

@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 from termwise import Objective
 from termwise.cli import app
 from termwise.health import HealthMonitor, default_rules, read_findings
+from termwise.health.recheck import recheck
 from termwise.health.report import print_summary
 from termwise.health.rules_terms import FreeBitsAllFree
-from termwise.health.windows import WINDOWS_FILE, recheck
+from termwise.health.windows import WINDOWS_FILE
 from termwise.schedules import linear_warmup
 from termwise.terms import free_bits_kl
 

@@ -1,15 +1,17 @@
-"""JSONL files: one streaming reader with ``file:line`` errors, and one atomic writer.
+"""JSONL files: one streaming reader with ``file:line`` errors, and the atomic writers.
 
 Every reader in termwise goes through :func:`iter_records` (a bad line names its file and
-line) and every output file through :func:`atomic_write` (a temporary beside the target,
+line), every output file through :func:`atomic_write` (a temporary beside the target,
 renamed into place only when complete: an interrupted or failed run never leaves a
-half-written file that looks finished, and never truncates what was there).
+half-written file that looks finished, and never truncates what was there) and every
+output folder (a saved model, a checkpoint) through :func:`atomic_directory`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -220,6 +222,42 @@ def atomic_write(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def replace_directory(new: Path, directory: Path) -> None:
+    """Put the complete folder ``new`` at ``directory``: an older ``directory`` is renamed
+    aside to ``.NAME.old`` and removed only once ``new`` is in place, so a crash at any point
+    leaves a complete folder (the new one, or the old one at ``directory`` or ``.NAME.old``)."""
+    old = directory.with_name(f".{directory.name}.old")
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+    new.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(directory: Path) -> Iterator[Path]:
+    """An empty folder beside ``directory`` to write into; on success it replaces
+    ``directory`` (see :func:`replace_directory`), on any error (Ctrl-C included) it is
+    removed and ``directory`` is untouched.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with atomic_directory(root / "model") as partial:
+    ...     _ = (partial / "weights.bin").write_bytes(b"new")
+    >>> sorted(p.name for p in root.iterdir()), (root / "model" / "weights.bin").read_bytes()
+    (['model'], b'new')
+    """
+    partial = directory.with_name(f".{directory.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    replace_directory(partial, directory)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

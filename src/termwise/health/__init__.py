@@ -14,6 +14,7 @@ from termwise._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from termwise.health.base import MetricReport, Rule, Window
+    from termwise.health.defaults import default_rules
     from termwise.health.findings import (
         HEALTH_FILE,
         Finding,
@@ -37,42 +38,6 @@ if TYPE_CHECKING:
         TermNegligible,
         TermStarved,
     )
-
-
-def default_rules(calibrate_after: int | None = None) -> list[Rule]:
-    """Every built-in rule with its default thresholds."""
-    from termwise.health.rules_bayes import PosteriorCollapsed
-    from termwise.health.rules_direction import MarginByRetreat
-    from termwise.health.rules_fit import FitAtBaseline, FitTestAboveTrain, FitValRising
-    from termwise.health.rules_latent import LatentCollapsed
-    from termwise.health.rules_signals import LogitsSaturated, NonFinite
-    from termwise.health.rules_terms import (
-        AutoScalePinned,
-        FreeBitsAllFree,
-        FreeBitsBand,
-        KLBlocksLearning,
-        TermDominant,
-        TermNegligible,
-        TermStarved,
-    )
-
-    return [
-        LatentCollapsed(),
-        NonFinite(),
-        FreeBitsAllFree(),
-        FreeBitsBand(calibrate_after=calibrate_after),
-        TermNegligible(),
-        TermDominant(),
-        TermStarved(),
-        KLBlocksLearning(),
-        AutoScalePinned(),
-        MarginByRetreat(),
-        PosteriorCollapsed(),
-        LogitsSaturated(),
-        FitTestAboveTrain(),
-        FitValRising(),
-        FitAtBaseline(),
-    ]
 
 
 __all__ = [
@@ -129,5 +94,6 @@ _MODULES = {
     "TermDominant": "termwise.health.rules_terms",
     "TermNegligible": "termwise.health.rules_terms",
     "TermStarved": "termwise.health.rules_terms",
+    "default_rules": "termwise.health.defaults",
 }
 __getattr__ = lazy_exports(__name__, _MODULES)

@@ -53,7 +53,8 @@ def recheck_run(
 ) -> None:
     """Judge a finished run again with this termwise's rules, from the windows the run
     recorded (no training); the run's own health.jsonl is left as it was."""
-    from termwise.health.windows import WINDOWS_FILE, recheck
+    from termwise.health.recheck import recheck
+    from termwise.health.windows import WINDOWS_FILE
 
     if not run_dir.is_dir():
         raise TermwiseUserError("not found: expected a run directory", path=run_dir)

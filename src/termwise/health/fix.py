@@ -93,7 +93,7 @@ def _run_findings(run_dir: Path) -> list[Finding]:
 def check_rule_code(code: str, found: set[str]) -> None:
     """``--only CODE``: a code no rule has is a typo, not a run without that finding."""
     from termwise.errors import suggest
-    from termwise.health import default_rules
+    from termwise.health.defaults import default_rules
 
     known = sorted({rule.code for rule in default_rules()} | found)
     if code not in known:
@@ -106,7 +106,7 @@ def fix_config(
     run_dir: Path, only: str | None = None, findings: list[Finding] | None = None
 ) -> Fix:
     """The run's config with its findings' changes applied; ``findings`` replaces the
-    run's ``health.jsonl`` (e.g. those of :func:`termwise.health.windows.recheck`)."""
+    run's ``health.jsonl`` (e.g. those of :func:`termwise.health.recheck.recheck`)."""
     if not run_dir.is_dir():
         reason = "is a file, expected" if run_dir.exists() else "not found: expected"
         raise TermwiseUserError(f"{reason} a run directory", path=run_dir)

@@ -13,6 +13,7 @@ from rich.console import Console
 from torch import Tensor
 
 from termwise.health.base import MetricReport, Rule, Window
+from termwise.health.defaults import default_rules
 from termwise.health.findings import HEALTH_FILE, SEVERITY_RANK, Finding
 from termwise.health.report import finding_line
 from termwise.health.windows import WINDOWS_FILE, metrics_line, window_line
@@ -60,8 +61,6 @@ class HealthMonitor:
         ``objective.clamp.1``), or to several fields set to the same value, so such findings
         carry a machine-readable change (``termwise health fix``). A recipe may update the
         mapping while it runs (a curriculum stage owns its own weights)."""
-        from termwise.health import default_rules  # the package imports this module
-
         if every < 1:
             raise ValueError(f"HealthMonitor: every must be >= 1, got {every}")
         self.rules: list[Rule] = list(default_rules() if rules is None else rules)

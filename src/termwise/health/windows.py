@@ -1,24 +1,22 @@
 """What the rules saw, kept so a finished run can be judged again by today's rules.
 
 The monitor appends every window it checks (and every metric report) to
-``health_windows.jsonl``; :func:`recheck` feeds them, in order, to a fresh monitor. Rules
-only read windows and reports, so a recheck with the same rules gives the same findings as
-the run did, and a recheck with changed rules (new thresholds, a newer termwise) gives
-what those rules would have said, without training again.
+``health_windows.jsonl``; :func:`termwise.health.recheck.recheck` feeds them, in order, to a
+fresh monitor. Rules only read windows and reports, so a recheck with the same rules gives
+the same findings as the run did, and a recheck with changed rules (new thresholds, a newer
+termwise) gives what those rules would have said, without training again.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from termwise.errors import TermwiseUserError
-from termwise.health.base import MetricReport, Rule, Window
-from termwise.health.findings import Finding
+from termwise.health.base import MetricReport, Window
 
 WINDOWS_FILE = "health_windows.jsonl"
 
@@ -47,7 +45,7 @@ def metrics_line(report: MetricReport) -> bytes:
     return orjson.dumps({"kind": "metrics", "step": report.step, "metrics": metrics}) + b"\n"
 
 
-def _float(value: Any) -> float:
+def number_back(value: Any) -> float:
     return float(value)  # float("nan") / float("inf") read the repr back
 
 
@@ -63,43 +61,3 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict) and record.get("kind") in ("window", "metrics"):
             records.append(record)  # fields are checked where they are read
     return records
-
-
-def recheck(run_dir: Path, rules: Iterable[Rule] | None = None) -> list[Finding]:
-    """The findings today's ``rules`` (default: every built-in rule) give on the windows a
-    run recorded."""
-    from termwise.health.monitor import HealthMonitor
-
-    path = run_dir / WINDOWS_FILE
-    if not path.is_file():
-        raise TermwiseUserError(
-            f"no {WINDOWS_FILE}: the run was trained before termwise kept its windows",
-            path=run_dir,
-        )
-    monitor = HealthMonitor(rules=rules)
-    try:
-        _replay(monitor, read_records(path))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise TermwiseUserError(
-            f"not a windows file written by termwise ({error!r})", path=path
-        ) from None
-    return monitor.findings
-
-
-def _replay(monitor: Any, records: list[dict[str, Any]]) -> None:
-    for record in records:
-        if record["kind"] == "metrics":
-            metrics = {k: _float(v) for k, v in record["metrics"].items()}
-            monitor.report_metrics(int(record["step"]), metrics)
-            continue
-        monitor.config_keys = dict(record.get("config_keys", {}))
-        window = Window(
-            index=int(record["index"]),
-            step=int(record["step"]),
-            steps=int(record["steps"]),
-            means={k: _float(v) for k, v in record["means"].items()},
-            terms=tuple(record["terms"]),
-            roles=tuple(record["roles"]),
-            nonfinite_steps=int(record.get("nonfinite_steps", 0)),
-        )
-        monitor.check(window)

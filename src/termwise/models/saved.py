@@ -10,7 +10,6 @@ directory when loading it is one :class:`TermwiseUserError` naming the file.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -18,7 +17,7 @@ import orjson
 from pydantic import Field, ValidationError
 
 from termwise.config import StrictModel
-from termwise.data.jsonl import write_bytes_atomic
+from termwise.data.jsonl import atomic_directory, write_bytes_atomic
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:
@@ -51,22 +50,14 @@ def write_model_dir(
     new one is complete)."""
     from safetensors.torch import save_model
 
-    partial = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    tokenizer.save_pretrained(str(partial / "tokenizer"))
-    if manifest.lora:
-        backbone.save_pretrained(str(partial / "adapter"))
-    else:
-        backbone.save_pretrained(str(partial / "backbone"), safe_serialization=True)
-    save_model(heads, str(partial / weights_name))
-    (partial / manifest_name).write_bytes(manifest_bytes(manifest))
-    old = directory.with_name(f".{directory.name}.old")
-    if directory.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        directory.rename(old)
-    partial.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_directory(directory) as partial:
+        tokenizer.save_pretrained(str(partial / "tokenizer"))
+        if manifest.lora:
+            backbone.save_pretrained(str(partial / "adapter"))
+        else:
+            backbone.save_pretrained(str(partial / "backbone"), safe_serialization=True)
+        save_model(heads, str(partial / weights_name))
+        (partial / manifest_name).write_bytes(manifest_bytes(manifest))
 
 
 def manifest_bytes(manifest: SavedManifest) -> bytes:

@@ -13,6 +13,32 @@ from termwise.terms._output import TermOutput
 FreeBitsReduce = Literal["mean_dims", "per_dim", "sum_dims"]
 
 
+def gaussian_kl_per_dim(
+    mu: Tensor, logvar: Tensor, prior_var: float = 1.0, regularize_mean: bool = True
+) -> Tensor:
+    r"""The one Gaussian KL formula: KL( N(mu_d, exp(logvar_d)) || N(0, prior_var) ) for
+    each dimension, in nats, the shape of ``mu`` (the mean part only when
+    ``regularize_mean``).
+
+    >>> import torch
+    >>> gaussian_kl_per_dim(torch.tensor([0.0, 1.0]), torch.zeros(2))
+    tensor([0.0000, 0.5000])
+    """
+    per_dim = 0.5 * (logvar.exp() / prior_var - 1.0 + math.log(prior_var) - logvar)
+    if regularize_mean:
+        per_dim = per_dim + 0.5 * mu.square() / prior_var
+    return per_dim
+
+
+def free_bits_raw_kl(mu: Tensor, logvar: Tensor, reduce: FreeBitsReduce) -> Tensor:
+    """The KL values :func:`free_bits_kl` compares with its threshold, in its units: per
+    dimension (``per_dim``), the mean over dimensions (``mean_dims``) or their sum."""
+    per_dim = gaussian_kl_per_dim(mu, logvar)
+    if reduce == "per_dim":
+        return per_dim
+    return per_dim.mean(-1) if reduce == "mean_dims" else per_dim.sum(-1)
+
+
 def gaussian_kl(
     mu: Tensor,
     logvar: Tensor,
@@ -43,11 +69,7 @@ def gaussian_kl(
     """
     if prior_var <= 0:
         raise ValueError(f"gaussian_kl: prior_var must be > 0, got {prior_var}")
-    var = logvar.exp()
-    per_dim = 0.5 * (var / prior_var - 1.0 + math.log(prior_var) - logvar)
-    if regularize_mean:
-        per_dim = per_dim + 0.5 * mu.square() / prior_var
-    values = per_dim.sum(dim=-1)
+    values = gaussian_kl_per_dim(mu, logvar, prior_var, regularize_mean).sum(dim=-1)
     std = (0.5 * logvar.detach()).exp().float()
     abs_mu = mu.detach().abs().float()
     stats = {
@@ -86,7 +108,7 @@ def free_bits_kl(
     ``free_fraction`` (share of tokens, or of (token, dim) entries for ``per_dim``, under
     the threshold, i.e. with zero KL gradient) and ``free_bits``.
     """
-    per_dim = -0.5 * (1.0 + logvar - mu.square() - logvar.exp())
+    per_dim = gaussian_kl_per_dim(mu, logvar)
     if reduce == "per_dim":
         after_dims = torch.clamp(per_dim - free_bits, min=0.0)
         raw = per_dim.mean(dim=-1)

@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from termwise.data.jsonl import replace_directory
 from termwise.errors import TermwiseUserError
 
 CHECKPOINTS = "checkpoints"
@@ -156,9 +157,7 @@ class CheckpointManager:
         name = _name(step)
         tmp, final = self.root / f".tmp-{name}", self.root / name
         (tmp / "state.json").write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_directory(tmp, final)
         self._point_to(name)
         self._prune(keep=final)
         return final

@@ -11,7 +11,7 @@ from safetensors.torch import save_model
 from torch import Tensor, nn
 
 from termwise.config import StrictModel
-from termwise.data.jsonl import write_json
+from termwise.data.jsonl import atomic_directory, write_json
 from termwise.models.saved import load_head_weights, read_manifest
 from termwise.recipes.lvm.baselines import Ridge
 from termwise.recipes.lvm.config import LvmModelConfig
@@ -63,18 +63,11 @@ def save_lvm(
 ) -> None:
     """Weights, manifest and (when given) the ridge baseline the gates compare with, written
     to a partial folder renamed into place."""
-    import shutil
-
-    partial = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    save_model(model, str(partial / WEIGHTS))
-    write_json(partial / MANIFEST, manifest.model_dump(mode="json"))
-    if ridge is not None:
-        ridge.save(partial)
-    if directory.exists():
-        shutil.rmtree(directory)
-    partial.rename(directory)
+    with atomic_directory(directory) as partial:
+        save_model(model, str(partial / WEIGHTS))
+        write_json(partial / MANIFEST, manifest.model_dump(mode="json"))
+        if ridge is not None:
+            ridge.save(partial)
 
 
 def load_lvm(directory: Path) -> tuple[NextVectorModel, LvmManifest]:

@@ -183,7 +183,8 @@ def build_data(config: VaeConfig, console: Console) -> VaeData:
     if config.teacher.enabled:
         from termwise.recipes.vae.teacher import teacher_targets
 
-        data.teacher = teacher_targets(config, [e.text for e in examples], data, console)
+        texts = [e.text for e in examples]
+        data.teacher = teacher_targets(config, texts, data.rows("train"), labels, console)
     _write_cache(config, data, dropped=total - len(kept))
     _print_counts(data, total - len(kept), console)
     return data

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from termwise.recipes.vae.data import PAD
 from termwise.recipes.vae.model import SentenceVAE, VaeOutput, decoder_targets
-from termwise.terms import free_bits_kl
+from termwise.terms import free_bits_kl, gaussian_kl_per_dim
 
 LOG_2PI = math.log(2 * math.pi)
 ACTIVE_VARIANCE = 0.01  # Burda et al. 2016: a unit is active when Var_x E[z_d | x] > 0.01
@@ -174,7 +174,7 @@ def _answer(
 
 def kl_of(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(q(z|x) || N(0, I)) per example in nats, over every latent token and dim."""
-    return (-0.5 * (1 + logvar - mu.square() - logvar.exp())).flatten(1).sum(-1)
+    return gaussian_kl_per_dim(mu, logvar).flatten(1).sum(-1)
 
 
 def sentence_kl(values: Tensor, latent_dim: int, reduce: str) -> Tensor:

@@ -14,7 +14,7 @@ from safetensors.torch import save_model
 from torch import Tensor, nn
 
 from termwise.config import StrictModel
-from termwise.data.jsonl import write_json
+from termwise.data.jsonl import atomic_directory, write_json
 from termwise.models.saved import load_head_weights, read_manifest
 from termwise.recipes.vae.config import Task, VaeModelConfig
 from termwise.recipes.vae.data import BOS, EOS, PAD, UNK, Vocabulary
@@ -224,30 +224,23 @@ def save_vae(
     reduce: str = "mean_dims",
 ) -> None:
     """Weights and manifest, written beside ``directory`` and renamed into place."""
-    import shutil
-
-    partial = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    # A CPU copy: on a GPU, cuDNN packs the GRU weights into one buffer, which safetensors
-    # refuses to save as separate tensors.
-    save_model(copy.deepcopy(model).cpu(), str(partial / WEIGHTS))
-    teacher = getattr(model, "teacher_head", None)
-    manifest = VaeManifest(
-        format=FORMAT,
-        task=model.task,
-        model=model.config,
-        max_tokens=model.max_tokens,
-        teacher_dim=teacher.out_features if teacher is not None else 0,
-        label_names=label_names,
-        words=vocab.words,
-        free_bits=free_bits,
-        reduce=reduce,
-    )
-    write_json(partial / MANIFEST, manifest.model_dump(mode="json"))
-    if directory.exists():
-        shutil.rmtree(directory)
-    partial.rename(directory)
+    with atomic_directory(directory) as partial:
+        # A CPU copy: on a GPU, cuDNN packs the GRU weights into one buffer, which safetensors
+        # refuses to save as separate tensors.
+        save_model(copy.deepcopy(model).cpu(), str(partial / WEIGHTS))
+        teacher = getattr(model, "teacher_head", None)
+        manifest = VaeManifest(
+            format=FORMAT,
+            task=model.task,
+            model=model.config,
+            max_tokens=model.max_tokens,
+            teacher_dim=teacher.out_features if teacher is not None else 0,
+            label_names=label_names,
+            words=vocab.words,
+            free_bits=free_bits,
+            reduce=reduce,
+        )
+        write_json(partial / MANIFEST, manifest.model_dump(mode="json"))
 
 
 def load_vae(directory: Path) -> tuple[SentenceVAE, Vocabulary, VaeManifest]:

@@ -47,7 +47,7 @@ from termwise.recipes.vae.metrics import (
 )
 from termwise.recipes.vae.model import SentenceVAE, decoder_targets, load_vae, save_vae
 from termwise.schedules import AutoFreeBits, Schedule, cyclical, join, linear_warmup, piecewise
-from termwise.terms import TermOutput, free_bits_kl
+from termwise.terms import TermOutput, free_bits_kl, free_bits_raw_kl
 from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
 from termwise.trainer.run_dir import start_run
 
@@ -118,14 +118,6 @@ def make_objective(config: VaeConfig, curriculum: Curriculum) -> Objective:
     return Objective(roles, weights=weights)
 
 
-def token_kl(mu: Tensor, logvar: Tensor, reduce: str) -> Tensor:
-    """The raw KL values free bits are compared with, in free_bits_kl's units."""
-    per_dim = -0.5 * (1.0 + logvar - mu.square() - logvar.exp())
-    if reduce == "per_dim":
-        return per_dim
-    return per_dim.mean(-1) if reduce == "mean_dims" else per_dim.sum(-1)
-
-
 @dataclass
 class Session:
     config: VaeConfig
@@ -175,7 +167,7 @@ def make_loss(
         terms: dict[str, TermOutput | Tensor | None] = {"answer": answer}
         if out.mu is not None and out.logvar is not None:
             if auto is not None:
-                threshold = auto.observe(step, token_kl(out.mu, out.logvar, reduce))
+                threshold = auto.observe(step, free_bits_raw_kl(out.mu, out.logvar, reduce))
             else:
                 threshold = float(config.kl.free_bits)
             kl = free_bits_kl(out.mu, out.logvar, threshold, reduce)

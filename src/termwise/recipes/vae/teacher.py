@@ -9,12 +9,14 @@ from torch import Tensor
 
 from termwise.models.backbone import embed_texts, resolve_backbone
 from termwise.recipes.vae.config import VaeConfig
-from termwise.recipes.vae.data import VaeData
 
 
-def teacher_targets(config: VaeConfig, texts: list[str], data: VaeData, console: Console) -> Tensor:
+def teacher_targets(
+    config: VaeConfig, texts: list[str], train: Tensor, labels: Tensor, console: Console
+) -> Tensor:
+    """One row per text; ``train`` (row indices) and ``labels`` fit the classify teacher."""
     if config.task == "classify":
-        return classifier_probabilities(texts, data)
+        return classifier_probabilities(texts, train, labels)
     return sentence_embeddings(config, texts, console)
 
 
@@ -25,18 +27,18 @@ def sentence_embeddings(config: VaeConfig, texts: list[str], console: Console) -
     return embed_texts(path, texts, config.teacher.batch_size, console=console)
 
 
-def classifier_probabilities(texts: list[str], data: VaeData) -> Tensor:
+def classifier_probabilities(texts: list[str], train_rows: Tensor, labels: Tensor) -> Tensor:
     """TF-IDF (word 1-2 grams) + logistic regression fit on the training split; its class
     probabilities for every example are the soft labels the bottleneck is distilled to."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    train = data.rows("train").numpy()
+    train = train_rows.numpy()
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     features = vectorizer.fit_transform([texts[i] for i in train])
     classifier = LogisticRegression(max_iter=2000, C=4.0)
-    classifier.fit(features, data.labels.numpy()[train])
+    classifier.fit(features, labels.numpy()[train])
     probabilities = classifier.predict_proba(vectorizer.transform(texts))
-    full = torch.zeros(len(texts), len(data.label_names))
+    full = torch.zeros(len(texts), int(labels.max()) + 1)
     full[:, torch.as_tensor(classifier.classes_)] = torch.as_tensor(probabilities).float()
     return full

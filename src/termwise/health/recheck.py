@@ -1,0 +1,51 @@
+"""A finished run judged again by today's rules, from the windows it recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from termwise.errors import TermwiseUserError
+from termwise.health.base import Rule, Window
+from termwise.health.findings import Finding
+from termwise.health.monitor import HealthMonitor
+from termwise.health.windows import WINDOWS_FILE, number_back, read_records
+
+
+def recheck(run_dir: Path, rules: Iterable[Rule] | None = None) -> list[Finding]:
+    """The findings today's ``rules`` (default: every built-in rule) give on the windows a
+    run recorded."""
+    path = run_dir / WINDOWS_FILE
+    if not path.is_file():
+        raise TermwiseUserError(
+            f"no {WINDOWS_FILE}: the run was trained before termwise kept its windows",
+            path=run_dir,
+        )
+    monitor = HealthMonitor(rules=rules)
+    try:
+        _replay(monitor, read_records(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise TermwiseUserError(
+            f"not a windows file written by termwise ({error!r})", path=path
+        ) from None
+    return monitor.findings
+
+
+def _replay(monitor: Any, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        if record["kind"] == "metrics":
+            metrics = {k: number_back(v) for k, v in record["metrics"].items()}
+            monitor.report_metrics(int(record["step"]), metrics)
+            continue
+        monitor.config_keys = dict(record.get("config_keys", {}))
+        window = Window(
+            index=int(record["index"]),
+            step=int(record["step"]),
+            steps=int(record["steps"]),
+            means={k: number_back(v) for k, v in record["means"].items()},
+            terms=tuple(record["terms"]),
+            roles=tuple(record["roles"]),
+            nonfinite_steps=int(record.get("nonfinite_steps", 0)),
+        )
+        monitor.check(window)
