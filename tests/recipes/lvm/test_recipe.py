@@ -5,11 +5,12 @@ import pytest
 import torch
 import yaml
 from rich.console import Console
+from safetensors.torch import load_file
 
 from termwise.config import load_yaml_config
 from termwise.recipes.lvm.baselines import Ridge
 from termwise.recipes.lvm.config import LvmConfig
-from termwise.recipes.lvm.recipe import setup, training_documents
+from termwise.recipes.lvm.recipe import RecallGuard, setup, training_documents
 from tests.cli.test_cli import assert_one_line_exit_2, run_main
 from tests.recipes.vae.conftest import write_documents
 
@@ -42,12 +43,42 @@ def test_resume_equals_a_straight_run(tmp_path, tiny_bert):
     straight = setup(config, tmp_path / "straight", QUIET)
     straight.trainer.fit()
     first = setup(config, tmp_path / "resumed", QUIET)
-    first.trainer.config = first.trainer.config.model_copy(update={"max_steps": 7})
-    first.trainer.fit()
+    loss_fn = first.trainer.loss_fn
+
+    def killed_at_step_7(model, batch, step):
+        if step == 7:  # as a scheduler's kill: no evaluation at the end
+            raise KeyboardInterrupt
+        return loss_fn(model, batch, step)
+
+    first.trainer.loss_fn = killed_at_step_7
+    with pytest.raises(KeyboardInterrupt):
+        first.trainer.fit()
+    assert first.guard.best_r_at_5 >= 0  # an epoch was evaluated before the kill
+    checkpoints = tmp_path / "resumed" / "checkpoints"
+    saved = orjson.loads(
+        (checkpoints / (checkpoints / "latest").read_text() / "state.json").read_bytes()
+    )
+    assert saved["extra"]["recall_guard"] == first.guard.state_dict()
     resumed = setup(config, tmp_path / "resumed", QUIET)
     resumed.trainer.fit(resume=True)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(a, b)
+    # the best epoch is chosen the same way: the R@5 guard came back with the checkpoint
+    assert resumed.guard.state_dict() == straight.guard.state_dict()
+    assert resumed.guard.best_r_at_5 >= 0
+    best = [
+        load_file(str(run / "best" / "model.safetensors"))
+        for run in (tmp_path / "straight", tmp_path / "resumed")
+    ]
+    assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
+
+
+def test_the_recall_guard_admits_epochs_near_the_best_r_at_5():
+    guard = RecallGuard()
+    assert [guard.admits(r) for r in (0.10, 0.30, 0.29, 0.05)] == [True, True, True, False]
+    again = RecallGuard()
+    again.load_state_dict(guard.state_dict())
+    assert not again.admits(0.05) and again.best_r_at_5 == guard.best_r_at_5
 
 
 def test_cli_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):

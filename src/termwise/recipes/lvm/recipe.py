@@ -14,7 +14,7 @@ in ``OUT/best`` with the ridge, and all five gates judge it at the end."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,26 @@ from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
 from termwise.trainer.run_dir import start_run
 
 R_AT_5_TOLERANCE = 0.02
+
+
+@dataclass
+class RecallGuard:
+    """The best per-epoch val R@5 so far; an epoch is eligible for ``best`` only within
+    ``R_AT_5_TOLERANCE`` of it. Checkpointed (``stateful``), so a resumed run chooses its
+    best epoch as a straight run does."""
+
+    best_r_at_5: float = -1.0
+
+    def admits(self, r_at_5: float) -> bool:
+        within = r_at_5 >= self.best_r_at_5 - R_AT_5_TOLERANCE
+        self.best_r_at_5 = max(self.best_r_at_5, r_at_5)
+        return within
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_r_at_5": self.best_r_at_5}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best_r_at_5 = float(state["best_r_at_5"])
 
 
 def by_epoch(ramp: RampByEpoch) -> Callable[[int], float]:
@@ -133,6 +153,7 @@ class Session:
     trainer: Trainer
     manifest: LvmManifest
     ridge: Ridge
+    guard: RecallGuard
 
 
 def setup(config: LvmConfig, output: Path, console: Console) -> Session:
@@ -160,7 +181,7 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
     per_epoch = val_windows.subset(torch.arange(min(len(val_windows), config.eval_windows)))
     ridge = Ridge.fit(corpus, train_windows)
     epoch_baselines = baseline_rows(trivial_predictors(ridge), corpus, per_epoch, full=False)
-    best_r5 = {"value": -1.0}
+    guard = RecallGuard()
 
     def epoch_gates(model: nn.Module) -> dict[str, float]:
         report = run_gates(
@@ -169,10 +190,8 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
         a, b = report["A_offset_sweep"], report["B_retrieval"]
         metrics = {"margin": a["margin"], "cos_next": a["cos_next"], "peak": a["peak"], **b}
         metrics["target_offset"] = a["target_offset"]
-        within = b["r_at_5"] >= best_r5["value"] - R_AT_5_TOLERANCE
-        best_r5["value"] = max(best_r5["value"], b["r_at_5"])
         chosen = metrics.get(config.best_metric, math.nan)
-        metrics["selection"] = chosen if within else -math.inf
+        metrics["selection"] = chosen if guard.admits(b["r_at_5"]) else -math.inf
         return metrics
 
     def save_best(model: nn.Module, step: int, metrics: Any) -> None:
@@ -202,13 +221,23 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
         console=console,
         eval_fn=epoch_gates,
         early_stopping=EarlyStopping("selection", "max", patience=10**6, on_improve=save_best),
+        stateful={"recall_guard": guard},
     )
     console.print(
         f"{len(train_windows)} training windows ({steps_per_epoch} steps an epoch), "
         f"{len(val_windows)} val, {len(ood_windows) if ood_windows else 0} OOD"
     )
     return Session(
-        config, corpus, train_windows, val_windows, ood_windows, model, trainer, manifest, ridge
+        config,
+        corpus,
+        train_windows,
+        val_windows,
+        ood_windows,
+        model,
+        trainer,
+        manifest,
+        ridge,
+        guard,
     )
 
 

@@ -18,6 +18,7 @@ stopping on a named metric keeps the best model in ``OUT/best``.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -135,6 +136,25 @@ class Session:
         return 0.0 if fixed == "auto" else float(fixed)  # auto without a latent: none
 
 
+@dataclass
+class StageSwitch:
+    """Freezes what a curriculum stage freezes when training enters it. The stage follows
+    from the step, so a resumed run re-enters its stage at its first step: nothing to save."""
+
+    curriculum: Curriculum
+    console: Console
+    on_stage: Callable[[int], None]
+    stage: int = -1
+
+    def enter(self, step: int, model: SentenceVAE) -> None:
+        stage = self.curriculum.stage_at(step)
+        if stage != self.stage:
+            self.stage = stage
+            apply_freezing(model, self.curriculum.stages[stage])
+            self.on_stage(stage)
+            self.console.print(f"stage {self.curriculum.stages[stage].name!r} from step {step}")
+
+
 def make_loss(
     config: VaeConfig,
     objective: Objective,
@@ -144,16 +164,11 @@ def make_loss(
     on_stage: Callable[[int], None] = lambda stage: None,
 ) -> Callable[[nn.Module, Any, int], StepOutput]:
     reduce = config.kl.reduce
-    current = {"stage": -1}
+    switch = StageSwitch(curriculum, console, on_stage)
 
     def loss_fn(model: nn.Module, batch: Any, step: int) -> StepOutput:
         assert isinstance(model, SentenceVAE)
-        stage = curriculum.stage_at(step)
-        if stage != current["stage"]:
-            current["stage"] = stage
-            apply_freezing(model, curriculum.stages[stage])
-            on_stage(stage)
-            console.print(f"stage {curriculum.stages[stage].name!r} from step {step}")
+        switch.enter(step, model)
         ids, lengths, labels, teacher = batch
         out = model(ids, lengths)
         if config.task == "classify":
@@ -216,19 +231,10 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
     trainer_config = config.trainer.model_copy(
         update={"max_steps": curriculum.total, "eval_every": steps_per_epoch}
     )
-    session_box: dict[str, Session] = {}
-
-    def save_best(model: nn.Module, step: int, metrics: Any) -> None:
-        assert isinstance(model, SentenceVAE)
-        free_bits = session_box["s"].free_bits()
-        best = output / "best"
-        save_vae(model, data.vocab, best, free_bits, data.label_names, config.kl.reduce)
-
     stopping = EarlyStopping(
         config.stopping_metric,
         config.early_stopping.mode,
         config.early_stopping.patience,
-        on_improve=save_best,
     )
     monitor = HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console)
 
@@ -244,17 +250,24 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
         run_dir=output,
         monitor=monitor,
         console=console,
-        eval_fn=lambda m: epoch_diagnostics(session_box["s"], m),
         early_stopping=stopping,
         stateful={"free_bits": auto} if auto is not None else None,
     )
     session = Session(config, data, model, trainer, curriculum, auto, stopping)
-    session_box["s"] = session
+    trainer.eval_fn = functools.partial(epoch_diagnostics, session)
+    stopping.on_improve = functools.partial(save_best, session, output / "best")
     console.print(
         f"{len(rows)} training examples, {steps_per_epoch} steps an epoch, "
         f"{curriculum.total} steps in {len(config.stages)} stage(s)"
     )
     return session
+
+
+def save_best(session: Session, best: Path, model: nn.Module, step: int, metrics: Any) -> None:
+    """Early stopping's ``on_improve``: the new best model, with the free bits it has now."""
+    assert isinstance(model, SentenceVAE)
+    data, config = session.data, session.config
+    save_vae(model, data.vocab, best, session.free_bits(), data.label_names, config.kl.reduce)
 
 
 # -- train, evaluate, save -----------------------------------------------------------------
