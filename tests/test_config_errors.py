@@ -29,7 +29,7 @@ def _bayes(
     ("kind", "fragments"),
     [
         ("heads do not divide width", ["model", "d_model (18) must be divisible by heads (4)"]),
-        ("negative kl weight", ["kl_weight", "must be >= 0"]),
+        ("negative kl weight", ["kl_weight", "greater than or equal to 0 or '1/N'"]),
         ("unknown target", ["data.target", "no column 'lable'", "did you mean 'label'"]),
         ("target as feature", ["data.features", "cannot also be a feature"]),
         ("window too long", ["data.window", "longer than every series"]),

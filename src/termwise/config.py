@@ -111,12 +111,43 @@ def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
         first = err.errors()[0]
         loc = tuple(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
+        loc, message = _union_error(data, err.errors(), loc, message)
         if message.startswith("unknown key"):
             loc = _unknown_key_loc(data, loc, message)
         field = ".".join(str(p) for p in loc) or None
         raise TermwiseUserError(
             message, path=path, line=_node_line(node, loc), field=field
         ) from None
+
+
+def _present(data: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The longest prefix of ``loc`` that names a value in ``data``."""
+    here, kept = data, []
+    for part in loc:
+        if isinstance(here, dict) and part in here:
+            here = here[part]
+        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+            here = here[part]
+        else:
+            break
+        kept.append(part)
+    return tuple(kept)
+
+
+def _union_error(
+    data: Any, errors: list[Any], loc: tuple[int | str, ...], message: str
+) -> tuple[tuple[int | str, ...], str]:
+    """A value that fits no member of a union (``float | "auto"``) fails once per member,
+    each with the member's tag after the field (``free_bits.constrained-float``): one
+    message on the field, the members' requirements joined by "or"."""
+    field = _present(data, loc)
+    if len(loc) != len(field) + 1:
+        return loc, message
+    same = [e for e in errors if len(e["loc"]) == len(loc) and _present(data, e["loc"]) == field]
+    if len(same) < 2:
+        return loc, message
+    wants = [e["msg"].removeprefix("Value error, ").removeprefix("Input should be ") for e in same]
+    return field, "should be " + " or ".join(wants)
 
 
 def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
@@ -63,7 +64,6 @@ class Breakdown:
     autoscaled: tuple[bool, ...]
     at_bound: Tensor
     stats: dict[str, Tensor]
-    _flat: list[tuple[list[str], Tensor]] = field(default_factory=list, compare=False, repr=False)
 
     def term(self, name: str) -> TermReport:
         if name not in self.names:
@@ -93,9 +93,11 @@ class Breakdown:
     def flat(self) -> tuple[list[str], Tensor]:
         """``(flat_keys(), flat_values())``, computed once per breakdown: the trainer's scalar
         log and the health monitor read the same vector."""
-        if not self._flat:
-            self._flat.append((self.flat_keys(), self.flat_values()))
-        return self._flat[0]
+        return self._flattened
+
+    @functools.cached_property
+    def _flattened(self) -> tuple[list[str], Tensor]:
+        return self.flat_keys(), self.flat_values()
 
     def flat_values(self) -> Tensor:
         """All scalars as one float32 vector, in :meth:`flat_keys` order."""

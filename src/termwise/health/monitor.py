@@ -202,10 +202,6 @@ class HealthMonitor:
             for listener in self.listeners:
                 listener(finding)
 
-    def newest(self, code: str | None = None) -> Finding | None:
-        matches = [f for f in self.findings if code is None or f.code == code]
-        return matches[-1] if matches else None
-
     def state_dict(self) -> dict[str, Any]:
         return {
             "rules": {rule.code: rule.state_dict() for rule in self.rules},

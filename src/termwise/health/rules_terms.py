@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -241,7 +242,7 @@ def _weight_ramping(term: str, window: Window, history: Sequence[Window], tolera
     return f"{term}.weight" in window.means and _ramping(term, window, history, tolerance)
 
 
-class TermShare(Rule):
+class TermShare(Rule, abc.ABC):
     """Base for share rules on non-data terms; terms whose weight is still ramping (a
     warm-up), or that are inactive or exactly 0, are skipped."""
 
@@ -259,8 +260,9 @@ class TermShare(Rule):
         self.roles = roles
         self.ramp_tolerance = ramp_tolerance
 
+    @abc.abstractmethod
     def fires(self, share: float) -> bool:
-        raise NotImplementedError
+        """Whether a term with this share of the loss is a finding."""
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         if len(window.terms) < 2:

@@ -89,7 +89,7 @@ def test_gen_config_build_train_eval_sample(tmp_path, tiny_bert, monkeypatch, ca
     ("problem", "fragments"),
     [
         ("sentences not a list", ["docs.jsonl:2", "sentences: expected a list of strings"]),
-        ("negative free bits", ["kl.free_bits", "must be >= 0 or auto"]),
+        ("negative free bits", ["kl.free_bits", "greater than or equal to 0 or 'auto'"]),
         ("bad criterion", ["success", "is not '<op> <number>'"]),
         ("no sources", ["data", "name at least one file"]),
         ("unknown key", ["unknown key 'latent_dims'", "did you mean 'latent_dim'"]),

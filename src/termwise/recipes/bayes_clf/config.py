@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, model_validator
 
 from termwise.config import ExistingFile, StrictModel, check_heads_divide
 from termwise.trainer.config import TrainerConfig
@@ -48,18 +48,11 @@ class BayesClfConfig(StrictModel):
 
     data: BayesDataConfig = Field(..., description="The sequences.")
     model: BayesModelConfig = Field(default_factory=BayesModelConfig, description="Model.")
-    kl_weight: float | Literal["1/N"] = Field(
+    kl_weight: NonNegativeFloat | Literal["1/N"] = Field(
         "1/N",
         description="Weight of the KL term: a number, or 1/N (N = training windows, "
         "the ELBO's scaling).",
     )
-
-    @field_validator("kl_weight")
-    @classmethod
-    def _non_negative(cls, value: float | str) -> float | str:
-        if isinstance(value, float | int) and value < 0:
-            raise ValueError(f"must be >= 0 (or 1/N), got {value}")
-        return value
 
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")

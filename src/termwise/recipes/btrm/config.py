@@ -17,7 +17,6 @@ from termwise.trainer.config import TrainerConfig
 DEFAULT_STEPS = 500
 
 NegativeTier = Literal["soft_neg", "semi_firm_neg", "furthest_neg"]
-DERIVED_TIERS = ("single_quote",)  # built from other rows, not stored in the files
 
 
 class SourceConfig(StrictModel):

@@ -36,10 +36,6 @@ class SourceReport:
     kept: Counter[str] = field(default_factory=Counter)
     bad: list[str] = field(default_factory=list)
 
-    @property
-    def kept_total(self) -> int:
-        return sum(self.kept.values())
-
 
 def _choose_field(row: dict[str, Any], requested: str) -> str | None:
     if requested != "auto":

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, field_validator, model_validator
 
 from termwise.config import ExistingFile, StrictModel, check_heads_divide
 from termwise.errors import TermwiseConfigWarning
@@ -80,7 +80,7 @@ class VaeModelConfig(StrictModel):
 class KlConfig(StrictModel):
     """The KL term: free bits and where they apply."""
 
-    free_bits: float | Literal["auto"] = Field(
+    free_bits: NonNegativeFloat | Literal["auto"] = Field(
         "auto",
         description="Nats (per dim for mean_dims/per_dim, per latent token for sum_dims) of KL "
         "that cost nothing; KL under it gets NO gradient. auto: re-solved every auto_refresh "
@@ -108,13 +108,6 @@ class KlConfig(StrictModel):
                 f"auto_refresh ({self.auto_refresh}) must be <= auto_every ({self.auto_every})"
             )
         return self
-
-    @field_validator("free_bits")
-    @classmethod
-    def _non_negative(cls, value: float | str) -> float | str:
-        if isinstance(value, float | int) and value < 0:
-            raise ValueError(f"must be >= 0 or auto, got {value}")
-        return value
 
 
 class RampConfig(StrictModel):
