@@ -11,7 +11,7 @@ how much).
 
 Why beside the SGD-trained branch: on the same hashed features, a logistic regression
 fitted this way ranks as well as TF-IDF over words, where the branch trained a few thousand
-steps with the heads does not (docs/results.md, "Issue 17": mean AUC 0.990 vs 0.974 alone).
+steps with the heads does not (docs/btrm.md).
 
 At scoring time the model is an ``embedding_bag`` sum with per-occurrence weights, so it
 reads the same packed ``(ids, offsets)`` as the branch and needs no sparse matrix.

@@ -38,12 +38,18 @@ def _cache_lomo_probe() -> None:
     every ``optimizer.step()`` and ``backward()`` (about 0.27 ms a step, a third of a tiny
     model's step here). Whether a package is installed cannot change during a run, so the
     answer is computed once."""
+    import accelerate
     import accelerate.accelerator
     import accelerate.optimizer
 
+    modules = (accelerate.optimizer, accelerate.accelerator)
+    if not accelerate.__version__.startswith("1.15.") or not all(
+        hasattr(m, "is_lomo_available") for m in modules
+    ):
+        return  # another accelerate: its internals may differ, leave them as they are
     probe = functools.cache(accelerate.optimizer.is_lomo_available)
-    accelerate.optimizer.is_lomo_available = probe
-    accelerate.accelerator.is_lomo_available = probe
+    for module in modules:
+        module.is_lomo_available = probe
 
 
 _cache_lomo_probe()

@@ -13,7 +13,7 @@ from termwise.models.backbone import BackboneConfig, LexicalConfig, LoraConfig
 from termwise.trainer.config import TrainerConfig
 
 # About 14 minutes of training on 2 CPU cores with MiniLM at 128 tokens, batch 32
-# (docs/results.md measures the default config at this length).
+# (docs/btrm.md measures the default config at this length).
 DEFAULT_STEPS = 500
 
 NegativeTier = Literal["soft_neg", "semi_firm_neg", "furthest_neg"]
@@ -91,7 +91,7 @@ class TierWeightsConfig(StrictModel):
         ge=0,
         description="Pair weight of the furthest negatives. Not the least: a furthest source "
         "can hold texts close to a head (web pages that are news reports, for the news "
-        "head); 1.0 beat 0.5 on two seeds (docs/results.md, issue 17).",
+        "head), so they weigh as much as the other tiers (docs/btrm.md).",
     )
 
 
@@ -125,8 +125,7 @@ class BtrmConfig(StrictModel):
         ge=0,
         description="Weight each (positive, negative) pair by its current difficulty, "
         "(2 sigmoid(r_n - r_p))^gamma, as the focal loss does: pairs already far apart "
-        "fade (0: every pair at its tier weight alone; 1 lost more pairs than it won on "
-        "the full corpora, docs/results.md).",
+        "fade (0: every pair at its tier weight alone; docs/btrm.md compares 1).",
     )
     cross_corpus_negatives: NegativeTier | None = Field(
         "soft_neg",

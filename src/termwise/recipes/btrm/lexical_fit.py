@@ -8,11 +8,9 @@ that costs nothing next to that pass, so it can be fitted first, alone, for
 of heads and sources, same tier weights, same loss on the soft-capped scores); it then keeps
 training with the heads.
 
-Measured on the full corpora (docs/results.md, "Issue 17"): held-out ranking improves (seed
-1: 4 pairs behind a baseline instead of 15), but a branch fitted on every training row
-memorises them (a document's rare bigrams), so documents it never saw score lower: held-out
-positives' median score fell to -0.4..0.8 where the log-square term holds training positives
-at 1. Until that level is fixed the pre-fit stays an option, not the default.
+Off by default: a branch fitted on every training row memorises them (a document's rare
+bigrams), so documents it never saw score below the level the log-square term holds
+training positives at (docs/btrm.md has the measurement).
 
 Sparse gradients and a lazy Adam (``SparseAdam``: no weight decay), as fastText updates only
 the rows a text touches: a batch touches a few thousand of a million rows.

@@ -6,17 +6,16 @@ steps read ``max_steps x batch_size`` rows. Rows are weighted as the ranking los
 pairs: each negative by its tier's weight (``tier_weights``), the positives together as
 much as the negatives together (a head's positives are a few percent of its rows; unweighted,
 the regression learns "not a negative" more than "this head"). Added with weight
-``logistic_weight`` to the trained heads' scores before the cap (docs/results.md, issue 17:
-the sum ranks ahead of either part).
+``logistic_weight`` to the trained heads' scores before the cap: the sum ranks ahead of
+either part (docs/btrm.md).
 
 The level. The regression memorises its training rows (a document's rare n-grams), so its
 logit on a training positive says little about an unseen one, and the log-square term held
 the *training* positives near 1. The added logit is therefore centred on the median logit
 of training positives scored out of fold (two folds by document, each scored by a
 regression fitted on the other): a typical unseen positive from the training documents'
-distribution gets about 0 from it and keeps the level the heads learned. On the full
-corpora the held-out documents score higher than that (docs/results.md, session 9), so
-their median positive score rises above 1 on most heads.
+distribution gets about 0 from it and keeps the level the heads learned (docs/btrm.md
+measures the level on held-out documents).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def make_loss(
         epoch = step // steps_per_epoch
         pred = model(context)
         if config.objective.regression == "mse":
-            # Mean over dims, as F.mse_loss: the source's clamp [1e-4, 5e-2] is sized for it.
+            # Mean over dims, as F.mse_loss: the default clamp [1e-4, 5e-2] is sized for it.
             data = (pred - target).square().mean(-1)
         else:
             data = 1.0 - (pred * target).sum(-1)

@@ -3,9 +3,8 @@ power on the score's magnitude.
 
 ``P(a > b) = sigmoid(sign(s) * (|s| / T) ** power)``. With ``power`` 1 this is temperature
 scaling. One ``T`` has to trade the low-confidence bins against the top ones: a model whose
-small scores are under-confident and whose large ones over-confident (measured on gpm's
-held-out pairs: confidence 0.52 -> accuracy 0.59, 0.97 -> 0.84) gets a ``T`` that helps the
-top and hurts the bottom. A power below 1 compresses large scores and stretches small ones,
+small scores are under-confident and whose large ones over-confident (gpm's, on held-out
+pairs: docs/pref.md) gets a ``T`` that helps the top and hurts the bottom. A power below 1 compresses large scores and stretches small ones,
 which a ``T`` cannot do. Both are fitted on pairs the model did not train on by minimising
 the NLL of the preferred response (L-BFGS on the cached scores, no backbone pass repeated);
 the power has a log-normal prior centred on 1 (``POWER_PRIOR_SIGMA``), so on a small dev file
@@ -34,9 +33,7 @@ from termwise.recipes.pref.eval import ECE_BINS, expected_calibration_error
 # The fit searches T and the power in these ranges; a fit that ends on a bound says so.
 TEMPERATURE_BOUNDS = (0.05, 50.0)
 POWER_BOUNDS = (0.2, 5.0)
-# Prior std of log(power). Chosen on held-out gpm/bt scores (two seeds each, 8 random 2-fold
-# splits): every width tried (0.25, 0.5, 1, none) fixed gpm's top-bin over-confidence and
-# temperature alone did not; docs/benchmarks.md has the runs.
+# Prior std of log(power), chosen on held-out gpm/bt scores (docs/benchmarks.md has the runs).
 POWER_PRIOR_SIGMA = 0.5
 
 
