@@ -122,9 +122,16 @@ class Breakdown:
 class Objective:
     """Named terms with weights (constants, schedules or :class:`AutoScale`).
 
-    >>> objective = Objective({"bt": "data", "logsq": "regularizer", "kl": "kl"},
-    ...                       weights={"logsq": 0.1, "kl": linear_warmup(0.0, 0.05, 500)})
-    >>> total, breakdown = objective(step, bt=bt_out, logsq=logsq_out, kl=kl_out)
+    >>> import torch
+    >>> from termwise.schedules import linear_warmup
+    >>> from termwise.terms import bradley_terry, log_square
+    >>> objective = Objective({"bt": "data", "logsq": "regularizer"},
+    ...                       weights={"logsq": linear_warmup(0.0, 0.1, 100)})
+    >>> r_pos, r_neg = torch.tensor([2.0, 0.5]), torch.tensor([0.0, 1.0])
+    >>> total, breakdown = objective(50, bt=bradley_terry(r_pos, r_neg), logsq=log_square(r_pos))
+    >>> scalars = breakdown.to_dict()  # what the trainer logs and the monitor reads
+    >>> round(scalars["logsq.weight"], 3), round(scalars["logsq.share"], 3)
+    (0.05, 0.112)
 
     Roles tell the health monitor what a term is for: ``data`` (the task loss), ``kl``,
     ``aux`` (auxiliary or teacher terms), ``regularizer``. Term values are tensors (any

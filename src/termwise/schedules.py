@@ -22,7 +22,11 @@ Schedule = Callable[[int], float]
 
 
 def constant(value: float) -> Schedule:
-    """``value`` at every step."""
+    """``value`` at every step.
+
+    >>> constant(0.3)(10_000)
+    0.3
+    """
     value = float(value)
 
     def schedule(step: int) -> float:
@@ -35,6 +39,10 @@ def linear_warmup(start: float, end: float, steps: int) -> Schedule:
     """Linear from ``start`` at step 0 to ``end`` at ``steps``, then ``end``.
 
     ``linear_warmup(0.0, 0.05, 500)`` is the Bayesian GPM's KL warm-up: 0.025 at step 250.
+
+    >>> warmup = linear_warmup(0.0, 0.05, 500)
+    >>> warmup(0), warmup(250), warmup(10_000)
+    (0.0, 0.025, 0.05)
     """
     if steps < 0:
         raise ValueError(f"linear_warmup: steps must be >= 0, got {steps}")
@@ -54,6 +62,10 @@ def piecewise(boundaries: Sequence[int], values: Sequence[float]) -> Schedule:
 
     The epoch margin ramp "0.02 / 0.04 / 0.05 at epochs 0 / 2 / 5" is
     ``piecewise([2, 5], [0.02, 0.04, 0.05])`` called with the epoch.
+
+    >>> by_epoch = piecewise([2, 5], [0.02, 0.04, 0.05])
+    >>> [by_epoch(epoch) for epoch in (0, 1, 2, 5, 9)]
+    [0.02, 0.02, 0.04, 0.05, 0.05]
     """
     bounds = [int(b) for b in boundaries]
     vals = [float(v) for v in values]
@@ -80,7 +92,12 @@ def cyclical(
 ) -> Schedule:
     """Cyclical annealing (Fu et al. 2019): ``n_cycle`` cycles over ``total_steps``; in each,
     the value rises linearly from ``start`` to ``end`` over the first ``ratio`` of the
-    cycle, then holds at ``end``. After ``total_steps`` it stays at ``end``."""
+    cycle, then holds at ``end``. After ``total_steps`` it stays at ``end``.
+
+    >>> beta = cyclical(total_steps=8, n_cycle=2, ratio=0.5)
+    >>> [round(beta(step), 2) for step in range(8)]
+    [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0]
+    """
     if total_steps <= 0 or n_cycle <= 0:
         raise ValueError("cyclical: total_steps and n_cycle must be > 0")
     if not 0.0 < ratio <= 1.0:
@@ -101,7 +118,12 @@ def cyclical(
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]`` with its step
-    counted from that boundary, and so on (optax ``join_schedules``)."""
+    counted from that boundary, and so on (optax ``join_schedules``).
+
+    >>> schedule = join([constant(0.0), linear_warmup(0.0, 1.0, 10)], boundaries=[5])
+    >>> [schedule(step) for step in (0, 4, 5, 10, 15)]
+    [0.0, 0.0, 0.0, 0.5, 1.0]
+    """
     bounds = [int(b) for b in boundaries]
     if len(schedules) != len(bounds) + 1:
         raise ValueError(
@@ -131,6 +153,12 @@ class AutoScale:
     scale against (e.g. the directional margin auto-scaled to the MSE). A lambda sitting at
     ``lo`` or ``hi`` is not following its target any more; the objective reports that per
     step and the health rule ``autoscale.pinned`` flags a window where it happens >= 90 %.
+
+    >>> import torch
+    >>> scale = AutoScale(target_fraction=0.1, lo=1e-4, hi=1.0)
+    >>> weight, at_bound = scale(torch.tensor(2.0), torch.tensor(1.0))  # (term, reference)
+    >>> round(float(weight), 4), float(at_bound)  # 0.1 * 1.0 / 2.0, inside the clamp
+    (0.05, 0.0)
     """
 
     target_fraction: float
@@ -187,6 +215,13 @@ class AutoFreeBits:
     NO KL gradient at all, the others the full gradient. ``target=0.3`` waives about 30 %
     of the KL penalty, mostly on the tokens with the least KL, so the bottleneck keeps
     some information everywhere instead of being pushed to zero.
+
+    >>> import torch
+    >>> auto = AutoFreeBits(target=0.3, every=4)
+    >>> for step in range(8):  # every token's KL is 0.5 nats
+    ...     threshold = auto.observe(step, torch.full((16,), 0.5))
+    >>> round(threshold, 3)  # clamp(0.5 - t) = 0.7 * 0.5: penalty reduction 0.3
+    0.15
     """
 
     def __init__(

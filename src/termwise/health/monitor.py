@@ -43,6 +43,21 @@ class HealthMonitor:
     again when its severity rises), to ``run_dir/health.jsonl`` (all of them, info notes
     too, flushed as written) and to :attr:`findings` for the final report; each window
     the rules saw goes to ``run_dir/health_windows.jsonl`` (:func:`recheck`).
+
+    >>> import torch
+    >>> from termwise.objective import Objective
+    >>> from termwise.terms import bradley_terry, log_square
+    >>> objective = Objective({"bt": "data", "logsq": "regularizer"}, weights={"logsq": 50.0})
+    >>> monitor = HealthMonitor(every=10)
+    >>> generator = torch.Generator().manual_seed(0)
+    >>> for step in range(60):
+    ...     r_pos = torch.randn(8, generator=generator) + 1
+    ...     r_neg = torch.randn(8, generator=generator)
+    ...     terms = {"bt": bradley_terry(r_pos, r_neg), "logsq": log_square(r_pos)}
+    ...     total, breakdown = objective(step, **terms)
+    ...     _ = monitor.observe(step, breakdown)
+    >>> sorted({(f.code, f.subject) for f in monitor.findings if f.severity == "warning"})
+    [('term.dominant', 'logsq')]
     """
 
     def __init__(

@@ -27,6 +27,13 @@ def directional_margin(
 
     Stats: ``pos`` (mean cos to the next vector), ``neg`` (mean cos to the previous one),
     ``gap`` (mean of their difference).
+
+    >>> import torch
+    >>> pred, after = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.6, 0.8]])
+    >>> before = torch.tensor([[0.0, 1.0]])
+    >>> out = directional_margin(pred, after, before, margin=0.05, gamma=8.0)
+    >>> round(out.values.item(), 4), round(float(out.stats["gap"]), 2)
+    (0.0015, 0.6)
     """
     if gamma <= 0:
         raise ValueError(f"directional_margin: gamma must be > 0, got {gamma}")

@@ -32,7 +32,12 @@ def gaussian_kl_per_dim(
 
 def free_bits_raw_kl(mu: Tensor, logvar: Tensor, reduce: FreeBitsReduce) -> Tensor:
     """The KL values :func:`free_bits_kl` compares with its threshold, in its units: per
-    dimension (``per_dim``), the mean over dimensions (``mean_dims``) or their sum."""
+    dimension (``per_dim``), the mean over dimensions (``mean_dims``) or their sum.
+
+    >>> import torch
+    >>> free_bits_raw_kl(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2), "sum_dims").tolist()
+    [0.5]
+    """
     per_dim = gaussian_kl_per_dim(mu, logvar)
     if reduce == "per_dim":
         return per_dim
@@ -66,6 +71,11 @@ def gaussian_kl(
     Stats: ``kl`` (batch mean), ``mean_std``, ``mean_abs_mu``, ``std_to_mu`` (mean sigma
     over mean |mu|: when it collapses towards zero, the noise no longer matters after
     normalisation and a "Bayesian" model has become deterministic).
+
+    >>> import torch
+    >>> out = gaussian_kl(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2))
+    >>> out.values.tolist(), float(out.stats["mean_std"])
+    ([0.5], 1.0)
     """
     if prior_var <= 0:
         raise ValueError(f"gaussian_kl: prior_var must be > 0, got {prior_var}")
@@ -107,6 +117,11 @@ def free_bits_kl(
     ``reduce``), ``penalty_reduction = (kl_raw - kl_after) / kl_raw`` (0 when kl_raw = 0),
     ``free_fraction`` (share of tokens, or of (token, dim) entries for ``per_dim``, under
     the threshold, i.e. with zero KL gradient) and ``free_bits``.
+
+    >>> import torch
+    >>> out = free_bits_kl(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2), free_bits=0.1)
+    >>> [round(v, 3) for v in out.values.tolist()], round(float(out.stats["penalty_reduction"]), 3)
+    ([0.15], 0.4)
     """
     per_dim = gaussian_kl_per_dim(mu, logvar)
     if reduce == "per_dim":

@@ -50,6 +50,14 @@ def multihead_bradley_terry(
     the mean stays over the tier weights: a tier that is easy for most heads but hard for
     one (news against modern web news) keeps its pull where it is still hard.
     Inactive heads get 0 (and ``active`` False), so masking needs no Python branch.
+
+    >>> import torch
+    >>> scores = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.0]])  # 3 texts, 2 heads
+    >>> positive = torch.tensor([[True, False], [False, False], [False, True]])
+    >>> negative_weight = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    >>> terms = multihead_bradley_terry(scores, positive, negative_weight)
+    >>> [round(v, 3) for v in terms.bradley_terry.tolist()], terms.pairs.tolist()
+    ([0.125, 0.265], [2.0, 2.0])
     """
     pos = positive.to(scores.dtype)
     gap = scores[:, None, :] - scores[None, :, :]  # [p, n, heads]: r_p - r_n

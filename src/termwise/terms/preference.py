@@ -23,6 +23,11 @@ def gpm_score(v_a: Tensor, v_b: Tensor, block_scale: Tensor | None = None) -> Te
     ``block_scale[..., j]`` when given. Computed that way (not with a dense ``R``) the
     result is exactly antisymmetric in floating point: swapping ``a`` and ``b`` swaps the
     two products of each difference, which negates it exactly.
+
+    >>> import torch
+    >>> a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    >>> gpm_score(a, b).tolist(), gpm_score(b, a).tolist()
+    ([1.0], [-1.0])
     """
     if v_a.shape[-1] % 2:
         raise ValueError(f"gpm_score: the embedding size must be even, got {v_a.shape[-1]}")
@@ -46,6 +51,11 @@ def gpm_loss(
     .. math:: \ell_i = -\log\sigma\big(s(c_i, r_i) / \tau - m_i\big)
 
     Stats: ``accuracy`` (s > 0 strictly), ``mean_score`` (``s / tau``).
+
+    >>> import torch
+    >>> out = gpm_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), tau=1.0)
+    >>> round(out.values.item(), 4), float(out.stats["accuracy"])
+    (0.3133, 1.0)
     """
     logit = gpm_score(v_chosen, v_rejected, block_scale) / tau
     values = -F.logsigmoid(logit - margin)
@@ -60,6 +70,10 @@ def reward_centering(r_chosen: Tensor, r_rejected: Tensor) -> TermOutput:
 
     With weight ``coef`` it adds ``coef * mean((r_c + r_r)^2)``, pinning the reward's
     zero so rewards of different runs stay comparable; the pair ranking is unchanged.
+
+    >>> import torch
+    >>> reward_centering(torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.0])).values.tolist()
+    [0.0, 4.0]
     """
     values = (r_chosen + r_rejected).square()
     return TermOutput(values, {"mean_reward": (r_chosen + r_rejected).detach().mean() / 2})

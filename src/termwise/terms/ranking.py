@@ -32,6 +32,11 @@ def bradley_terry(
         margin: required score gap, scalar or per pair.
 
     Stats: ``accuracy`` (share of pairs ranked correctly, r+ > r-), ``mean_gap``.
+
+    >>> import torch
+    >>> out = bradley_terry(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0]))
+    >>> [round(v, 4) for v in out.values.tolist()], float(out.stats["accuracy"])
+    ([0.1269, 0.6931], 0.5)
     """
     gap = r_pos - r_neg
     values = -F.logsigmoid(gap - margin)
@@ -72,6 +77,10 @@ def log_square(r: Tensor, eps: float = 1e-6, form: LogSquareForm = "abs") -> Ter
 
     Stats: ``mean_abs_score``, ``target_gap`` (mean ``log(r^2)``, signed: 0 when scores sit
     at |r| = 1; the health monitor reads it to tell a satisfied regulariser from a weak one).
+
+    >>> import torch
+    >>> [round(v, 2) for v in log_square(torch.tensor([1.0, 0.1, 10.0])).values.tolist()]
+    [0.0, 4.61, 4.61]
     """
     if form == "positive":
         r = F.softplus(POSITIVE_SHARPNESS * r) / POSITIVE_SHARPNESS
@@ -93,6 +102,10 @@ def soft_cap(scores: Tensor, cap: float) -> Tensor:
     r"""Soft logit cap :math:`c \tanh(s / c)`: near-identity for |s| << c, bounded by c.
 
     ``cap <= 0`` disables the cap and returns ``scores`` unchanged.
+
+    >>> import torch
+    >>> [round(v, 3) for v in soft_cap(torch.tensor([0.5, 100.0]), cap=5.0).tolist()]
+    [0.498, 5.0]
     """
     if cap <= 0:
         return scores
@@ -105,6 +118,10 @@ def saturation_fraction(scores: Tensor, cap: float, threshold: float = 0.9) -> T
     The health rule ``logits.saturated`` reads it: a capped score near the cap has
     almost no gradient (tanh' -> 0), so a high share means the head stopped learning.
     Returns 0 when the cap is disabled.
+
+    >>> import torch
+    >>> float(saturation_fraction(torch.tensor([0.5, 4.9]), cap=5.0))
+    0.5
     """
     if cap <= 0:
         return torch.zeros((), device=scores.device)

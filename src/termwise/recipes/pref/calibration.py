@@ -4,11 +4,12 @@ power on the score's magnitude.
 ``P(a > b) = sigmoid(sign(s) * (|s| / T) ** power)``. With ``power`` 1 this is temperature
 scaling. One ``T`` has to trade the low-confidence bins against the top ones: a model whose
 small scores are under-confident and whose large ones over-confident (gpm's, on held-out
-pairs: docs/pref.md) gets a ``T`` that helps the top and hurts the bottom. A power below 1 compresses large scores and stretches small ones,
-which a ``T`` cannot do. Both are fitted on pairs the model did not train on by minimising
-the NLL of the preferred response (L-BFGS on the cached scores, no backbone pass repeated);
-the power has a log-normal prior centred on 1 (``POWER_PRIOR_SIGMA``), so on a small dev file
-it stays near plain temperature scaling unless the data insist.
+pairs: docs/pref.md) gets a ``T`` that helps the top and hurts the bottom. A power below 1
+compresses large scores and stretches small ones, which a ``T`` cannot do. Both are fitted
+on pairs the model did not train on by minimising the NLL of the preferred response (L-BFGS
+on the cached scores, no backbone pass repeated); the power has a log-normal prior centred
+on 1 (``POWER_PRIOR_SIGMA``), so on a small dev file it stays near plain temperature scaling
+unless the data insist.
 
 * ``bt`` and ``gpm``: the map is odd and strictly increasing, so ``p > 0.5`` exactly when
   ``s > 0``: accuracy cannot change.
