@@ -65,7 +65,7 @@ bench-serve: $(STAMP)
 
 # The health rules' scorecard: healthy defaults on ../shared/data (two seeds), planted errors,
 # and every suggested fix judged by the recipe's held-out metric. Hours on 2 CPU cores; on a
-# machine with more, add --jobs N (docs/results.md says where it was measured).
+# machine with more, add --jobs N (docs/health.md says where it was measured).
 bench-health: $(STAMP)
 	$(BIN)/python bench/health_scorecard.py --write
 

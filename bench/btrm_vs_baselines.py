@@ -34,7 +34,7 @@ from termwise.recipes.btrm.config import DEFAULT_STEPS, BtrmConfig, default_conf
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table
 from termwise.recipes.btrm.recipe import source_name, train
 
-MARK = "<!-- btrm_vs_tfidf -->"  # the section keeps its marker in docs/results.md
+MARK = "<!-- btrm_vs_tfidf -->"  # the section keeps its marker in docs/btrm.md
 
 
 def baseline_scores(table: MembershipTable) -> np.ndarray:
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--eval-max-length", type=int, default=None, help="tokens per text when evaluating"
     )
-    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument("--write", action="store_true", help="update docs/btrm.md")
     args = parser.parse_args()
     if args.evaluate_only:
         evaluate_saved(args)
@@ -243,7 +243,7 @@ def main() -> None:
     baseline = aucs(table, baseline_scores(table))
     fast = aucs(table, fasttext_scores(table, args.seed))
     lines = report_lines(args, results, baseline, minutes) + pair_lines(results, fast, baseline)
-    publish(MARK, lines, args.write, DOCS / "results.md")
+    publish(MARK, lines, args.write, DOCS / "btrm.md")
 
 
 # Flags that override one config key each (argparse dest -> path in the config dict).
@@ -286,7 +286,7 @@ def evaluate_saved(args: argparse.Namespace) -> None:
     baseline = aucs(table, baseline_scores(table))
     fast = aucs(table, fasttext_scores(table, args.seed))
     lines = report_lines(args, results, baseline, minutes) + pair_lines(results, fast, baseline)
-    publish(MARK, lines, args.write, DOCS / "results.md")
+    publish(MARK, lines, args.write, DOCS / "btrm.md")
 
 
 def _fmt(value: Any) -> str:

@@ -758,7 +758,7 @@ def main() -> None:
     parser.add_argument(
         "--rescore", action="store_true", help="train nothing: judge the runs in --work again"
     )
-    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument("--write", action="store_true", help="update docs/health.md")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.minutes:
@@ -794,7 +794,7 @@ def main() -> None:
         ]
         fixed = run_all([partial(fix_runs, r, work / "fixes") for r in befores], args.jobs)
         save_rows(work / "fixes.json", [summarise(r, "fixes") for runs in fixed for r in runs])
-    publish(MARK, section(work, time.perf_counter() - started), args.write, DOCS / "results.md")
+    publish(MARK, section(work, time.perf_counter() - started), args.write, DOCS / "health.md")
 
 
 if __name__ == "__main__":

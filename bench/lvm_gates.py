@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--output", type=Path, default=Path("runs/bench_lvm"))
-    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument("--write", action="store_true", help="update docs/lvm.md")
     args = parser.parse_args()
     console = Console()
     base = default_config(args.data_dir)
@@ -247,7 +247,7 @@ def main() -> None:
         "",
         *ceiling_table(corpus, {"train": train_w, "val": val_w}),
     ]
-    publish(MARK, lines, args.write, DOCS / "results.md")
+    publish(MARK, lines, args.write, DOCS / "lvm.md")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from _doc import publish
+from _doc import DOCS, publish
 from termwise.data.batching import length_batches
 from termwise.models.backbone import load_tokenizer, resolve_backbone
 from termwise.recipes.pref.calibration import (
@@ -449,7 +449,7 @@ def main() -> None:
     ]
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    publish(MARK, lines, args.write)
+    publish(MARK, lines, args.write, DOCS / "pref.md")
 
 
 def sigma_flag(args: argparse.Namespace) -> str:
@@ -476,7 +476,7 @@ def report_saved(args: argparse.Namespace) -> None:
         "",
         *goals(results),
     ]
-    publish(MARK, lines, args.write)
+    publish(MARK, lines, args.write, DOCS / "pref.md")
 
 
 if __name__ == "__main__":

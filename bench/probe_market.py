@@ -4,7 +4,7 @@
 
 Runs ``termwise probe FILE --ohlcv --null-draws N --json`` on the intraday and the daily
 file and writes the two ranking tables (margin over what a random walk gives) to
-docs/results.md.
+docs/probes.md.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--draws", type=int, default=3)
-    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument("--write", action="store_true", help="update docs/probes.md")
     args = parser.parse_args()
     termwise = Path(sys.executable).with_name("termwise")
     lines = [
@@ -100,7 +100,7 @@ def main() -> None:
             minutes = (time.perf_counter() - started) / 60
             reports = orjson.loads(out.read_bytes())
             lines += ["", f"#### {title} ({minutes:.1f} min)", "", *table(reports)]
-    publish(MARK, lines, args.write, DOCS / "results.md")
+    publish(MARK, lines, args.write, DOCS / "probes.md")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--draws", type=int, default=2)
-    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument("--write", action="store_true", help="update docs/probes.md")
     args = parser.parse_args()
     started = time.perf_counter()
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -95,7 +95,7 @@ def main() -> None:
         beyond = sum(bool(r["beyond"]) for r in runs)
         margin = sum(r["margin"] for r in runs) / len(runs)
         lines.append(f"| {ar} | {beyond}/{len(runs)} | {margin:+.3f} |")
-    publish(MARK, lines, args.write, DOCS / "results.md")
+    publish(MARK, lines, args.write, DOCS / "probes.md")
 
 
 if __name__ == "__main__":

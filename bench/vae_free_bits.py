@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/bench_vae"))
     parser.add_argument("--arms", default="", help="comma-separated arm numbers (default all)")
     parser.add_argument("--task", choices=["reconstruct", "classify"], default="reconstruct")
-    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    parser.add_argument("--write", action="store_true", help="update docs/vae.md")
     parser.add_argument(
         "--merge", type=Path, nargs="*", default=[], help="results_*.json of earlier runs to add"
     )
@@ -186,7 +186,7 @@ def main() -> None:
             "",
             *classify_table(results),
         ]
-        publish(MARK_CLASSIFY, lines, args.write, DOCS / "results.md")
+        publish(MARK_CLASSIFY, lines, args.write, DOCS / "vae.md")
         return
     lines = [
         "## Free bits on real sentences (`termwise vae`)",
@@ -199,7 +199,7 @@ def main() -> None:
         "",
         *table(results),
     ]
-    publish(MARK, lines, args.write, DOCS / "results.md")
+    publish(MARK, lines, args.write, DOCS / "vae.md")
 
 
 if __name__ == "__main__":

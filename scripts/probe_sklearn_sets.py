@@ -1,5 +1,5 @@
 """Probe scikit-learn's bundled breast-cancer and wine sets, as they are and with shuffled
-labels, and print the verdicts (recorded in docs/results.md).
+labels, and print the verdicts (recorded in docs/probes.md).
 
     .venv/bin/python scripts/probe_sklearn_sets.py
 """

@@ -47,7 +47,7 @@ def test_random_walks_have_nothing_beyond_a_random_walk():
     flagged = {key: c.statement for key, c in judged.items() if c.beyond}
     # A count, not one borderline case: on these 8 (walk, target) pairs none is flagged here,
     # and one allowed flag absorbs a BLAS-level difference in an MLP's AUC on another machine
-    # (the measured rate over 20 walks is in docs/results.md).
+    # (the measured rate over 20 walks is in docs/probes.md).
     assert len(flagged) <= 1, flagged
 
 

@@ -337,7 +337,7 @@ class TermDominant(TermShare):
     """An auxiliary or regulariser term above 80 % of the total (a log-square or centring
     term that swamps the ranking). KL terms are left out by default: at the ELBO's weight
     (1/N) a Bayesian layer's KL is most of the total by construction while the data term
-    learns as well as at a tenth of that weight (``docs/results.md``, the scorecard); a KL
+    learns as well as at a tenth of that weight (``docs/health.md``, the scorecard); a KL
     that does stop learning is ``kl.blocks_learning``'s."""
 
     code = "term.dominant"

@@ -106,7 +106,7 @@ class LexicalConfig(StrictModel):
         description="Fit the branch alone before the joint steps, for this many passes' "
         "worth of batches over every training row (no backbone pass: seconds). Better "
         "held-out ranking, but held-out positives then score well below 1 (the branch "
-        "memorises its training rows; docs/results.md). 0: the branch starts at zero.",
+        "memorises its training rows; docs/btrm.md). 0: the branch starts at zero.",
     )
     prefit_batch_size: int = Field(
         256, ge=2, description="Rows per batch of the pre-fit (half positives, half negatives)."

@@ -82,7 +82,7 @@ class ContrastiveConfig(StrictModel):
     hard_negatives: bool = Field(
         False,
         description="Add the window's context sentences as negatives (off by default: on "
-        "wikitext they lowered val MRR, docs/results.md).",
+        "wikitext they lowered val MRR, docs/lvm.md).",
     )
 
 
@@ -94,7 +94,7 @@ class LvmObjectiveConfig(StrictModel):
     directional: bool = Field(
         False,
         description="Add the directional margin term (off by default: on wikitext it won its "
-        "margin by moving away from the context, docs/results.md).",
+        "margin by moving away from the context, docs/lvm.md).",
     )
     gamma: float = Field(8.0, gt=0, description="Sharpness of the soft hinge.")
     target_frac: RampByEpoch = Field(
