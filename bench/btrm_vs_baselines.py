@@ -28,11 +28,13 @@ import orjson
 import yaml
 from rich.console import Console
 
+import termwise.recipes.btrm.recipe as btrm_recipe
 from _doc import DOCS, publish
 from termwise.config import load_yaml_config
 from termwise.recipes.btrm.config import DEFAULT_STEPS, BtrmConfig, default_config
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table
-from termwise.recipes.btrm.recipe import source_name, train
+from termwise.recipes.btrm.recipe import source_name
+from termwise.trainer.recipe import run_recipe
 
 MARK = "<!-- btrm_vs_tfidf -->"  # the section keeps its marker in docs/btrm.md
 
@@ -235,7 +237,8 @@ def main() -> None:
     config = load_yaml_config(config_path, BtrmConfig)
     console = Console(width=150)
     started = time.perf_counter()
-    results = train(config, args.output / "train", console)
+    ran = run_recipe(btrm_recipe, config, args.output / "train", console)
+    results = {head: entry for head, entry in ran.items() if isinstance(entry, dict)}
     minutes = (time.perf_counter() - started) / 60
     timing = orjson.loads((args.output / "train" / "timing.json").read_bytes())
     args.train_minutes = timing["train_seconds"] / 60
@@ -272,7 +275,7 @@ def override_flags(args: argparse.Namespace) -> str:
 def evaluate_saved(args: argparse.Namespace) -> None:
     """Held-out evaluation of an already trained model, at ``--eval-max-length`` tokens."""
     from termwise.recipes.btrm.model import load_reward_model
-    from termwise.recipes.btrm.recipe import evaluate, prepare
+    from termwise.recipes.btrm.recipe import evaluate_model, prepare
 
     config = load_yaml_config(args.output / "config.yaml", BtrmConfig)
     if args.eval_max_length is not None:
@@ -280,7 +283,7 @@ def evaluate_saved(args: argparse.Namespace) -> None:
         config = config.model_copy(update={"backbone": backbone})
     started = time.perf_counter()
     model, _, _ = load_reward_model(args.output / "train" / "model")
-    results = evaluate(model, prepare(config), config)
+    results = evaluate_model(model, prepare(config), config)
     minutes = (time.perf_counter() - started) / 60
     table = build_table(config)
     baseline = aucs(table, baseline_scores(table))

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
+import termwise.recipes.lvm.recipe as lvm_recipe
 from _doc import DOCS, publish
 from termwise.config import load_yaml_config
 from termwise.health.findings import read_findings
@@ -32,7 +33,8 @@ from termwise.recipes.lvm.baselines import Ridge, trivial_predictors
 from termwise.recipes.lvm.config import LvmConfig, default_config
 from termwise.recipes.lvm.data import Corpus, Windows, load_corpus, make_windows
 from termwise.recipes.lvm.gates import baseline_rows, offset_sweep, run_gates
-from termwise.recipes.lvm.recipe import train, training_documents
+from termwise.recipes.lvm.recipe import training_documents
+from termwise.trainer.recipe import run_recipe
 
 MARK = "<!-- lvm_gates -->"
 OLD_DEFAULT = {"directional": True, "contrastive": {"weight": 0.0}}
@@ -91,17 +93,17 @@ def warnings(run: Path) -> list[str]:
 def trained(config: LvmConfig, run: Path, console: Console) -> dict[str, Any]:
     """Train ``config`` into ``run``, or read the run already there when it was trained with
     this very config (a bench stopped half way picks up where it was)."""
-    done = run / "gates.json"
+    done = run / "eval.json"
     if done.is_file() and (run / "config.yaml").is_file():
         kept = load_yaml_config(run / "config.yaml", LvmConfig)
         if kept.model_dump() == config.model_dump():
             return dict(orjson.loads(done.read_bytes()))
-    return train(config, run, console, overwrite=True)
+    return run_recipe(lvm_recipe, config, run, console, overwrite=True)
 
 
 def minutes(run: Path) -> float:
     """Training and every gate: from the run's config (written first) to its gates (last)."""
-    return ((run / "gates.json").stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
+    return ((run / "eval.json").stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
 
 
 def table(rows: dict[str, dict[str, Any]]) -> list[str]:

@@ -21,10 +21,11 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+import termwise.recipes.vae.recipe as vae_recipe
 from _doc import DOCS, publish
 from termwise.health import read_findings
 from termwise.recipes.vae.config import VaeConfig, default_config
-from termwise.recipes.vae.recipe import train
+from termwise.trainer.recipe import run_recipe
 
 MARK = "<!-- vae_free_bits -->"
 MARK_CLASSIFY = "<!-- vae_classify -->"
@@ -79,7 +80,7 @@ def run_arm(base: VaeConfig, name: str, changes: dict[str, Any], output: Path) -
         settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
     config = VaeConfig.model_validate(settings)
     started = time.perf_counter()
-    results = train(config, output, Console(), overwrite=True)
+    results = run_recipe(vae_recipe, config, output, Console(), overwrite=True)
     results["minutes"] = (time.perf_counter() - started) / 60
     steps = max(int(r.get("step", 0)) for r in _metrics(output)) or 1
     health = output / "health.jsonl"

@@ -17,7 +17,7 @@ MODEL_DIR: Path = typer.Option(
     ..., "--model", "-m", help="A saved model: OUTPUT/model of a btrm or pref run."
 )
 BEST_MODEL_DIR: Path = typer.Option(
-    ..., "--model", "-m", help="A saved model: OUTPUT/best of a training run."
+    ..., "--model", "-m", help="A saved model: OUTPUT/model of a training run."
 )
 SCORE_INPUT: Path = typer.Option(..., "--input", "-i", help="JSONL records to score.")
 SCORE_OUTPUT: Path = typer.Option(..., "--output", "-o", help="JSONL with scores added.")
@@ -34,8 +34,9 @@ def train_command(
     app: typer.Typer, doc: str, recipe: str, load_config: Callable[[Path], Any]
 ) -> None:
     """Register ``train -c CONFIG -o RUN_DIR [--resume] [--overwrite] [--auto-fix N]`` on
-    ``app``: every system trains with the same flags, through ``<recipe>.train(config,
-    output, console, resume=, overwrite=)`` (the module is imported only when it runs)."""
+    ``app``: every system trains with the same flags, through
+    :func:`termwise.trainer.recipe.run_recipe` on the ``recipe`` module (imported only
+    when it runs)."""
 
     def run(config: Path, output: Path, resume: bool, overwrite: bool) -> None:
         import importlib
@@ -47,8 +48,10 @@ def train_command(
         settings = load_config(config)
         if overwrite and output.is_dir():  # the config file is an input the run must keep
             check_replaceable(output, [config])
-        train_fn = importlib.import_module(recipe).train
-        train_fn(settings, output, Console(), resume=resume, overwrite=overwrite)
+        from termwise.trainer.recipe import run_recipe
+
+        module: Any = importlib.import_module(recipe)
+        run_recipe(module, settings, output, Console(), resume=resume, overwrite=overwrite)
 
     def train(
         config: Path = CONFIG,
@@ -101,13 +104,14 @@ def auto_fix_runs(
     Console().print(table)
 
 
-# The metric each recipe's run is judged by, in the order looked for: report.json's
-# held-out metrics, then eval.json's overall accuracy (pref) or mean AUC (btrm).
+# The metric a run is judged by, in the order looked for in report.json's held-out metrics.
 KEY_METRICS = ("val_loss", "test_loss", "val_nll", "test_accuracy", "val_accuracy", "train_loss")
 
 
 def key_metric(run_dir: Path) -> str:
-    """``name value`` of the run's key metric, or ``-`` when it wrote none."""
+    """``name value`` of the run's key metric, or ``-`` when it wrote none: report.json's
+    held-out metrics, else what the recipe named in eval.json reports (pref's overall
+    accuracy, btrm's mean AUC, lvm's MRR)."""
     import orjson
 
     def read(name: str) -> dict[str, Any]:
@@ -122,13 +126,18 @@ def key_metric(run_dir: Path) -> str:
         if isinstance(metrics.get(name), int | float):
             return f"{name} {metrics[name]:.4g}"
     evaluation = read("eval.json")
-    if isinstance(evaluation.get("overall"), int | float):
+    recipe = evaluation.get("recipe")
+    if recipe == "pref" and isinstance(evaluation.get("overall"), int | float):
         return f"overall accuracy {evaluation['overall']:.4g}"
-    aucs = [
-        v
-        for entry in evaluation.values()
-        if isinstance(entry, dict)
-        for v in (entry.get("auc") or {}).values()
-        if isinstance(v, int | float)
-    ]
-    return f"mean AUC {sum(aucs) / len(aucs):.4g}" if aucs else "-"
+    if recipe == "lvm" and isinstance(evaluation.get("B_retrieval"), dict):
+        return f"val MRR {evaluation['B_retrieval'].get('mrr', float('nan')):.4g}"
+    if recipe == "btrm":
+        aucs = [
+            v
+            for entry in evaluation.values()
+            if isinstance(entry, dict)
+            for v in (entry.get("auc") or {}).values()
+            if isinstance(v, int | float)
+        ]
+        return f"mean AUC {sum(aucs) / len(aucs):.4g}" if aucs else "-"
+    return "-"

@@ -234,7 +234,7 @@ def test_sigterm_saves_a_checkpoint_that_resume_continues(tmp_path, tiny_bert, m
     args = ["vae", "train", "-c", str(config), "-o", str(run), "--resume"]
     code, err = run_main(monkeypatch, capsys, *args)
     assert code == 0, err
-    assert (run / "best").is_dir() and (run / "eval.json").is_file()
+    assert (run / "model").is_dir() and (run / "eval.json").is_file()
 
 
 # -- tracebacks --------------------------------------------------------------------------------
@@ -368,7 +368,7 @@ def test_lvm_eval_keeps_the_line_and_field_of_a_bad_record(
 @pytest.mark.parametrize("system", ["vae", "lvm"])
 def test_help_names_the_folder_runs_write(system):
     result = CliRunner().invoke(app, [system, "eval", "--help"], env={"COLUMNS": "200"})
-    assert "OUTPUT/best" in result.output and "OUTPUT/model" not in result.output
+    assert "OUTPUT/model" in result.output and "OUTPUT/best" not in result.output
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ def test_auto_fix_reruns_with_the_suggested_value(tmp_path, tiny_bert, monkeypat
     assert any(f.code == "free_bits.all_free" for f in before)  # 2 nats a dim: all free
     fixed = yaml.safe_load((run / "fix1.yaml").read_text())
     assert 0 < fixed["kl"]["free_bits"] < 2.0
-    assert (run / "fix1" / "best").is_dir()  # the rerun ran, in its own directory
+    assert (run / "fix1" / "model").is_dir()  # the rerun ran, in its own directory
     from termwise.cli_options import key_metric
 
     assert key_metric(run / "fix1").startswith("val_")  # the table's key-metric column

@@ -70,7 +70,7 @@ def test_every_recipe_run_gets_a_page(recipe, tmp_path, tiny_bert, monkeypatch, 
         text = config.read_text().replace("max_steps: 300", "max_steps: 60")
         config.write_text(text)
         train(monkeypatch, capsys, "bayes-clf", config, run)
-        expected = ["Each term's share", "Result"]
+        expected = ["Each term's share", "Evaluation", "test_accuracy"]
     elif recipe == "btrm":
         from tests.recipes.btrm.test_cli import config_path
 
@@ -103,6 +103,26 @@ def test_a_run_still_writing_gets_a_page_with_notes(tmp_path, monkeypatch, capsy
     assert "1 unreadable line(s) skipped" in page and "no config.yaml" in page
     assert len(images(page)) >= 3
     assert yaml is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "section"),
+    [
+        ("gates.json", {"passed": {"A": False, "B": True}}, "Gates (lvm)"),
+        ("result.json", {"name": "configured", "metrics": {"test_accuracy": 0.61}}, "0.61"),
+    ],
+)
+def test_a_run_from_before_eval_json_still_gets_its_results(
+    name, content, section, tmp_path, monkeypatch, capsys
+):
+    import orjson
+
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / name).write_bytes(orjson.dumps(content))
+    page = report_of(run, monkeypatch, capsys)
+    assert section in page
+    assert f"{name}: the results of a run from before eval.json" in page
 
 
 def test_bad_report_input_is_one_line(tmp_path, monkeypatch, capsys):

@@ -128,7 +128,7 @@ class FreeBitsBand(Rule):
 
     def _judge(self, window: Window, term: str, reduction: float, kl_raw: float) -> Finding:
         band = self.band
-        evidence = {
+        evidence: dict[str, float | str] = {
             "penalty_reduction": reduction,
             "kl_raw": kl_raw,
             "free_bits": window.get(f"{term}.free_bits"),
@@ -138,9 +138,10 @@ class FreeBitsBand(Rule):
             "suggested_free_bits": _suggested_free_bits(kl_raw),
         }
         suggestion = f"set free_bits to {_suggested_free_bits(kl_raw):g} (0.3 x observed KL)"
-        free = pct(evidence["free_fraction"])
+        free = pct(window.get(f"{term}.free_fraction"))
         status = f"penalty reduction {pct(reduction)}, free_fraction {free}"
         if reduction < band.tight:
+            evidence["verdict"] = "too tight"
             return self.finding(
                 window.step,
                 "warning",
@@ -150,6 +151,7 @@ class FreeBitsBand(Rule):
                 term,
             )
         if reduction > band.generous:
+            evidence["verdict"] = "too generous"
             return self.finding(
                 window.step,
                 "warning",
@@ -161,6 +163,7 @@ class FreeBitsBand(Rule):
         low, high = band.healthy
         if low <= reduction <= high:
             del evidence["suggested_free_bits"]  # nothing to change: no fix to offer
+            evidence["verdict"] = "healthy"
             return self.finding(
                 window.step,
                 "info",
@@ -169,6 +172,7 @@ class FreeBitsBand(Rule):
                 evidence,
                 term,
             )
+        evidence["verdict"] = "borderline"
         return self.finding(
             window.step,
             "info",

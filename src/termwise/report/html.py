@@ -107,12 +107,14 @@ def findings_table(run: RunFiles) -> str | None:
 
 
 def _results(run: RunFiles, report: Report) -> None:
-    evaluation = run.results.get("eval.json")
-    if evaluation is not None and any(
-        isinstance(v, dict) and "auc" in v for v in evaluation.values()
-    ):
+    """The run's evaluation, drawn the way the recipe that wrote it is read."""
+    evaluation = run.evaluation
+    if evaluation is None:
+        report.section("Evaluation", None, "no eval.json (not evaluated yet)")
+        return
+    if run.recipe == "btrm":
         report.figure("Per-head AUC (btrm)", plots.head_aucs(evaluation), "no AUCs")
-    elif evaluation is not None and ("reliability" in evaluation or "categories" in evaluation):
+    elif run.recipe == "pref":
         report.figure("Calibration and categories (pref)", plots.reliability(evaluation), "-")
         bins = evaluation.get("reliability") or []
         if bins:
@@ -121,30 +123,18 @@ def _results(run: RunFiles, report: Report) -> None:
                 for b in bins
             ]
             report.parts.append(_table(("confidence bin", "pairs", "confidence", "accuracy"), rows))
-    elif evaluation is not None:
-        flat = [(k, _number(v)) for k, v in evaluation.items() if not isinstance(v, dict | list)]
-        report.section("Evaluation", _table(("metric", "value"), flat) if flat else None, "-")
-    gates = run.results.get("gates.json")
-    if gates is not None:
-        passed = gates.get("passed", {})
+    elif run.recipe == "lvm":
+        passed = evaluation.get("passed", {})
         verdicts = [(k, "pass" if v else "FAIL") for k, v in passed.items()]
         table = _table(("gate", "result"), verdicts) if verdicts else None
         report.section("Gates (lvm)", table, "-")
-        png = plots.offset_sweep(gates)
+        png = plots.offset_sweep(evaluation)
         if png:
             report.parts.append(_image(png, "offset sweep"))
-    result = run.results.get("result.json")
-    if result is not None:
-        metrics = result.get("metrics", result)
+    else:
+        metrics = evaluation.get("metrics", evaluation)  # bayes_clf keeps them one level down
         flat = [(k, _number(v)) for k, v in metrics.items() if not isinstance(v, dict | list)]
-        report.section("Result", _table(("metric", "value"), flat) if flat else None, "-")
-    if not run.results:
-        report.section(
-            "Evaluation",
-            None,
-            "no eval.json, gates.json or result.json (not evaluated yet, or this recipe keeps "
-            "its evaluation in the final metrics below)",
-        )
+        report.section("Evaluation", _table(("metric", "value"), flat) if flat else None, "-")
 
 
 def build_report(run: RunFiles) -> str:

@@ -209,7 +209,7 @@ def reliability(results: dict[str, Any]) -> bytes | None:
 
 
 def offset_sweep(results: dict[str, Any]) -> bytes | None:
-    """lvm ``gates.json``: gate A's cosine by offset."""
+    """lvm ``eval.json``: gate A's cosine by offset."""
     sweep = (results.get("A_offset_sweep") or {}).get("cos_by_offset")
     if not sweep:
         return None

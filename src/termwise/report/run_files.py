@@ -13,13 +13,14 @@ import orjson
 
 from termwise.errors import TermwiseUserError
 from termwise.health.findings import HEALTH_FILE, Finding, read_findings
+from termwise.trainer.run_dir import RUN_MARKER
 
 SCALARS = "scalars.csv"
 CONFIG = "config.yaml"
 REPORT = "report.json"
-# What each recipe writes at the end: btrm/pref/vae eval.json, lvm gates.json,
-# bayes-clf result.json.
-RESULT_FILES = ("eval.json", "gates.json", "result.json")
+EVAL_FILE = "eval.json"
+# Where runs written before the common layout kept their results, and which recipe wrote them.
+LEGACY_RESULTS = {"gates.json": "lvm", "result.json": "bayes_clf"}
 
 
 @dataclass
@@ -30,7 +31,8 @@ class RunFiles:
     config: str | None = None
     config_path: Path | None = None
     report: dict[str, Any] | None = None
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> content
+    evaluation: dict[str, Any] | None = None  # eval.json (or an older run's results file)
+    recipe: str | None = None  # which recipe wrote the run, as it recorded it
     notes: list[str] = field(default_factory=list)
 
     def series(self, name: str) -> tuple[list[int], list[float]] | None:
@@ -101,9 +103,20 @@ def read_run(run_dir: Path) -> RunFiles:
         run.report = _json(run_dir / REPORT, run.notes)
     else:
         run.notes.append(f"no {REPORT}: the run has not finished (or was stopped)")
-    for name in RESULT_FILES:
-        if (run_dir / name).is_file():
-            data = _json(run_dir / name, run.notes)
-            if data is not None:
-                run.results[name] = data
+    run.evaluation, run.recipe = _evaluation(run_dir, run.notes)
     return run
+
+
+def _evaluation(run_dir: Path, notes: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's results and the recipe that wrote them: ``eval.json`` names its recipe;
+    an older run's results file (one note says so) has its recipe in the run's marker."""
+    marker = _json(run_dir / RUN_MARKER, []) if (run_dir / RUN_MARKER).is_file() else None
+    recipe = (marker or {}).get("recipe") or None
+    if (run_dir / EVAL_FILE).is_file():
+        data = _json(run_dir / EVAL_FILE, notes)
+        return data, (data or {}).get("recipe") or recipe
+    for name, writer in LEGACY_RESULTS.items():
+        if (run_dir / name).is_file():
+            notes.append(f"{name}: the results of a run from before eval.json")
+            return _json(run_dir / name, notes), recipe or writer
+    return None, recipe

@@ -43,6 +43,7 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     assert "lexical branch fitted before the joint steps: 2 passes" in result.output
     assert "tf-idf logistic regression per head fitted" in result.output
     evaluation = orjson.loads((run / "eval.json").read_bytes())
+    assert evaluation.pop("recipe") == "btrm"
     assert set(evaluation) == {
         "fiction",
         "news",

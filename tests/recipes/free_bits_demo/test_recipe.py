@@ -1,8 +1,10 @@
 import pytest
 from rich.console import Console
 
+import termwise.recipes.free_bits_demo.recipe as demo
 from termwise.health import read_findings
-from termwise.recipes.free_bits_demo.recipe import FreeBitsDemoConfig, run_demo
+from termwise.recipes.free_bits_demo.recipe import FreeBitsDemoConfig
+from termwise.trainer.recipe import run_recipe
 
 
 @pytest.mark.slow
@@ -11,7 +13,7 @@ def test_demo_flags_all_free_then_lands_in_healthy_band(tmp_path):
     config = FreeBitsDemoConfig()
     config.trainer.progress = False
     config.trainer.tensorboard = False
-    outcome = run_demo(config, tmp_path, console)
+    outcome = run_recipe(demo, config, tmp_path, console)
     assert outcome["run1_finding"] == "free_bits.all_free"
     first, _ = read_findings(tmp_path / "run1" / "health.jsonl")
     all_free = [f for f in first if f.code == "free_bits.all_free"]

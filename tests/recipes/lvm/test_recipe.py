@@ -67,7 +67,7 @@ def test_resume_equals_a_straight_run(tmp_path, tiny_bert):
     assert resumed.guard.state_dict() == straight.guard.state_dict()
     assert resumed.guard.best_r_at_5 >= 0
     best = [
-        load_file(str(run / "best" / "model.safetensors"))
+        load_file(str(run / "model" / "model.safetensors"))
         for run in (tmp_path / "straight", tmp_path / "resumed")
     ]
     assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
@@ -90,11 +90,11 @@ def test_cli_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     run = tmp_path / "run"
     code, err = run_main(monkeypatch, capsys, "lvm", "train", "-c", str(path), "-o", str(run))
     assert code == 0, err
-    alpha = f"{Ridge.load(run / 'best').alpha:g}"
-    gates = orjson.loads((run / "gates.json").read_bytes())
+    alpha = f"{Ridge.load(run / 'model').alpha:g}"
+    gates = orjson.loads((run / "eval.json").read_bytes())
     assert set(gates["passed"]) == {"A", "B", "C", "D", "E"}
     assert set(gates["baselines"]) == {"copy-last", "mean of context", f"ridge (alpha {alpha})"}
-    assert (run / "best" / "ridge.safetensors").is_file()
+    assert (run / "model" / "ridge.safetensors").is_file()
     metrics = [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
     assert len(metrics) == 3 and {"margin", "mrr", "peak", "selection"} <= set(metrics[0])
     scalars = (run / "scalars.csv").read_text()
@@ -108,7 +108,7 @@ def test_cli_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
         "lvm",
         "eval",
         "-m",
-        str(run / "best"),
+        str(run / "model"),
         "-d",
         str(tmp_path / "docs.jsonl"),
         "--json",

@@ -61,7 +61,10 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
-    assert orjson.loads(out_json.read_bytes()) == orjson.loads((run / "eval.json").read_bytes())
+    trained = orjson.loads((run / "eval.json").read_bytes())
+    assert (trained.pop("recipe"), trained.pop("kind")) == ("pref", "bt")
+    assert trained.pop("dev_path").endswith("dev.jsonl")
+    assert orjson.loads(out_json.read_bytes()) == trained  # pref eval gives what train did
     records = [
         {"id": 1, "prompt": "Is 7 prime?", "chosen": "Yes.", "rejected": "No."},
         {"id": 2, "prompt": "Is 7 prime?", "response": "Yes."},

@@ -167,17 +167,20 @@ def pref_config(tmp_path, tiny_bert):
 def test_train_resume_matches_and_logs_kl(tmp_path, pref_config):
     from rich.console import Console
 
+    import termwise.recipes.pref.recipe as pref_recipe
     from termwise.config import load_yaml_config
-    from termwise.recipes.pref.recipe import train
+    from termwise.trainer.recipe import run_recipe
     from termwise.trainer.scalars import read_scalars
 
     config = load_yaml_config(pref_config, PrefConfig)
-    straight = train(config, tmp_path / "straight", Console(quiet=True))
+    straight = run_recipe(pref_recipe, config, tmp_path / "straight", Console(quiet=True))
     short = config.model_copy(
         update={"trainer": config.trainer.model_copy(update={"max_steps": 3})}
     )
-    train(short, tmp_path / "resumed", Console(quiet=True))
-    resumed = train(config, tmp_path / "resumed", Console(quiet=True), resume=True)
+    run_recipe(pref_recipe, short, tmp_path / "resumed", Console(quiet=True))
+    resumed = run_recipe(
+        pref_recipe, config, tmp_path / "resumed", Console(quiet=True), resume=True
+    )
     assert straight is not None and resumed is not None
     assert straight["nll"] == pytest.approx(resumed["nll"], rel=1e-5)
     assert set(straight["categories"]) == {"chat", "chat_hard", "reasoning", "safety"}

@@ -57,7 +57,7 @@ def test_gen_config_build_train_eval_sample(tmp_path, tiny_bert, monkeypatch, ca
         "vae",
         "eval",
         "-m",
-        str(run / "best"),
+        str(run / "model"),
         "-d",
         str(tmp_path / "data" / "sequences" / "docs.jsonl"),
         "--json",
@@ -69,7 +69,7 @@ def test_gen_config_build_train_eval_sample(tmp_path, tiny_bert, monkeypatch, ca
     results = orjson.loads(out_json.read_bytes())
     for key in ("nll", "iw_nll", "perplexity", "kl", "mi", "active_units", "token_accuracy"):
         assert key in results
-    code, err = run_main(monkeypatch, capsys, "vae", "sample", "-m", str(run / "best"), "-n", "3")
+    code, err = run_main(monkeypatch, capsys, "vae", "sample", "-m", str(run / "model"), "-n", "3")
     assert code == 0, err
     code, err = run_main(
         monkeypatch,
@@ -77,7 +77,7 @@ def test_gen_config_build_train_eval_sample(tmp_path, tiny_bert, monkeypatch, ca
         "vae",
         "sample",
         "-m",
-        str(run / "best"),
+        str(run / "model"),
         "--interpolate",
         "the cat sat on the mat.",
         "a big dog ran quickly.",

@@ -7,14 +7,16 @@ import pytest
 import torch
 from rich.console import Console
 
+import termwise.recipes.vae.recipe as vae_recipe
 from termwise.config import load_yaml_config
 from termwise.errors import TermwiseConfigWarning
 from termwise.health import LatentCollapsed, MetricReport
 from termwise.recipes.vae.config import StageConfig, VaeConfig
 from termwise.recipes.vae.evaluate import evaluate_file
 from termwise.recipes.vae.model import load_vae
-from termwise.recipes.vae.recipe import setup, train
+from termwise.recipes.vae.recipe import setup
 from termwise.trainer import EarlyStopping
+from termwise.trainer.recipe import run_recipe
 from tests.recipes.vae.conftest import tiny_config
 
 QUIET = Console(file=open("/dev/null", "w"))  # noqa: SIM115
@@ -84,7 +86,7 @@ def test_train_keeps_the_best_model_and_it_reloads_identically(vae_config, tmp_p
         update={"success": {"val_nll": "< 100", "val_active_units": ">= 99"}}
     )
     run = tmp_path / "run"
-    results = train(config, run, QUIET)
+    results = run_recipe(vae_recipe, config, run, QUIET)
     metrics = [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
     best = min(metrics, key=lambda m: m["val_nll"])
     assert results["best_step"] == best["step"]  # the kept model is the best evaluation's
@@ -105,10 +107,10 @@ def test_train_keeps_the_best_model_and_it_reloads_identically(vae_config, tmp_p
     ):
         assert key in best
     assert "val_iw_nll" in results and results["val_perplexity"] > 1
-    first = evaluate_file(run / "best", tmp_path / "docs.jsonl", samples=3)
-    second = evaluate_file(run / "best", tmp_path / "docs.jsonl", samples=3)
+    first = evaluate_file(run / "model", tmp_path / "docs.jsonl", samples=3)
+    second = evaluate_file(run / "model", tmp_path / "docs.jsonl", samples=3)
     assert first == second and first["examples"] == 180
-    model, vocab, manifest = load_vae(run / "best")
+    model, vocab, manifest = load_vae(run / "model")
     assert (
         vocab.words[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"] and manifest.task == "reconstruct"
     )
@@ -128,7 +130,7 @@ def test_collapse_rule_on_real_runs(tmp_path, tiny_bert, kl_weight, collapses):
         stages=[{"name": "only", "epochs": 4, "kl_weight": ramp}],
         early_stopping={"patience": 10},
     )
-    train(load_yaml_config(path, VaeConfig), tmp_path / "run", QUIET)
+    run_recipe(vae_recipe, load_yaml_config(path, VaeConfig), tmp_path / "run", QUIET)
     health = tmp_path / "run" / "health.jsonl"
     findings, _ = read_findings(health) if health.exists() else ([], 0)
     assert any(f.code == "latent.collapsed" for f in findings) is collapses
@@ -170,6 +172,6 @@ def test_classify_task_reports_exact_accuracy(tmp_path, tiny_bert):
     path = tiny_config(
         tmp_path, tiny_bert, task="classify", data={"sequences": [], "corpora": corpora}
     )
-    results = train(load_yaml_config(path, VaeConfig), tmp_path / "run", QUIET)
+    results = run_recipe(vae_recipe, load_yaml_config(path, VaeConfig), tmp_path / "run", QUIET)
     assert 0.0 <= results["val_exact"] <= 1.0 and "val_teacher_share" in results
     assert "val_nll" not in results  # no decoder: the answer is the label

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from termwise import cli_options as opts
 from termwise.config import load_yaml_config
+
+if TYPE_CHECKING:
+    from termwise.recipes.bayes_clf.config import BayesClfConfig
 
 bayes_app = typer.Typer(help="Bayesian sequence classifier: train, diagnose.", no_args_is_help=True)
 
@@ -36,25 +40,15 @@ def diagnose(
     run_diagnose(settings, output, Console())
 
 
-@bayes_app.command("train")
-def train(
-    config: Path = opts.CONFIG,
-    output: Path = opts.RUN_DIR,
-    resume: bool = opts.RESUME,
-    overwrite: bool = opts.OVERWRITE,
-) -> None:
-    """Train the configured model with the health monitor; evaluate on the test period."""
+def _config(path: Path) -> BayesClfConfig:
     from termwise.recipes.bayes_clf.config import BayesClfConfig
-    from termwise.recipes.bayes_clf.data import load_sequences
-    from termwise.recipes.bayes_clf.recipe import print_diagnosis
-    from termwise.recipes.bayes_clf.recipe import train as train_run
-    from termwise.trainer.run_dir import input_paths, prepare_run_dir, write_run_config
 
-    settings = load_yaml_config(config, BayesClfConfig)
-    console = Console()
-    inputs = [config, *input_paths(settings)]
-    prepare_run_dir(output, resume, overwrite, inputs, "bayes_clf")
-    data = load_sequences(settings.data, settings.trainer.seed)
-    write_run_config(output, settings, console)
-    result = train_run(settings, data, output, console, "configured", resume=resume)
-    print_diagnosis([result], "see the findings above", console)
+    return load_yaml_config(path, BayesClfConfig)
+
+
+opts.train_command(
+    bayes_app,
+    "Train the configured model with the health monitor; evaluate on the test period.",
+    "termwise.recipes.bayes_clf.recipe",
+    _config,
+)

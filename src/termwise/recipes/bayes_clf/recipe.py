@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,14 +31,14 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
-from termwise.data.jsonl import write_json
+from termwise.data.jsonl import atomic_directory, write_json
 from termwise.health import HealthMonitor
 from termwise.objective import Objective
 from termwise.recipes.bayes_clf.config import BayesClfConfig
 from termwise.recipes.bayes_clf.data import Sequences, load_sequences
 from termwise.recipes.bayes_clf.model import BayesSequenceClassifier
 from termwise.terms import bayes_layer_kl
-from termwise.trainer import StepOutput, Trainer, seed_everything
+from termwise.trainer import StepOutput, Trainer, TrainResult, seed_everything
 
 # -- one training run ----------------------------------------------------------------------
 
@@ -54,7 +55,7 @@ def kl_weight_value(config: BayesClfConfig, train_windows: int) -> float:
     return 1.0 / train_windows if config.kl_weight == "1/N" else float(config.kl_weight)
 
 
-def setup(
+def build_trainer(
     config: BayesClfConfig, data: Sequences, run_dir: Path, console: Console, use_kl: bool = True
 ) -> Trainer:
     """The model, its objective (cross-entropy + weighted KL) and the trainer."""
@@ -95,38 +96,93 @@ def setup(
             config_keys={"kl.weight": "kl_weight"},
         ),
         console=console,
-        eval_fn=lambda model: evaluate(model, data),
+        eval_fn=lambda model: evaluate_model(model, data),
     )
 
 
-def train(
+# -- the recipe contract: the configured model, trained and saved ----------------------------
+
+NAME = "bayes_clf"
+KEEPS_BEST = False
+
+
+@dataclass
+class Session:
+    config: BayesClfConfig
+    data: Sequences
+    trainer: Trainer
+    fitted: TrainResult | None = None
+
+
+def setup(config: BayesClfConfig, output: Path, console: Console, resume: bool = False) -> Session:
+    data = load_sequences(config.data, config.trainer.seed)
+    describe(config, data, console)
+    return Session(config, data, build_trainer(config, data, output, console))
+
+
+def train(session: Session, resume: bool = False) -> None:
+    """Train, evaluating on the test period at the end."""
+    session.fitted = session.trainer.fit(resume=resume)
+
+
+def save(session: Session, directory: Path) -> None:
+    """Weights (safetensors) and what rebuilds the model (``termwise_bayes_clf.json``)."""
+    from safetensors.torch import save_model
+
+    data, config = session.data, session.config
+    with atomic_directory(directory) as partial:
+        save_model(session.trainer.model, str(partial / "model.safetensors"))
+        manifest = {
+            "format": "termwise-bayes-clf/1",
+            "model": config.model.model_dump(mode="json"),
+            "window": config.data.window,
+            "n_features": data.n_features,
+            "classes": list(data.classes),
+        }
+        write_json(partial / "termwise_bayes_clf.json", manifest)
+
+
+def evaluate(session: Session, directory: Path) -> dict[str, Any]:
+    """The fitted run's train and test metrics, its KL share and its warnings."""
+    fitted = session.fitted
+    if fitted is None:
+        raise RuntimeError("bayes_clf.evaluate needs train() first")
+    return asdict(run_result(fitted, "configured"))
+
+
+def show(results: dict[str, Any], console: Console) -> None:
+    fields = {k: results[k] for k in ("name", "metrics", "kl_share", "findings")}
+    print_diagnosis([RunResult(**fields)], "see the findings above", console)
+
+
+def describe(config: BayesClfConfig, data: Sequences, console: Console) -> None:
+    console.print(
+        f"{len(data.train)} training and {len(data.test)} test windows of "
+        f"{config.data.window} steps, {data.n_features} features, classes "
+        f"{', '.join(data.classes)}"
+    )
+
+
+def run_result(fitted: TrainResult, name: str) -> RunResult:
+    warnings = sorted({f.code for f in fitted.findings if f.severity != "info"})
+    return RunResult(name, fitted.metrics, fitted.scalars.get("kl.share", 0.0), warnings)
+
+
+def diagnostic_run(
     config: BayesClfConfig,
     data: Sequences,
     run_dir: Path,
     console: Console,
     name: str,
     use_kl: bool = True,
-    resume: bool = False,
 ) -> RunResult:
-    """One run: set up, train (evaluating at the end), save the result."""
-    result = setup(config, data, run_dir, console, use_kl).fit(resume=resume)
-    run = RunResult(
-        name,
-        result.metrics,
-        result.scalars.get("kl.share", 0.0),
-        sorted({f.code for f in result.findings if f.severity != "info"}),
-    )
-    save(run, run_dir)
+    """One of diagnose's runs, its results in ``RUN_DIR/eval.json``."""
+    run = run_result(build_trainer(config, data, run_dir, console, use_kl).fit(), name)
+    write_json(run_dir / "eval.json", {"recipe": NAME, **asdict(run)})
     return run
 
 
-def save(run: RunResult, run_dir: Path) -> None:
-    """``RUN_DIR/result.json``: metrics, KL share and findings (the weights are in the
-    trainer's checkpoints)."""
-    write_json(run_dir / "result.json", asdict(run))
-
-
-def evaluate(model: nn.Module, data: Sequences) -> dict[str, float]:
+def evaluate_model(model: nn.Module, data: Sequences) -> dict[str, float]:
     """Loss, accuracy and macro-F1 on train and test (posterior mean weights), with the
     majority-class baseline of the test split."""
     from sklearn.metrics import f1_score
@@ -180,18 +236,16 @@ def diagnose(
     config: BayesClfConfig, run_dir: Path, console: Console
 ) -> tuple[str, list[RunResult]]:
     data = load_sequences(config.data, config.trainer.seed)
-    console.print(
-        f"{len(data.train)} training and {len(data.test)} test windows of "
-        f"{config.data.window} steps, {data.n_features} features, classes "
-        f"{', '.join(data.classes)}"
-    )
+    describe(config, data, console)
     tiny = config.model_copy(
         update={"model": config.model.model_copy(update={"d_model": 32, "layers": 1, "heads": 2})}
     )
     tiny_run, configured, no_kl = runs = [
-        train(tiny, data, run_dir / "1_tiny", console, "tiny (32 wide, 1 layer), KL"),
-        train(config, data, run_dir / "2_configured", console, "configured, KL"),
-        train(config, data, run_dir / "3_no_kl", console, "configured, no KL", use_kl=False),
+        diagnostic_run(tiny, data, run_dir / "1_tiny", console, "tiny (32 wide, 1 layer), KL"),
+        diagnostic_run(config, data, run_dir / "2_configured", console, "configured, KL"),
+        diagnostic_run(
+            config, data, run_dir / "3_no_kl", console, "configured, no KL", use_kl=False
+        ),
     ]
     decision = verdict(tiny_run, configured, no_kl, test_rows=len(data.test))
     print_diagnosis(runs, decision, console)

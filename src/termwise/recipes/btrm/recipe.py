@@ -1,4 +1,5 @@
-"""Multi-head Bradley-Terry reward model: setup, train, evaluate, save.
+"""Multi-head Bradley-Terry reward model, as :class:`termwise.trainer.recipe.Recipe`: setup,
+train, save, evaluate, show.
 
 Setup reads every source once (``btrm_data``), wraps each text in the meta-prompt and
 tokenises it, and plans length-bucketed batches that keep most heads active. Training runs
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,6 @@ from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
 from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
-from termwise.trainer.run_dir import start_run
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -166,6 +166,9 @@ def make_loss(
     return loss_fn
 
 
+NAME = "btrm"
+KEEPS_BEST = False
+
 # -- train ---------------------------------------------------------------------------------
 
 
@@ -177,7 +180,10 @@ class Session:
     prepared: Prepared
     model: MultiHeadRewardModel
     trainer: Trainer
-    prefit_seconds: float = 0.0  # fitting the lexical branch, part of the training time
+    output: Path
+    # train_seconds, prefit_seconds (the lexical branch's, part of training) and
+    # logistic_seconds; evaluate adds eval_seconds and writes them to OUTPUT/timing.json.
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = False) -> Session:
@@ -223,36 +229,35 @@ def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = Fal
         {f"{h.name}.logsq.weight": "log_square_weight" for h in config.heads},
         {"heads.lexical.": config.lexical.learning_rate},
     )
-    return Session(config, prepared, model, trainer, prefit_seconds)
+    return Session(config, prepared, model, trainer, output, {"prefit_seconds": prefit_seconds})
 
 
-def train(
-    config: BtrmConfig,
-    output: Path,
-    console: Console,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Set up, train, evaluate every head on held-out rows, save ``OUTPUT/model``."""
-    start_run(output, config, console, resume, overwrite)
-    session = setup(config, output, console, resume)
+def train(session: Session, resume: bool = False) -> None:
+    """The joint steps, then the tf-idf logistic regression added to the heads."""
     started = time.perf_counter()
     session.trainer.fit(resume=resume)
-    logistic_seconds = attach_tfidf_logistic(session, console)
-    trained = time.perf_counter()
+    logistic_seconds = attach_tfidf_logistic(session, session.trainer.console)
     session.model.eval()
-    results = evaluate(session.model, at_scoring_length(session.prepared, config), config)
-    timing = {
-        "train_seconds": trained - started + session.prefit_seconds,
-        "prefit_seconds": session.prefit_seconds,
+    prefit = session.timing.get("prefit_seconds", 0.0)
+    session.timing |= {
+        "train_seconds": time.perf_counter() - started + prefit,
         "logistic_seconds": logistic_seconds,
-        "eval_seconds": time.perf_counter() - trained,
     }
-    save(session, output)
-    write_json(output / "eval.json", results)
-    write_json(output / "timing.json", timing)
-    print_evaluation(results, console)
+
+
+def evaluate(session: Session, directory: Path) -> dict[str, Any]:
+    """Every head on the held-out rows, at the scoring length, with the model ``directory``
+    holds (the session's, as saved)."""
+    started = time.perf_counter()
+    config = session.config
+    results = evaluate_model(session.model, at_scoring_length(session.prepared, config), config)
+    session.timing["eval_seconds"] = time.perf_counter() - started
+    write_json(session.output / "timing.json", session.timing)
     return results
+
+
+def show(results: dict[str, Any], console: Console) -> None:
+    print_evaluation({k: v for k, v in results.items() if isinstance(v, dict)}, console)
 
 
 def attach_tfidf_logistic(session: Session, console: Console) -> float:
@@ -269,13 +274,13 @@ def attach_tfidf_logistic(session: Session, console: Console) -> float:
     return report.seconds
 
 
-def save(session: Session, output: Path) -> None:
-    """The trained model, ready to score, in ``OUTPUT/model``."""
+def save(session: Session, directory: Path) -> None:
+    """The trained model, ready to score, in ``directory``."""
     config, prepared = session.config, session.prepared
     save_reward_model(
         session.model,
         prepared.tokenizer,
-        output / "model",
+        directory,
         {
             "backbone_path": str(prepared.backbone),
             "meta_prompt": config.meta_prompt,
@@ -327,7 +332,9 @@ def source_name(key: str) -> str:
     return Path(path).stem + (f"[{tiers}]" if tiers else "")
 
 
-def evaluate(model: MultiHeadRewardModel, prepared: Prepared, config: BtrmConfig) -> dict[str, Any]:
+def evaluate_model(
+    model: MultiHeadRewardModel, prepared: Prepared, config: BtrmConfig
+) -> dict[str, Any]:
     """Per head on held-out rows: AUC vs each negative tier (``semi_firm_neg``), vs each
     source within each tier (``semi_firm_neg:<source>``, the (head, other-source) pairs),
     and the median positive score."""

@@ -22,16 +22,16 @@ def free_bits(
     overwrite: bool = opts.OVERWRITE,
 ) -> None:
     """Train with free bits above the model's KL, then at the value the monitor suggests."""
+    import termwise.recipes.free_bits_demo.recipe as demo
     from termwise.recipes.free_bits_demo.config import FreeBitsDemoConfig
-    from termwise.recipes.free_bits_demo.recipe import run_demo
-    from termwise.trainer.run_dir import input_paths, prepare_run_dir, write_run_config
+    from termwise.trainer.recipe import run_recipe
+    from termwise.trainer.run_dir import check_replaceable
 
     settings = load_yaml_config(config, FreeBitsDemoConfig) if config else FreeBitsDemoConfig()
     if free_bits is not None:
         settings.free_bits = free_bits
     if max_steps is not None:
         settings.trainer.max_steps = max_steps
-    inputs = [*input_paths(settings), *([config] if config else [])]
-    prepare_run_dir(run_dir, overwrite=overwrite, inputs=inputs, recipe="free_bits_demo")
-    write_run_config(run_dir, settings)
-    run_demo(settings, run_dir, Console())
+    if overwrite and config and run_dir.is_dir():  # the config file is an input to keep
+        check_replaceable(run_dir, [config])
+    run_recipe(demo, settings, run_dir, Console(), overwrite=overwrite)

@@ -19,8 +19,9 @@ threshold, as in the source run, and free bits of 0.1 free all of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,9 @@ from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+from termwise.data.jsonl import atomic_directory, write_json
 from termwise.health import HealthMonitor
+from termwise.health.findings import Finding
 from termwise.objective import Objective
 from termwise.recipes.free_bits_demo.config import FreeBitsDemoConfig
 from termwise.schedules import linear_warmup
@@ -85,8 +88,8 @@ def load_data(test_fraction: float, seed: int) -> DemoData:
 
 def train_once(
     config: FreeBitsDemoConfig, free_bits: float, run_dir: Path, console: Console
-) -> TrainResult:
-    """One training run at ``free_bits``; returns the trainer's result (with findings)."""
+) -> DemoRun:
+    """One training run at ``free_bits``: the model and the trainer's result (findings)."""
     cfg = config.trainer
     data = load_data(config.test_fraction, cfg.seed)
     seed_everything(cfg.seed)
@@ -134,63 +137,118 @@ def train_once(
         eval_fn=evaluate,
         console=console,
     )
-    return trainer.fit()
+    return DemoRun(free_bits, model, trainer.fit())
 
 
-def _kl_row(result: TrainResult, free_bits: float) -> list[str]:
-    s = result.scalars
-    return [
-        f"{free_bits:g}",
-        f"{s.get('kl.kl_raw', float('nan')):.4f}",
-        f"{s.get('kl.kl_after', float('nan')):.4f}",
-        f"{100 * s.get('kl.penalty_reduction', float('nan')):.0f} %",
-        f"{100 * s.get('kl.free_fraction', float('nan')):.0f} %",
-        f"{100 * s.get('kl.share', float('nan')):.1f} %",
-        f"{100 * result.metrics.get('test_accuracy', float('nan')):.1f} %",
-    ]
+@dataclass
+class DemoRun:
+    free_bits: float
+    model: BottleneckClassifier
+    result: TrainResult
 
 
-def run_demo(config: FreeBitsDemoConfig, run_dir: Path, console: Console) -> dict[str, object]:
-    """Run 1 at ``config.free_bits``, run 2 at the value the monitor suggests."""
+# -- the recipe contract: run 1, then run 2 at the value run 1's finding suggests -----------
+
+NAME = "free_bits_demo"
+KEEPS_BEST = False
+FREE_BITS_CODES = ("free_bits.all_free", "free_bits.band")
+
+
+@dataclass
+class Session:
+    config: FreeBitsDemoConfig
+    output: Path
+    console: Console
+    runs: list[DemoRun] = field(default_factory=list)
+    suggestion: Finding | None = None  # run 1's last free-bits warning
+
+
+def setup(
+    config: FreeBitsDemoConfig, output: Path, console: Console, resume: bool = False
+) -> Session:
+    return Session(config, output, console)
+
+
+def train(session: Session, resume: bool = False) -> None:
+    """Run 1 at ``config.free_bits``; run 2 at the value run 1's free-bits warning suggests
+    (none when run 1 raised none)."""
+    config, console = session.config, session.console
     console.rule(f"Run 1: free_bits = {config.free_bits:g}")
-    first = train_once(config, config.free_bits, run_dir / "run1", console)
-    suggestion = next(
+    first = train_once(config, config.free_bits, session.output / "run1", console)
+    session.runs = [first]
+    session.suggestion = next(
         (
             f
-            for f in reversed(first.findings)
-            if f.code in ("free_bits.all_free", "free_bits.band") and f.severity != "info"
+            for f in reversed(first.result.findings)
+            if f.code in FREE_BITS_CODES and f.severity != "info"
         ),
         None,
     )
-    table = Table(title="Free-bits demo")
-    for column in (
-        "run",
-        "free_bits",
-        "kl_raw",
-        "kl_after",
-        "penalty reduction",
-        "free fraction",
-        "KL share",
-        "test acc",
-        "verdict",
-    ):
-        table.add_column(column)
-    table.add_row(
-        "1",
-        *_kl_row(first, config.free_bits),
-        suggestion.code if suggestion else "no free-bits warning",
-    )
-    outcome: dict[str, object] = {"run1_finding": suggestion.code if suggestion else None}
-    if suggestion is None:
-        console.print(table)
-        console.print("Run 1 raised no free-bits warning, so there is nothing to correct.")
-        return outcome
-    suggested = float(suggestion.evidence["suggested_free_bits"])
-    console.rule(f"Run 2: free_bits = {suggested:g} (suggested by {suggestion.code})")
-    second = train_once(config, suggested, run_dir / "run2", console)
-    band = next((f for f in reversed(second.findings) if f.code == "free_bits.band"), None)
-    verdict = "no band finding" if band is None else band.message.split(": ", 1)[1].split(" (")[0]
-    table.add_row("2", *_kl_row(second, suggested), verdict)
-    console.print(table)
-    outcome.update({"suggested_free_bits": suggested, "run2_verdict": verdict})
+    if session.suggestion is None:
+        return
+    suggested = float(session.suggestion.evidence["suggested_free_bits"])
+    console.rule(f"Run 2: free_bits = {suggested:g} (suggested by {session.suggestion.code})")
+    session.runs.append(train_once(config, suggested, session.output / "run2", console))
+
+
+def save(session: Session, directory: Path) -> None:
+    """The last run's model (weights and the free bits it trained with)."""
+    from safetensors.torch import save_model
+
+    last = session.runs[-1]
+    with atomic_directory(directory) as partial:
+        save_model(last.model, str(partial / "model.safetensors"))
+        manifest = {"format": "termwise-free-bits-demo/1", "free_bits": last.free_bits}
+        write_json(partial / "termwise_demo.json", manifest)
+
+
+def evaluate(session: Session, directory: Path) -> dict[str, Any]:
+    """Each run's KL diagnostics and test accuracy, the finding of run 1 and the verdict of
+    the free-bits band on run 2."""
+    runs = [_run_row(run) for run in session.runs]
+    outcome: dict[str, Any] = {
+        "run1_finding": session.suggestion.code if session.suggestion else None,
+        "runs": runs,
+    }
+    if len(session.runs) > 1:
+        band = next(
+            (f for f in reversed(session.runs[1].result.findings) if f.code == "free_bits.band"),
+            None,
+        )
+        outcome["suggested_free_bits"] = session.runs[1].free_bits
+        outcome["run2_verdict"] = "no band finding" if band is None else band.evidence["verdict"]
     return outcome
+
+
+def _run_row(run: DemoRun) -> dict[str, float]:
+    s = run.result.scalars
+    return {
+        "free_bits": run.free_bits,
+        **{k: s.get(f"kl.{k}", float("nan")) for k in ("kl_raw", "kl_after")},
+        **{k: s.get(f"kl.{k}", float("nan")) for k in ("penalty_reduction", "free_fraction")},
+        "kl_share": s.get("kl.share", float("nan")),
+        "test_accuracy": run.result.metrics.get("test_accuracy", float("nan")),
+    }
+
+
+def show(results: dict[str, Any], console: Console) -> None:
+    table = Table(title="Free-bits demo")
+    columns = ("run", "free_bits", "kl_raw", "kl_after", "penalty reduction", "free fraction")
+    for column in (*columns, "KL share", "test acc", "verdict"):
+        table.add_column(column)
+    verdicts = [results["run1_finding"] or "no free-bits warning", results.get("run2_verdict")]
+    for number, (row, verdict) in enumerate(zip(results["runs"], verdicts, strict=False), 1):
+        table.add_row(
+            str(number),
+            f"{row['free_bits']:g}",
+            f"{row['kl_raw']:.4f}",
+            f"{row['kl_after']:.4f}",
+            f"{100 * row['penalty_reduction']:.0f} %",
+            f"{100 * row['free_fraction']:.0f} %",
+            f"{100 * row['kl_share']:.1f} %",
+            f"{100 * row['test_accuracy']:.1f} %",
+            str(verdict),
+        )
+    console.print(table)
+    if results["run1_finding"] is None:
+        console.print("Run 1 raised no free-bits warning, so there is nothing to correct.")

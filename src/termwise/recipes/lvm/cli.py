@@ -79,7 +79,7 @@ def diagnose_data(
 
 opts.train_command(
     lvm_app,
-    "Train (gates A and B every epoch), then all five gates on OUTPUT/best.",
+    "Train (gates A and B every epoch), then all five gates on OUTPUT/model.",
     "termwise.recipes.lvm.recipe",
     _config,
 )

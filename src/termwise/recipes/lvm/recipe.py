@@ -1,4 +1,5 @@
-"""Next-vector prediction: setup, train, evaluate, save.
+"""Next-vector prediction, as :class:`termwise.trainer.recipe.Recipe`: setup, train,
+save, evaluate, show.
 
 Terms: ``mse`` (data; ``mean_d (pred - next)^2``, or ``1 - cos`` with ``regression:
 cosine``), ``nce`` (data, weight ``contrastive.weight``;
@@ -9,7 +10,7 @@ the epoch's ``target_frac`` of the data term, within ``clamp``; ``dir.pos``, ``d
 ``dir.gap`` feed ``dir.retreat``. Every epoch gates A and B run on val windows beside the
 trivial predictors (copy-last, mean of context, ridge fitted on the training windows); the
 best epoch (``best_metric``, default MRR while R@5 stays within 0.02 of its best) is saved
-in ``OUT/best`` with the ridge, and all five gates judge it at the end."""
+in ``OUTPUT/model`` with the ridge, and all five gates judge it at the end."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from termwise.data.jsonl import write_json
 from termwise.health import HealthMonitor
 from termwise.models.backbone import resolve_backbone
 from termwise.objective import Objective, WeightSpec
@@ -36,8 +36,10 @@ from termwise.recipes.lvm.model import LvmManifest, NextVectorModel, load_lvm, s
 from termwise.schedules import AutoScale, piecewise
 from termwise.terms import directional_margin, next_vector_info_nce
 from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
-from termwise.trainer.run_dir import start_run
+from termwise.trainer.recipe import MODEL_DIR
 
+NAME = "lvm"
+KEEPS_BEST = True
 R_AT_5_TOLERANCE = 0.02
 
 
@@ -156,7 +158,7 @@ class Session:
     guard: RecallGuard
 
 
-def setup(config: LvmConfig, output: Path, console: Console) -> Session:
+def setup(config: LvmConfig, output: Path, console: Console, resume: bool = False) -> Session:
     seed_everything(config.trainer.seed)
     corpus = load_corpus(config.data, console)
     cut = (config.data.context, config.data.offset)
@@ -196,7 +198,7 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
 
     def save_best(model: nn.Module, step: int, metrics: Any) -> None:
         assert isinstance(model, NextVectorModel)
-        save_lvm(model, output / "best", manifest, ridge)
+        save_lvm(model, output / MODEL_DIR, manifest, ridge)
 
     trainer = Trainer(
         model=model,
@@ -241,32 +243,22 @@ def setup(config: LvmConfig, output: Path, console: Console) -> Session:
     )
 
 
-def train(
-    config: LvmConfig,
-    output: Path,
-    console: Console,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Train with gates A and B every epoch, then all five gates on the best model."""
-    start_run(output, config, console, resume, overwrite)
-    session = setup(config, output, console)
+def train(session: Session, resume: bool = False) -> None:
+    """Gates A and B every epoch; the best epoch is saved into ``OUTPUT/model``."""
     session.trainer.fit(resume=resume)
-    if not (output / "best").is_dir():
-        save(session, output / "best")
-    report = evaluate(session, output / "best")
-    write_json(output / "gates.json", report)
-    print_gates(report, console, title=f"Gates of {output / 'best'} (val)")
-    return report
+
+
+def show(results: dict[str, Any], console: Console) -> None:
+    print_gates(results, console, title="Gates of the best epoch's model (val)")
 
 
 def save(session: Session, directory: Path) -> None:
     save_lvm(session.model, directory, session.manifest, session.ridge)
 
 
-def evaluate(session: Session, best: Path) -> dict[str, Any]:
+def evaluate(session: Session, directory: Path) -> dict[str, Any]:
     """All five gates on the val windows, beside the trivial predictors on the same ones."""
-    model, _ = load_lvm(best)
+    model, _ = load_lvm(directory)
     corpus, val = session.corpus, session.val_windows
     baselines = baseline_rows(trivial_predictors(session.ridge), corpus, val)
     return run_gates(

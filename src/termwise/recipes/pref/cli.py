@@ -94,7 +94,7 @@ def evaluate(
     from termwise.recipes.pref.calibration import RAW
     from termwise.recipes.pref.eval import print_results
     from termwise.recipes.pref.model import load_preference_model
-    from termwise.recipes.pref.recipe import evaluate as evaluate_pairs
+    from termwise.recipes.pref.recipe import evaluate_file as evaluate_pairs
     from termwise.trainer.run_dir import model_inputs
 
     check_readable(data, "data file")

@@ -30,7 +30,6 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from termwise.data.jsonl import write_json
 from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
 from termwise.objective import Objective, WeightSpec
 from termwise.recipes.pref.calibration import (
@@ -67,7 +66,6 @@ from termwise.terms import TermOutput, bradley_terry, gaussian_kl
 from termwise.terms.preference import reward_centering
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
-from termwise.trainer.run_dir import start_run
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -185,6 +183,9 @@ def make_loss(
     return loss_fn
 
 
+NAME = "pref"
+KEEPS_BEST = False
+
 # -- train ---------------------------------------------------------------------------------
 
 
@@ -196,9 +197,10 @@ class Session:
     prepared: Prepared
     model: PreferenceModel
     trainer: Trainer
+    console: Console
 
 
-def setup(config: PrefConfig, output: Path, console: Console) -> Session:
+def setup(config: PrefConfig, output: Path, console: Console, resume: bool = False) -> Session:
     cfg = config.trainer
     seed_everything(cfg.seed)
     prepared = prepare(config, console)
@@ -218,31 +220,20 @@ def setup(config: PrefConfig, output: Path, console: Console) -> Session:
         console,
         {"centering.weight": "bt.center_rewards_coef"},
     )
-    return Session(config, prepared, model, trainer)
+    return Session(config, prepared, model, trainer, console)
 
 
-def train(
-    config: PrefConfig,
-    output: Path,
-    console: Console,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> dict[str, Any] | None:
-    """Train, save ``OUTPUT/model``, and evaluate on ``dev_path`` (returned) when set."""
-    start_run(output, config, console, resume, overwrite)
-    session = setup(config, output, console)
+def train(session: Session, resume: bool = False) -> None:
     session.trainer.fit(resume=resume)
-    return finish(session, output, console)
-
-
-def finish(session: Session, output: Path, console: Console) -> dict[str, Any] | None:
-    """After training: save the model; with ``dev_path``, fit its calibration there (when
-    ``calibrate``), store it with the model and evaluate."""
     session.model.eval()
-    save(session, output)
-    config = session.config
+
+
+def evaluate(session: Session, directory: Path) -> dict[str, Any]:
+    """With ``dev_path``: fit the calibration there (when ``calibrate``), store it with the
+    model in ``directory``, and evaluate on those pairs; without it, nothing to report."""
+    config, console = session.config, session.console
     if config.dev_path is None:
-        return None
+        return {"kind": config.kind, "dev_path": None}
     tokenizer = session.prepared.tokenizer
     length, draws = config.backbone.scoring_length, config.bayes.n_samples
     pairs, scores, skipped = dev_scores(
@@ -251,7 +242,7 @@ def finish(session: Session, output: Path, console: Console) -> dict[str, Any] |
     calibration = RAW
     if config.calibrate:
         fit = fit_calibration(scores)
-        store_calibration(output / "model", fit, config.dev_path)
+        store_calibration(directory, fit, config.dev_path)
         console.print(f"calibration: {fit.summary()}")
         console.print(
             "  (ECE after is on the pairs it was fitted on; `termwise pref eval` "
@@ -259,19 +250,24 @@ def finish(session: Session, output: Path, console: Console) -> dict[str, Any] |
         )
         calibration = fit.calibration
     results = evaluate_scores(pairs, scores, session.model.kind, calibration)
-    results["skipped_records"] = skipped
-    write_json(output / "eval.json", results)
-    print_results(results, console, title=f"{config.kind} on {config.dev_path}")
+    results |= {"skipped_records": skipped, "kind": config.kind, "dev_path": str(config.dev_path)}
     return results
 
 
-def save(session: Session, output: Path) -> None:
-    """The trained model, ready to score, in ``OUTPUT/model``."""
+def show(results: dict[str, Any], console: Console) -> None:
+    if results.get("dev_path") is None:
+        console.print("no dev_path: the model is saved, nothing evaluated")
+        return
+    print_results(results, console, title=f"{results['kind']} on {results['dev_path']}")
+
+
+def save(session: Session, directory: Path) -> None:
+    """The trained model, ready to score, in ``directory``."""
     config, model, tokenizer = session.config, session.model, session.prepared.tokenizer
     save_preference_model(
         model,
         tokenizer,
-        output / "model",
+        directory,
         {
             "backbone_path": str(session.prepared.backbone),
             "max_length": config.backbone.scoring_length,
@@ -319,7 +315,7 @@ def evaluate_scores(
     return results
 
 
-def evaluate(
+def evaluate_file(
     model: PreferenceModel,
     tokenizer: Any,
     path: Path,

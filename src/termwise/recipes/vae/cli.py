@@ -53,7 +53,7 @@ def build_data(config: Path = opts.CONFIG) -> None:
 
 opts.train_command(
     vae_app,
-    "Train through the curriculum; the best model (early stopping) goes to OUTPUT/best.",
+    "Train through the curriculum; the best model (early stopping) goes to OUTPUT/model.",
     "termwise.recipes.vae.recipe",
     _config,
 )

@@ -1,4 +1,5 @@
-"""Variational bottleneck: setup, train, evaluate, save.
+"""Variational bottleneck, as :class:`termwise.trainer.recipe.Recipe`: setup, train, save,
+evaluate, show.
 
 Terms (one :class:`termwise.Objective`, each in the breakdown):
 
@@ -12,7 +13,7 @@ Terms (one :class:`termwise.Objective`, each in the breakdown):
 
 Every epoch the train and val diagnostics (KL raw/after, penalty reduction, free fraction,
 active units, MI, teacher loss and share) are logged and judged by the health rules; early
-stopping on a named metric keeps the best model in ``OUT/best``.
+stopping on a named metric keeps the best model in ``OUTPUT/model``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from termwise.data.jsonl import write_json
 from termwise.health import HealthMonitor
 from termwise.objective import Objective
 from termwise.recipes.vae.config import CRITERION, StageConfig, VaeConfig
@@ -50,7 +50,10 @@ from termwise.recipes.vae.model import SentenceVAE, decoder_targets, load_vae, s
 from termwise.schedules import AutoFreeBits, Schedule, cyclical, join, linear_warmup, piecewise
 from termwise.terms import TermOutput, free_bits_kl, free_bits_raw_kl
 from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
-from termwise.trainer.run_dir import start_run
+from termwise.trainer.recipe import MODEL_DIR
+
+NAME = "vae"
+KEEPS_BEST = True
 
 # -- setup ---------------------------------------------------------------------------------
 
@@ -210,7 +213,7 @@ def stage_config_keys(config: VaeConfig, stage: int) -> dict[str, str | list[str
     return keys
 
 
-def setup(config: VaeConfig, output: Path, console: Console) -> Session:
+def setup(config: VaeConfig, output: Path, console: Console, resume: bool = False) -> Session:
     """Load (or build) the data, plan the curriculum, build the model and the trainer."""
     seed_everything(config.trainer.seed)
     data = load_data(config, console)
@@ -255,7 +258,7 @@ def setup(config: VaeConfig, output: Path, console: Console) -> Session:
     )
     session = Session(config, data, model, trainer, curriculum, auto, stopping)
     trainer.eval_fn = functools.partial(epoch_diagnostics, session)
-    stopping.on_improve = functools.partial(save_best, session, output / "best")
+    stopping.on_improve = functools.partial(save_best, session, output / MODEL_DIR)
     console.print(
         f"{len(rows)} training examples, {steps_per_epoch} steps an epoch, "
         f"{curriculum.total} steps in {len(config.stages)} stage(s)"
@@ -273,26 +276,16 @@ def save_best(session: Session, best: Path, model: nn.Module, step: int, metrics
 # -- train, evaluate, save -----------------------------------------------------------------
 
 
-def train(
-    config: VaeConfig,
-    output: Path,
-    console: Console,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Set up, train with per-epoch diagnostics and early stopping, evaluate the best model
-    on val and test, check the success criteria, save ``eval.json``."""
-    start_run(output, config, console, resume, overwrite)
-    session = setup(config, output, console)
+def train(session: Session, resume: bool = False) -> None:
+    """Through the curriculum, with per-epoch diagnostics and early stopping (which saves
+    the best model into ``OUTPUT/model``)."""
     session.trainer.fit(resume=resume)
-    if not (output / "best").is_dir():  # no evaluation ran (a run shorter than an epoch)
-        save(session, output / "best")
-    results = evaluate(session, output / "best")
-    write_json(output / "eval.json", results)
+
+
+def show(results: dict[str, Any], console: Console) -> None:
     shown = {k: v for k, v in results.items() if k.startswith("val_") or k == "best_step"}
-    print_metrics(shown, console, title=f"Best model ({output / 'best'}) on val")
+    print_metrics(shown, console, title="The best model on val")
     print_success(results.get("success", {}), console)
-    return results
 
 
 def save(session: Session, directory: Path) -> None:
@@ -334,9 +327,9 @@ def epoch_diagnostics(session: Session, model: nn.Module) -> dict[str, float]:
     return metrics
 
 
-def evaluate(session: Session, best: Path) -> dict[str, Any]:
+def evaluate(session: Session, directory: Path) -> dict[str, Any]:
     """The best model on all of val and test, with the importance-weighted NLL."""
-    model, _, manifest = load_vae(best)
+    model, _, manifest = load_vae(directory)
     config = session.config
     end = session.curriculum.total
     curriculum = session.curriculum

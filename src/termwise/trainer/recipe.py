@@ -1,0 +1,86 @@
+"""The contract every recipe's ``recipe.py`` fulfils, and the one way a training run goes.
+
+As torchtune's recipe interface, one signature per phase; here the phases are module-level
+functions, so a recipe module itself satisfies :class:`Recipe` (``tests/test_layout.py``
+checks every system's signatures against it):
+
+* ``setup(config, output, console, resume)``: read and check every input, build the model
+  and the trainer; returns the recipe's session.
+* ``train(session, resume)``: fit (and whatever the model needs before it is saved).
+* ``save(session, directory)``: the trained model, ready to load, in ``directory``.
+* ``evaluate(session, directory)``: held-out results of the model saved in ``directory``.
+* ``show(results, console)``: print them.
+
+:func:`run_recipe` strings them together with one output layout for every system:
+``OUTPUT/config.yaml`` (the resolved config), ``OUTPUT/model`` (the model),
+``OUTPUT/eval.json`` (the results, with the recipe's name), beside the trainer's
+checkpoints, scalars and health files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+MODEL_DIR = "model"
+EVAL_FILE = "eval.json"
+# What runs written before the common layout used (still read, never written).
+LEGACY_MODEL_DIRS = ("best",)
+LEGACY_EVAL_FILES = ("gates.json", "result.json")
+
+
+class Recipe(Protocol):
+    """A recipe module: see the module docstring for what each phase does."""
+
+    NAME: str
+    # True when training itself saves the best model so far into OUTPUT/model (early
+    # stopping); then run_recipe saves the final weights only if no evaluation ran.
+    KEEPS_BEST: bool
+
+    def setup(self, config: Any, output: Path, console: Console, resume: bool = False) -> Any: ...
+
+    def train(self, session: Any, resume: bool = False) -> None: ...
+
+    def save(self, session: Any, directory: Path) -> None: ...
+
+    def evaluate(self, session: Any, directory: Path) -> dict[str, Any]: ...
+
+    def show(self, results: dict[str, Any], console: Console) -> None: ...
+
+
+def run_recipe(
+    recipe: Recipe,
+    config: Any,
+    output: Path,
+    console: Console,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Check and record the run directory, set up, train, save ``OUTPUT/model``, evaluate
+    it into ``OUTPUT/eval.json`` and print the results; returns them."""
+    from termwise.data.jsonl import write_json
+    from termwise.trainer.run_dir import start_run
+
+    start_run(output, config, console, resume, overwrite)
+    session = recipe.setup(config, output, console, resume)
+    recipe.train(session, resume)
+    model = output / MODEL_DIR
+    if not (recipe.KEEPS_BEST and model.is_dir()):
+        recipe.save(session, model)
+    results = {"recipe": recipe.NAME, **recipe.evaluate(session, model)}
+    write_json(output / EVAL_FILE, results)
+    recipe.show(results, console)
+    return results
+
+
+def run_results(run_dir: Path) -> tuple[Path | None, str | None]:
+    """The run's results file (``eval.json``, or the name an older run gave it) and, for
+    an older name, the one line saying so."""
+    for name in (EVAL_FILE, *LEGACY_EVAL_FILES):
+        if (run_dir / name).is_file():
+            note = None if name == EVAL_FILE else f"{run_dir}: results in {name} (an older run)"
+            return run_dir / name, note
+    return None, None
