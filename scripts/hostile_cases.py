@@ -350,8 +350,8 @@ def cases() -> list[Case]:
     ]
 
     evals = {
-        "vae": ("runs/vae/best", "docs.jsonl", "termwise_vae.json"),
-        "lvm": ("runs/lvm/best", "docs.jsonl", "termwise_lvm.json"),
+        "vae": ("runs/vae/model", "docs.jsonl", "termwise_vae.json"),
+        "lvm": ("runs/lvm/model", "docs.jsonl", "termwise_lvm.json"),
         "pref": ("runs/pref/model", "pairs.jsonl", "termwise_pref.json"),
     }
     for system, (model, data, manifest) in evals.items():
@@ -393,21 +393,21 @@ def cases() -> list[Case]:
         Case(
             "vae eval",
             "runs, own --json rewritten",
-            ["vae", "eval", "-m", "runs/vae/best", "-d", "docs.jsonl", "--json", "vae_eval.json"],
+            ["vae", "eval", "-m", "runs/vae/model", "-d", "docs.jsonl", "--json", "vae_eval.json"],
             expect=0,
             keep=["runs/vae"],
         ),
         Case(
             "vae eval",
             "same --json again (its own output)",
-            ["vae", "eval", "-m", "runs/vae/best", "-d", "docs.jsonl", "--json", "vae_eval.json"],
+            ["vae", "eval", "-m", "runs/vae/model", "-d", "docs.jsonl", "--json", "vae_eval.json"],
             expect=0,
             keep=["runs/vae"],
         ),
         Case(
             "lvm eval",
             "a record with a bad field",
-            ["lvm", "eval", "-m", "runs/lvm/best", "-d", "bad_docs.jsonl"],
+            ["lvm", "eval", "-m", "runs/lvm/model", "-d", "bad_docs.jsonl"],
             setup=text_setup(
                 "bad_docs.jsonl", '{"sentences": ["a.", "b."]}\n{"sentences": ["c.", 7]}\n'
             ),
