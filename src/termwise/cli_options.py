@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 CONFIG: Path = typer.Option(..., "--config", "-c", help="YAML config.")
+CONFIG_OUTPUT: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML.")
 RUN_DIR: Path = typer.Option(..., "--output", "-o", help="Run directory.")
 RESUME: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint.")
 OVERWRITE: bool = typer.Option(
@@ -28,6 +29,29 @@ AUTO_FIX: int = typer.Option(
     help="When the run ends with findings that suggest config values, rerun with them "
     "applied (termwise health fix), up to N times, each in OUTPUT/fixN (never by default).",
 )
+
+
+def check_eval_files(data: Path, model: Path, json_out: Path | None, force: bool, key: str) -> None:
+    """An eval command's files, before any model loads: ``data`` is readable, and ``--json``
+    overwrites no input and, without ``--force``, only a results file it wrote (one with
+    ``key``)."""
+    from termwise.data.jsonl import check_output, check_readable, json_output_with
+    from termwise.trainer.run_dir import model_inputs
+
+    check_readable(data, "data file")
+    if json_out is not None:
+        inputs = (data, *model_inputs(model))
+        check_output(json_out, *inputs, option="--json", force=force, own=json_output_with(key))
+
+
+def read_config(path: Path, module: str, name: str) -> Any:
+    """The YAML config at ``path`` as the recipe's config class ``module.name`` (imported
+    only when a command runs)."""
+    import importlib
+
+    from termwise.config import load_yaml_config
+
+    return load_yaml_config(path, getattr(importlib.import_module(module), name))
 
 
 def train_command(

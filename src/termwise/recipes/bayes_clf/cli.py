@@ -41,9 +41,7 @@ def diagnose(
 
 
 def _config(path: Path) -> BayesClfConfig:
-    from termwise.recipes.bayes_clf.config import BayesClfConfig
-
-    return load_yaml_config(path, BayesClfConfig)
+    return opts.read_config(path, "termwise.recipes.bayes_clf.config", "BayesClfConfig")
 
 
 opts.train_command(

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from termwise import cli_options as opts
-from termwise.config import load_yaml_config, write_config
+from termwise.config import write_config
 from termwise.errors import TermwiseUserError
 from termwise.sample_data import sample_path
 
@@ -22,14 +22,12 @@ BUNDLED = sample_path("corpora")
 
 
 def _config(path: Path) -> BtrmConfig:
-    from termwise.recipes.btrm.config import BtrmConfig
-
-    return load_yaml_config(path, BtrmConfig)
+    return opts.read_config(path, "termwise.recipes.btrm.config", "BtrmConfig")
 
 
 @btrm_app.command("gen-config")
 def gen_config(
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
+    output: Path = opts.CONFIG_OUTPUT,
     data_dir: Path = typer.Option(BUNDLED, help="Corpora directory (e.g. ../shared/data/corpora)."),
     max_steps: int | None = typer.Option(
         None, min=1, help="Training steps in the written config (default: about 14 CPU minutes)."

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from termwise import cli_options as opts
-from termwise.config import load_yaml_config, write_config
+from termwise.config import write_config
 from termwise.sample_data import sample_path
 
 if TYPE_CHECKING:
@@ -22,14 +22,12 @@ lvm_app = typer.Typer(
 
 
 def _config(path: Path) -> LvmConfig:
-    from termwise.recipes.lvm.config import LvmConfig
-
-    return load_yaml_config(path, LvmConfig)
+    return opts.read_config(path, "termwise.recipes.lvm.config", "LvmConfig")
 
 
 @lvm_app.command("gen-config")
 def gen_config(
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
+    output: Path = opts.CONFIG_OUTPUT,
     data_dir: Path = typer.Option(
         BUNDLED, help="Data directory with sequences/ and corpora/ (e.g. ../shared/data)."
     ),
@@ -93,16 +91,11 @@ def evaluate(
     force: bool = opts.FORCE,
 ) -> None:
     """All five gates on FILE (E against the training run's OOD files, when it had some)."""
-    from termwise.data.jsonl import check_output, check_readable, json_output_with, write_json
+    from termwise.data.jsonl import write_json
     from termwise.recipes.lvm.evaluate import evaluate_file
     from termwise.recipes.lvm.gates import print_gates
-    from termwise.trainer.run_dir import model_inputs
 
-    check_readable(data, "data file")
-    if json_out is not None:
-        own = json_output_with("passed")
-        inputs = (data, *model_inputs(model))
-        check_output(json_out, *inputs, option="--json", force=force, own=own)
+    opts.check_eval_files(data, model, json_out, force, "passed")
     report = evaluate_file(model, data, Console())
     print_gates(report, Console(), title=f"Gates of {model} on {data}")
     if json_out is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from termwise import cli_options as opts
-from termwise.config import load_yaml_config, write_config
+from termwise.config import write_config
 from termwise.errors import TermwiseUserError
 from termwise.sample_data import sample_path
 
@@ -24,14 +24,12 @@ BUNDLED = sample_path("preferences")
 
 
 def _config(path: Path) -> PrefConfig:
-    from termwise.recipes.pref.config import PrefConfig
-
-    return load_yaml_config(path, PrefConfig)
+    return opts.read_config(path, "termwise.recipes.pref.config", "PrefConfig")
 
 
 @pref_app.command("gen-config")
 def gen_config(
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
+    output: Path = opts.CONFIG_OUTPUT,
     kind: str = typer.Option("bt", "--kind", "--head", help="bt, gpm or bayes_gpm."),
     data_dir: Path = typer.Option(
         BUNDLED, help="Directory with train.jsonl and dev.jsonl (e.g. ../shared/data/preferences)."
@@ -90,18 +88,13 @@ def evaluate(
 ) -> None:
     """Accuracy per category and subset (ties wrong), NLL, Brier, ECE before and after the
     model's calibration, a reliability table, uncertainty AUROC."""
-    from termwise.data.jsonl import check_output, check_readable, json_output_with, write_json
+    from termwise.data.jsonl import write_json
     from termwise.recipes.pref.calibration import RAW
     from termwise.recipes.pref.eval import print_results
     from termwise.recipes.pref.model import load_preference_model
     from termwise.recipes.pref.recipe import evaluate_file as evaluate_pairs
-    from termwise.trainer.run_dir import model_inputs
 
-    check_readable(data, "data file")
-    if json_out is not None:
-        own = json_output_with("overall")
-        inputs = (data, *model_inputs(model))
-        check_output(json_out, *inputs, option="--json", force=force, own=own)
+    opts.check_eval_files(data, model, json_out, force, "overall")
     loaded, tokenizer, manifest = load_preference_model(model)
     n_samples = samples or manifest.n_samples
     calibration = RAW if no_calibration else manifest.fitted_calibration()

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from termwise import cli_options as opts
-from termwise.config import load_yaml_config, write_config
+from termwise.config import write_config
 from termwise.sample_data import sample_path
 
 if TYPE_CHECKING:
@@ -22,14 +22,12 @@ BUNDLED = sample_path()
 
 
 def _config(path: Path) -> VaeConfig:
-    from termwise.recipes.vae.config import VaeConfig
-
-    return load_yaml_config(path, VaeConfig)
+    return opts.read_config(path, "termwise.recipes.vae.config", "VaeConfig")
 
 
 @vae_app.command("gen-config")
 def gen_config(
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the YAML."),
+    output: Path = opts.CONFIG_OUTPUT,
     data_dir: Path = typer.Option(
         BUNDLED, help="Data directory with sequences/*.jsonl (e.g. ../shared/data)."
     ),
@@ -73,15 +71,10 @@ def evaluate(
     force: bool = opts.FORCE,
 ) -> None:
     """Reconstruction NLL, importance-weighted NLL and perplexity, KL, MI, active units."""
-    from termwise.data.jsonl import check_output, check_readable, json_output_with, write_json
+    from termwise.data.jsonl import write_json
     from termwise.recipes.vae.evaluate import evaluate_file, print_metrics
-    from termwise.trainer.run_dir import model_inputs
 
-    check_readable(data, "data file")
-    if json_out is not None:
-        own = json_output_with("examples")
-        inputs = (data, *model_inputs(model))
-        check_output(json_out, *inputs, option="--json", force=force, own=own)
+    opts.check_eval_files(data, model, json_out, force, "examples")
     console = Console()
     results = evaluate_file(model, data, samples, console)
     print_metrics(results, console, title=f"{model} on {data}")
