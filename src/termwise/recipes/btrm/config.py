@@ -153,6 +153,15 @@ class BtrmConfig(StrictModel):
         lt=1,
         description="Share of every source held out for the final per-head evaluation.",
     )
+    level_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=0.5,
+        description="Share of the training documents kept out of training to set each "
+        "head's score level: after training, an affine map per head sends the median "
+        "positive of these unseen documents to 1 and the median negative to -1, so one "
+        "threshold means the same on every head (ranking unchanged). 0: no level.",
+    )
     max_rows_per_source: int | None = Field(
         None, gt=0, description="Read at most this many rows of each source (null: all)."
     )

@@ -72,6 +72,16 @@ def heldout_groups(groups: list[str], salt: str, fraction: float) -> set[str]:
     return set(unique[:count])
 
 
+def level_rows(table: MembershipTable, rows: np.ndarray, fraction: float) -> np.ndarray:
+    """The rows of whole documents among ``rows`` kept out of training to set the score
+    level (``level_fraction`` of the documents, in hash order: the same for every seed)."""
+    if fraction <= 0:
+        return rows[:0]
+    groups = [str(g) for g in table.group[rows]]
+    held = heldout_groups(groups, "score-level", fraction)
+    return rows[[g in held for g in groups]]
+
+
 def heldout_flags(records: list[Record], source: SourceConfig, fraction: float) -> list[bool]:
     """Which of a source's rows are held out. By document: salted with the file alone, so
     tier-filtered views of one file (its dialogue windows, their single lines) hold out the

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -87,6 +88,9 @@ class MultiHeadRewardModel(nn.Module):
         self.pooling: Pooling = pooling
         self.logit_cap = logit_cap
         self.lexical_config = lexical if lexical is not None and lexical.enabled else None
+        # Per head (scale, offset) applied to scored texts, set after training from unseen
+        # documents (recipes/btrm/level.py); None: the raw capped scores.
+        self.level: Tensor | None = None
 
     def bags(self, texts: list[str]) -> list[list[int]] | None:
         """The lexical branch's n-gram bags of ``texts`` (None without a branch)."""
@@ -109,11 +113,15 @@ class MultiHeadRewardModel(nn.Module):
         """Scores of one padded batch; ``bags`` (the rows' n-gram bags) when the model has
         a lexical branch, moved to the model's device."""
         if bags is None:
-            return self(input_ids, attention_mask)
-        ids, offsets = pack_bags(bags)
-        return self(
-            input_ids, attention_mask, ids.to(input_ids.device), offsets.to(input_ids.device)
-        )
+            scores = self(input_ids, attention_mask)
+        else:
+            ids, offsets = pack_bags(bags)
+            device = input_ids.device
+            scores = self(input_ids, attention_mask, ids.to(device), offsets.to(device))
+        if self.level is None:
+            return scores
+        level = self.level.to(scores.device)
+        return scores * level[0] + level[1]
 
 
 class RewardManifest(SavedManifest):
@@ -128,6 +136,11 @@ class RewardManifest(SavedManifest):
     )
     tfidf_logistic: bool = Field(
         False, description="The heads' weights hold a fitted tf-idf logistic regression."
+    )
+    level: list[list[float]] | None = Field(
+        None,
+        description="Per head [scale, offset] applied to scores (median positive of unseen "
+        "documents -> 1, median negative -> -1); null: raw scores.",
     )
 
 
@@ -148,6 +161,7 @@ def save_reward_model(
             "logit_cap": model.logit_cap,
             "lexical": model.lexical_config,
             "tfidf_logistic": model.heads.logistic is not None,
+            "level": None if model.level is None else model.level.T.tolist(),
             "lora": isinstance(model.backbone, PeftModel),
         }
     )
@@ -170,4 +184,6 @@ def load_reward_model(directory: Path) -> tuple[MultiHeadRewardModel, Any, Rewar
     if manifest.tfidf_logistic and manifest.lexical is not None:
         model.heads.logistic = TfidfLogistic(manifest.lexical.buckets, len(manifest.head_names))
     load_head_weights(model.heads, directory / WEIGHTS)
+    if manifest.level is not None:
+        model.level = torch.tensor(manifest.level, dtype=torch.float32).T
     return model.eval(), tokenizer, manifest

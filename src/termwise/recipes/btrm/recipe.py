@@ -35,7 +35,14 @@ from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_b
 from termwise.models.lexical import ngram_bags, pack_bags
 from termwise.objective import Objective
 from termwise.recipes.btrm.config import BtrmConfig
-from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table, plan_batches
+from termwise.recipes.btrm.data import (
+    TIER_NAMES,
+    MembershipTable,
+    build_table,
+    level_rows,
+    plan_batches,
+)
+from termwise.recipes.btrm.level import fit_level
 from termwise.recipes.btrm.lexical_fit import describe, prefit_lexical
 from termwise.recipes.btrm.logistic_fit import fit_tfidf_logistic
 from termwise.recipes.btrm.model import MultiHeadRewardModel, save_reward_model
@@ -181,6 +188,8 @@ class Session:
     model: MultiHeadRewardModel
     trainer: Trainer
     output: Path
+    train_rows: np.ndarray  # the rows the heads and the regression are fitted on
+    level_rows: np.ndarray  # rows of training documents kept out, to set the score level
     # train_seconds, prefit_seconds (the lexical branch's, part of training) and
     # logistic_seconds; evaluate adds eval_seconds and writes them to OUTPUT/timing.json.
     timing: dict[str, float] = field(default_factory=dict)
@@ -193,9 +202,11 @@ def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = Fal
     seed_everything(cfg.seed)
     prepared = prepare(config)
     table = prepared.table
-    train_rows = table.split(heldout=False)
+    level = level_rows(table, table.split(heldout=False), config.level_fraction)
+    train_rows = np.setdiff1d(table.split(heldout=False), level)
     console.print(
-        f"{len(table.texts)} examples ({len(train_rows)} for training), "
+        f"{len(table.texts)} examples ({len(train_rows)} for training, {len(level)} of unseen "
+        "training documents to set the score level), "
         f"{len(table.heads)} heads, backbone {prepared.backbone}"
     )
     _report_skips(table, console)
@@ -229,7 +240,8 @@ def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = Fal
         {f"{h.name}.logsq.weight": "log_square_weight" for h in config.heads},
         {"heads.lexical.": config.lexical.learning_rate},
     )
-    return Session(config, prepared, model, trainer, output, {"prefit_seconds": prefit_seconds})
+    timing = {"prefit_seconds": prefit_seconds}
+    return Session(config, prepared, model, trainer, output, train_rows, level, timing)
 
 
 def train(session: Session, resume: bool = False) -> None:
@@ -238,6 +250,7 @@ def train(session: Session, resume: bool = False) -> None:
     session.trainer.fit(resume=resume)
     logistic_seconds = attach_tfidf_logistic(session, session.trainer.console)
     session.model.eval()
+    attach_level(session, session.trainer.console)
     prefit = session.timing.get("prefit_seconds", 0.0)
     session.timing |= {
         "train_seconds": time.perf_counter() - started + prefit,
@@ -266,12 +279,26 @@ def attach_tfidf_logistic(session: Session, console: Console) -> float:
     prepared = session.prepared
     if prepared.bags is None:
         return 0.0
-    rows = prepared.table.split(heldout=False)
+    rows = session.train_rows
     report = fit_tfidf_logistic(session.model, prepared.table, prepared.bags, rows, session.config)
     if report is None:
         return 0.0
     console.print(report.summary(prepared.table.heads), markup=False)
     return report.seconds
+
+
+def attach_level(session: Session, console: Console) -> None:
+    """Each head's score level from the documents kept out of training
+    (:mod:`termwise.recipes.btrm.level`), set on the model (and saved with it)."""
+    rows = session.level_rows
+    if not len(rows):
+        return
+    model, table = session.model, session.prepared.table
+    model.level = None
+    scores = score_rows(model, at_scoring_length(session.prepared, session.config), rows)
+    level = fit_level(scores, table.positive[rows], table.negative_tier[rows] > 0)
+    model.level = torch.tensor(np.stack([level.scale, level.offset]), dtype=torch.float32)
+    console.print(level.summary(table.heads), markup=False)
 
 
 def save(session: Session, directory: Path) -> None:
@@ -345,9 +372,11 @@ def evaluate_model(
     for h, head in enumerate(table.heads):
         pos = scores[table.positive[rows, h], h]
         tiers = table.negative_tier[rows, h]
+        negatives = scores[tiers > 0, h]
         entry: dict[str, Any] = {
             "positives": int(len(pos)),
             "median_positive": float(np.median(pos)) if len(pos) else None,
+            "median_negative": float(np.median(negatives)) if len(negatives) else None,
             "auc": {},
         }
         for code, name in TIER_NAMES.items():

@@ -1,0 +1,59 @@
+"""The score level: one affine map per head, fitted on documents training never saw.
+
+The log-square term holds the *training* positives near 1, but texts the model never saw
+score differently (the tf-idf regression in particular is surer of unseen positives than
+its out-of-fold centre says), so each head ends at its own level and one threshold means a
+different thing on every head. ``level_fraction`` of the training documents are kept out of
+training; after it, each head's scores on them set ``scale * s + offset`` so that their
+median positive lands at 1 and their median negative at -1. The map is increasing, so every
+ranking (and AUC) is unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Level:
+    scale: np.ndarray  # [heads]
+    offset: np.ndarray  # [heads]
+    positive_median: np.ndarray  # [heads] before the map (nan: none seen)
+    negative_median: np.ndarray
+    rows: int
+
+    def summary(self, heads: list[str]) -> str:
+        medians = ", ".join(
+            f"{head} {p:+.2f}/{n:+.2f}"
+            for head, p, n in zip(heads, self.positive_median, self.negative_median, strict=True)
+        )
+        return (
+            f"score level from {self.rows} rows of unseen training documents (median positive/"
+            f"negative before -> +1/-1): {medians}"
+        )
+
+
+def fit_level(scores: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> Level:
+    """``scores``, ``positive`` and ``negative`` are ``[rows, heads]``; a head without both
+    positives and negatives among the rows, or whose positives do not score above its
+    negatives, keeps its raw scores (scale 1, offset 0).
+
+    >>> scores = np.array([[3.0], [2.0], [0.0], [-1.0]])
+    >>> level = fit_level(scores, scores > 1, scores <= 0)
+    >>> [round(float(v), 3) for v in scores[:, 0] * level.scale + level.offset]
+    [1.333, 0.667, -0.667, -1.333]
+    """
+    heads = scores.shape[1]
+    scale, offset = np.ones(heads), np.zeros(heads)
+    pos_median, neg_median = np.full(heads, np.nan), np.full(heads, np.nan)
+    for h in range(heads):
+        pos, neg = scores[positive[:, h], h], scores[negative[:, h], h]
+        if not len(pos) or not len(neg):
+            continue
+        pos_median[h], neg_median[h] = np.median(pos), np.median(neg)
+        if pos_median[h] > neg_median[h]:
+            scale[h] = 2.0 / (pos_median[h] - neg_median[h])
+            offset[h] = 1.0 - scale[h] * pos_median[h]
+    return Level(scale, offset, pos_median, neg_median, len(scores))
