@@ -21,7 +21,7 @@ from termwise.data.jsonl import atomic_directory, write_bytes_atomic
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
 ManifestT = TypeVar("ManifestT", bound=StrictModel)
 
@@ -48,7 +48,7 @@ def write_model_dir(
 ) -> None:
     """Save everything into ``directory`` (replacing an older model there only once the
     new one is complete)."""
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     with atomic_directory(directory) as partial:
         tokenizer.save_pretrained(str(partial / "tokenizer"))
@@ -56,7 +56,7 @@ def write_model_dir(
             backbone.save_pretrained(str(partial / "adapter"))
         else:
             backbone.save_pretrained(str(partial / "backbone"), safe_serialization=True)
-        save_model(heads, str(partial / weights_name))
+        save_file(sparse_rows(heads.state_dict()), str(partial / weights_name))
         (partial / manifest_name).write_bytes(manifest_bytes(manifest))
 
 
@@ -132,18 +132,66 @@ def restore_backbone(directory: Path, manifest: SavedManifest) -> tuple[nn.Modul
 
 
 def load_head_weights(module: nn.Module, path: Path) -> None:
-    """Head weights into ``module``; a missing, corrupt or mismatched file (e.g. another
-    number of heads than the manifest names) is one clear line."""
-    from safetensors.torch import load_model
+    """Head weights into ``module`` (dense, or as :func:`sparse_rows` stored them); a
+    missing, corrupt or mismatched file (e.g. another number of heads than the manifest
+    names) is one clear line."""
+    from safetensors.torch import load_file
 
     if not path.is_file():
         raise TermwiseUserError(f"missing {path.name}", path=path.parent)
     try:
-        load_model(module, str(path))
+        module.load_state_dict(dense_rows(load_file(str(path))), strict=True)
     except Exception as error:  # safetensors and torch raise several types
         raise TermwiseUserError(
             f"corrupt or not matching the manifest: {_first_line(error)}", path=path
         ) from None
+
+
+SPARSE_MIN_ROWS = 65_536  # a hashed n-gram table: most of its rows are never touched
+ROWS, VALUES, SHAPE = "::rows", "::values", "::shape"
+
+
+def sparse_rows(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with every table of at least ``SPARSE_MIN_ROWS`` rows stored as its
+    non-zero rows (their indices, their values, the full shape): a lexical table of 2^20
+    buckets keeps only the buckets training saw.
+
+    >>> import torch
+    >>> table = torch.zeros(70_000, 2); table[5] = 1.0
+    >>> stored = sparse_rows({"bag.weight": table, "bias": torch.ones(2)})
+    >>> sorted(stored), stored["bag.weight::rows"].tolist()
+    (['bag.weight::rows', 'bag.weight::shape', 'bag.weight::values', 'bias'], [5])
+    >>> torch.equal(dense_rows(stored)["bag.weight"], table)
+    True
+    """
+    import torch
+
+    out: dict[str, Tensor] = {}
+    for name, tensor in state.items():
+        if tensor.dim() in (1, 2) and tensor.shape[0] >= SPARSE_MIN_ROWS:
+            used = tensor != 0 if tensor.dim() == 1 else (tensor != 0).any(dim=1)
+            rows = used.nonzero().flatten()
+            out[name + ROWS] = rows.to(torch.int32)
+            out[name + VALUES] = tensor[rows].contiguous()
+            out[name + SHAPE] = torch.tensor(tensor.shape, dtype=torch.int64)
+        else:
+            out[name] = tensor.contiguous()
+    return out
+
+
+def dense_rows(stored: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The inverse of :func:`sparse_rows` (a dense file passes through unchanged)."""
+    import torch
+
+    state = {k: v for k, v in stored.items() if not k.endswith((ROWS, VALUES, SHAPE))}
+    for key in stored:
+        if key.endswith(ROWS):
+            name = key[: -len(ROWS)]
+            values = stored[name + VALUES]
+            table = torch.zeros(tuple(stored[name + SHAPE].tolist()), dtype=values.dtype)
+            table[stored[key].long()] = values
+            state[name] = table
+    return state
 
 
 def _first_line(error: BaseException) -> str:
