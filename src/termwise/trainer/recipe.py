@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 MODEL_DIR = "model"
 EVAL_FILE = "eval.json"
-# What runs written before the common layout used (still read, never written).
-LEGACY_MODEL_DIRS = ("best",)
-LEGACY_EVAL_FILES = ("gates.json", "result.json")
 
 
 class Recipe(Protocol):
@@ -74,13 +71,3 @@ def run_recipe(
     write_json(output / EVAL_FILE, results)
     recipe.show(results, console)
     return results
-
-
-def run_results(run_dir: Path) -> tuple[Path | None, str | None]:
-    """The run's results file (``eval.json``, or the name an older run gave it) and, for
-    an older name, the one line saying so."""
-    for name in (EVAL_FILE, *LEGACY_EVAL_FILES):
-        if (run_dir / name).is_file():
-            note = None if name == EVAL_FILE else f"{run_dir}: results in {name} (an older run)"
-            return run_dir / name, note
-    return None, None
