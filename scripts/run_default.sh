@@ -4,7 +4,7 @@ set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUN=runs/btrm
 mkdir -p "$RUN"
-"$BIN/termwise" btrm gen-config -o "$RUN/config.yaml" --max-steps "${STEPS:-120}" --force
+"$BIN/termwise" btrm gen-config -o "$RUN/config.yaml" --max-steps "${STEPS:-80}" --force
 "$BIN/termwise" btrm train -c "$RUN/config.yaml" -o "$RUN/train" --overwrite
 # Score held-out-style samples: the first rows of a few bundled corpora.
 for corpus in brown_news reviews glossary_foldoc dialogue_chat; do

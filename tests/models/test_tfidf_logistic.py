@@ -87,3 +87,17 @@ def test_fit_reads_only_weighted_rows_and_their_weights():
     coef_some, _ = fit_logistic(features, labels, without_last, 4.0)
     coef_heavy, _ = fit_logistic(features, labels, heavier_last, 4.0)
     assert coef_some[1, 0] > coef_all[1, 0] > coef_heavy[1, 0]
+
+
+def test_fit_over_the_used_buckets_is_the_fit_over_all_of_them():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    bags = [list(rng.integers(0, 6, size=5)) + ([7] if i % 3 else []) for i in range(40)]
+    labels = (np.arange(40) % 3 != 0)[:, None] ^ (np.arange(40) % 5 == 0)[:, None]
+    features = tfidf_matrix(bags, document_frequency_idf(bags, BUCKETS, min_df=1))
+    coef, intercept = fit_logistic(features, labels, np.ones(labels.shape), 4.0)
+    full = LogisticRegression(C=4.0, max_iter=2000).fit(features, labels[:, 0])
+    assert not coef[8:, 0].any()  # buckets no bag holds
+    np.testing.assert_allclose(coef[:, 0], full.coef_[0], atol=1e-4)
+    np.testing.assert_allclose(intercept[0], full.intercept_[0], atol=1e-4)

@@ -84,7 +84,11 @@ def fit_logistic(
     """Per output ``o``: a logistic regression of ``labels[:, o]`` on the ``features`` rows
     with ``sample_weight[:, o] > 0``, weighted by it. Returns ``coef [buckets, outputs]``
     and ``intercept [outputs]``; an output without both classes among its rows stays at
-    zero."""
+    zero.
+
+    Each fit sees only the buckets its rows hold: an absent bucket has no data gradient, so
+    L2 keeps its weight at exactly 0 either way, and L-BFGS over tens of thousands of
+    columns instead of ``2^20`` is ten times faster with the same solution."""
     from sklearn.linear_model import LogisticRegression
 
     outputs = labels.shape[1]
@@ -94,9 +98,11 @@ def fit_logistic(
         rows = np.flatnonzero(sample_weight[:, o] > 0)
         if len(np.unique(labels[rows, o])) < 2:
             continue
+        selected = features[rows]  # type: ignore[index]
+        used = np.unique(selected.indices)
         model = LogisticRegression(C=inverse_l2, max_iter=2000)
-        model.fit(features[rows], labels[rows, o], sample_weight=sample_weight[rows, o])  # type: ignore[index]
-        coef[:, o] = model.coef_[0]
+        model.fit(selected[:, used], labels[rows, o], sample_weight=sample_weight[rows, o])
+        coef[used, o] = model.coef_[0]
         intercept[o] = model.intercept_[0]
     return coef, intercept
 

@@ -13,6 +13,7 @@ from termwise.recipes.btrm.data import (
     head_sources,
     heldout_groups,
     is_heldout,
+    level_rows,
     plan_batches,
 )
 
@@ -195,3 +196,23 @@ def test_document_split_in_the_table(tmp_path):
         documents.setdefault(json.loads(line)["source"], set()).add(bool(table.heldout[row]))
     assert all(len(flags) == 1 for flags in documents.values())  # a document is on one side
     assert any(flags == {True} for flags in documents.values())
+
+
+def test_level_rows_take_whole_documents_of_every_file_and_every_view():
+    # Two views of one file (its windows and their lines) and a small file of its own.
+    keys = ["chat.jsonl|window"] * 40 + ["chat.jsonl|line"] * 40 + ["small.jsonl|"] * 12
+    documents = [f"d{i % 40}" for i in range(80)] + [f"s{i // 2}" for i in range(12)]
+    table = synthetic_table({"x": len(keys)}, {"x": 0})
+    table.source = np.array(keys)
+    table.group = np.array([f"{k}|{d}" for k, d in zip(keys, documents, strict=True)])
+    rows = np.arange(len(keys))
+    chosen = level_rows(table, rows, 0.1)
+    held = {(keys[row].split("|")[0], documents[row]) for row in chosen}
+    chat = {d for path, d in held if path == "chat.jsonl"}
+    assert len(chat) == 10  # 40 documents: the floor of 10, not a tenth
+    assert len([d for path, d in held if path == "small.jsonl"]) == 1  # 6 documents: a quarter
+    for row in rows:  # a held document is held in both views
+        path = keys[row].split("|")[0]
+        assert (row in chosen) == ((path, documents[row]) in held)
+    assert np.array_equal(chosen, level_rows(table, rows[::-1], 0.1))
+    assert len(level_rows(table, rows, 0.0)) == 0

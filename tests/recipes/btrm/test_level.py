@@ -27,3 +27,13 @@ def test_a_head_it_cannot_judge_keeps_its_raw_scores():
     assert (
         np.isnan(level.negative_median[0]) and level.positive_median[1] < level.negative_median[1]
     )
+
+
+def test_a_head_with_barely_separated_medians_keeps_its_raw_scores():
+    scores = np.array([[0.50, 0.9], [0.49, 0.8], [0.45, -0.9], [0.44, -0.8]])
+    positive = np.array([[True, True], [True, True], [False, False], [False, False]])
+    level = fit_level(scores, positive, ~positive)
+    assert level.fitted.tolist() == [False, True]
+    assert (level.scale[0], level.offset[0]) == (1.0, 0.0)
+    assert "(kept raw)" in level.summary(["flat", "clear"]).split("clear")[0]
+    assert "(kept raw)" not in level.summary(["flat", "clear"]).split("clear")[1]

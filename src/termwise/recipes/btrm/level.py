@@ -7,6 +7,10 @@ different thing on every head. ``level_fraction`` of the training documents are 
 training; after it, each head's scores on them set ``scale * s + offset`` so that their
 median positive lands at 1 and their median negative at -1. The map is increasing, so every
 ranking (and AUC) is unchanged.
+
+A head whose unseen medians sit closer than ``MIN_GAP`` has no level worth fitting: the
+map would multiply noise (a tiny or untrained model gives gaps of 0.01 and scales of 200),
+so it keeps its raw scores and the summary says so.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MIN_GAP = 0.2  # raw scores are tanh-capped near [-1, 1]; below this the scale would pass 10
+
 
 @dataclass
 class Level:
@@ -22,12 +28,15 @@ class Level:
     offset: np.ndarray  # [heads]
     positive_median: np.ndarray  # [heads] before the map (nan: none seen)
     negative_median: np.ndarray
+    fitted: np.ndarray  # [heads] bool: False keeps the raw scores
     rows: int
 
     def summary(self, heads: list[str]) -> str:
         medians = ", ".join(
-            f"{head} {p:+.2f}/{n:+.2f}"
-            for head, p, n in zip(heads, self.positive_median, self.negative_median, strict=True)
+            f"{head} {p:+.2f}/{n:+.2f}" + ("" if fitted else " (kept raw)")
+            for head, p, n, fitted in zip(
+                heads, self.positive_median, self.negative_median, self.fitted, strict=True
+            )
         )
         return (
             f"score level from {self.rows} rows of unseen training documents (median positive/"
@@ -37,23 +46,28 @@ class Level:
 
 def fit_level(scores: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> Level:
     """``scores``, ``positive`` and ``negative`` are ``[rows, heads]``; a head without both
-    positives and negatives among the rows, or whose positives do not score above its
-    negatives, keeps its raw scores (scale 1, offset 0).
+    positives and negatives among the rows, or whose median positive is not ``MIN_GAP``
+    above its median negative, keeps its raw scores (scale 1, offset 0).
 
     >>> scores = np.array([[3.0], [2.0], [0.0], [-1.0]])
     >>> level = fit_level(scores, scores > 1, scores <= 0)
     >>> [round(float(v), 3) for v in scores[:, 0] * level.scale + level.offset]
     [1.333, 0.667, -0.667, -1.333]
+    >>> fit_level(np.array([[0.51], [0.5]]), np.array([[True], [False]]),
+    ...           np.array([[False], [True]])).scale.tolist()
+    [1.0]
     """
     heads = scores.shape[1]
     scale, offset = np.ones(heads), np.zeros(heads)
     pos_median, neg_median = np.full(heads, np.nan), np.full(heads, np.nan)
+    fitted = np.zeros(heads, dtype=bool)
     for h in range(heads):
         pos, neg = scores[positive[:, h], h], scores[negative[:, h], h]
         if not len(pos) or not len(neg):
             continue
         pos_median[h], neg_median[h] = np.median(pos), np.median(neg)
-        if pos_median[h] > neg_median[h]:
+        if pos_median[h] - neg_median[h] >= MIN_GAP:
             scale[h] = 2.0 / (pos_median[h] - neg_median[h])
             offset[h] = 1.0 - scale[h] * pos_median[h]
-    return Level(scale, offset, pos_median, neg_median, len(scores))
+            fitted[h] = True
+    return Level(scale, offset, pos_median, neg_median, fitted, len(scores))
