@@ -262,3 +262,27 @@ def test_dominant_leaves_alone_a_term_on_its_way_out():
     assert TermDominant().check_window(at(0.806, 7), [at(0.885, 3)]) == []
     (finding,) = TermDominant().check_window(at(0.975, 9), [at(0.984, 4)])
     assert finding.subject == "teacher"
+
+
+@pytest.mark.parametrize(("offset", "fires"), [(0.0, False), (2.0, True)])
+def test_a_small_centring_term_is_negligible_only_when_the_rewards_are_off_centre(offset, fires):
+    import torch
+
+    from termwise.health import HealthMonitor
+    from termwise.objective import Objective
+    from termwise.terms import bradley_terry, reward_centering
+
+    objective = Objective(
+        {"preference": "data", "centering": "regularizer"}, weights={"centering": 0.0003}
+    )
+    monitor = HealthMonitor(rules=[TermNegligible()], every=10)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(40):
+        chosen = torch.randn(16, generator=generator) + 0.5 + offset
+        rejected = torch.randn(16, generator=generator) - 0.5 + offset
+        terms = {
+            "preference": bradley_terry(chosen, rejected),
+            "centering": reward_centering(chosen, rejected),
+        }
+        monitor.observe(step, objective(step, **terms)[1])
+    assert bool(monitor.findings) == fires

@@ -43,6 +43,9 @@ def test_gpm_loss_values_and_accuracy():
 def test_reward_centering_formula():
     out = reward_centering(torch.tensor([1.0, 2.0]), torch.tensor([0.5, -3.0]))
     torch.testing.assert_close(out.values, torch.tensor([2.25, 1.0]))
+    torch.testing.assert_close(out.stats["target_gap"], torch.tensor(0.125))  # mean reward
+    centred = reward_centering(torch.tensor([1.0, -2.0]), torch.tensor([-1.0, 2.0]))
+    assert centred.stats["target_gap"].item() == 0.0
 
 
 def _train_cycle(kind: str, steps: int = 300) -> int:
