@@ -149,7 +149,7 @@ class TermwiseCallback(TrainerCallback):
         )
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            self.writer = ScalarWriter(run_dir, tensorboard=False)
+            self.writer = ScalarWriter(run_dir)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         self.loss.step = state.global_step

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from termwise.config import StrictModel
+from termwise.errors import suggest
+
+# Accelerate's trackers and the module each needs (any one of them).
+TRACKER_MODULES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+    "comet_ml": ("comet_ml",),
+    "aim": ("aim",),
+    "clearml": ("clearml",),
+    "dvclive": ("dvclive",),
+    "swanlab": ("swanlab",),
+    "trackio": ("trackio",),
+}
 
 
 class TrainerConfig(StrictModel):
@@ -46,4 +61,30 @@ class TrainerConfig(StrictModel):
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     progress: bool = Field(True, description="Show a progress bar.")
-    tensorboard: bool = Field(True, description="Also write TensorBoard scalars (run_dir/tb).")
+    log_with: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers the scalars also go to, through Accelerate's tracker API "
+        f"({', '.join(TRACKER_MODULES)}); each logs under run_dir/tb or its own store "
+        "(WANDB_MODE=offline, MLFLOW_TRACKING_URI=file:... keep them offline). "
+        "scalars.csv is always written.",
+    )
+    tensorboard: bool = Field(
+        True, description="false leaves tensorboard out of log_with (the older switch)."
+    )
+
+    @field_validator("log_with")
+    @classmethod
+    def _known_and_installed(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in TRACKER_MODULES:
+                raise ValueError(
+                    f"unknown tracker {name!r}{suggest(name, list(TRACKER_MODULES))}; "
+                    f"trackers are {', '.join(TRACKER_MODULES)}"
+                )
+            if not any(importlib.util.find_spec(m) for m in TRACKER_MODULES[name]):
+                raise ValueError(f"tracker {name!r} is not installed (pip install {name})")
+        return list(dict.fromkeys(names))
+
+    def trackers(self) -> list[str]:
+        """The trackers in force: ``log_with``, less tensorboard when ``tensorboard`` is off."""
+        return [t for t in self.log_with if t != "tensorboard" or self.tensorboard]

@@ -54,6 +54,8 @@ def _cache_lomo_probe() -> None:
 
 _cache_lomo_probe()
 
+TRACKER_RUN = "tb"  # trackers log under run_dir/tb (TensorBoard's event files, as before)
+
 
 class StepOutput(NamedTuple):
     """What a recipe's loss function returns for one batch."""
@@ -136,7 +138,11 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.console = console or Console()
-        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=config.mixed_precision,
+            log_with=config.trackers() or None,
+            project_dir=str(self.run_dir),
+        )
         main = self.accelerator.is_main_process
         self.monitor = monitor
         self.loss_fn = loss_fn
@@ -198,11 +204,8 @@ class Trainer:
                     path=self.run_dir,
                 )
             seed_everything(self.config.seed)
-        writer = (
-            ScalarWriter(self.run_dir, self.config.tensorboard, purge_after=self.state.step)
-            if self.accelerator.is_main_process
-            else None
-        )
+        main = self.accelerator.is_main_process
+        writer = ScalarWriter(self.run_dir, self._start_trackers()) if main else None
         try:
             with self._progress() as progress:
                 task = progress.add_task(
@@ -230,7 +233,24 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
+            self._stop_trackers()
         return self._finish(last or self.checkpoints.latest())
+
+    def _start_trackers(self) -> Any:
+        """Accelerate's trackers (``log_with``) under ``run_dir/tb``; their ``log``, or None
+        without any. A resumed run hides the events logged after its checkpoint."""
+        if not self.accelerator.log_with:
+            return None
+        purge = {"tensorboard": {"purge_step": self.state.step + 1}} if self.state.step else {}
+        self.accelerator.init_trackers(TRACKER_RUN, init_kwargs=purge)
+        return self.accelerator.log
+
+    def _stop_trackers(self) -> None:
+        # Not accelerator.end_training(): that also ends the process group, which the
+        # recipe's evaluation after fit() may still use.
+        for tracker in self.accelerator.trackers:
+            tracker.finish()
+        self.accelerator.trackers.clear()
 
     def _run(self, writer: ScalarWriter | None, progress: Progress, task: Any) -> None:
         cfg = self.config

@@ -1,51 +1,46 @@
-"""Scalar logging: a long-format CSV (step, name, value) and TensorBoard."""
+"""Scalar logging: a long-format CSV (step, name, value), and the trackers through a callback
+(the Trainer passes Accelerate's ``log``: TensorBoard, MLflow, W&B ...)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 SCALARS_FILE = "scalars.csv"
 
+TrackerLog = Callable[[dict[str, float], int], None]
+"""``log(values, step)``, as ``accelerate.Accelerator.log`` takes them."""
+
 
 class ScalarWriter:
-    """Writes scalars to ``run_dir/scalars.csv`` and, if enabled, ``run_dir/tb``.
+    """Writes scalars to ``run_dir/scalars.csv`` and, when given, to ``tracker_log``.
 
     Long format keeps one schema however many terms and stats a run has, and lets a
     resumed run append to the same file.
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_after: int = 0) -> None:
+    def __init__(self, run_dir: Path, tracker_log: TrackerLog | None = None) -> None:
         self.path = run_dir / SCALARS_FILE
         new = not self.path.exists()
         self._handle = self.path.open("a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._handle)
         if new:
             self._csv.writerow(["step", "name", "value"])
-        self._tb: Any = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step hides the events an interrupted run wrote after its checkpoint.
-            purge = purge_after + 1 if purge_after else None
-            self._tb = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge)
+        self._tracker_log = tracker_log
 
     def write(self, step: int, scalars: Mapping[str, float], prefix: str = "") -> None:
         for name, value in scalars.items():
             self._csv.writerow([step, prefix + name, f"{value:.8g}"])
-            if self._tb is not None:
-                self._tb.add_scalar(prefix + name, value, step)
         self._handle.flush()
+        if self._tracker_log is not None:
+            self._tracker_log({prefix + k: float(v) for k, v in scalars.items()}, step)
 
     def close(self) -> None:
         self._handle.close()
-        if self._tb is not None:
-            self._tb.close()
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
