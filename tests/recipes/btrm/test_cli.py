@@ -8,30 +8,6 @@ from termwise.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def config_path(tmp_path, tiny_bert):
-    path = tmp_path / "btrm.yaml"
-    result = runner.invoke(app, ["btrm", "gen-config", "-o", str(path), "--max-steps", "4"])
-    assert result.exit_code == 0, result.output
-    config = yaml.safe_load(path.read_text())
-    config["backbone"].update({"path": str(tiny_bert), "max_length": 64, "score_max_length": 96})
-    config["lora"]["r"] = 4
-    config["max_rows_per_source"] = 15
-    config["lexical"]["buckets"] = 4096  # the default's 2**20 only makes checkpoints larger
-    config["lexical"]["prefit_epochs"] = 2  # the option's path, end to end (resume included)
-    config["trainer"].update(
-        {
-            "batch_size": 8,
-            "checkpoint_every": 2,
-            "health_every": 2,
-            "progress": False,
-            "tensorboard": False,
-        }
-    )
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.mark.slow
 def test_train_then_score_end_to_end(tmp_path, config_path):
     run = tmp_path / "run"

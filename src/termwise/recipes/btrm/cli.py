@@ -169,3 +169,25 @@ def score(
         force,
     )
     Console().print(f"scored {count} records -> {output}")
+
+
+@btrm_app.command("export")
+def export(
+    model: Path = opts.MODEL_DIR,
+    output: Path = typer.Option(..., "--output", "-o", help="The folder to write (a new one)."),
+    neural_only: bool = typer.Option(
+        False,
+        "--neural-only",
+        help="Export a model with a lexical branch without it (its scores then differ).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export at OUTPUT."),
+) -> None:
+    """A plain Hugging Face directory that transformers, TRL and OpenRLHF load without
+    termwise: AutoModelForSequenceClassification.from_pretrained(OUTPUT,
+    trust_remote_code=True), one logit per head (label names in its config)."""
+    from termwise.recipes.btrm.score import export_model
+
+    console = Console()
+    for note in export_model(model, output, neural_only, force):
+        console.print(f"note: {note}", markup=False)
+    console.print(f"exported -> {output}", markup=False)

@@ -179,3 +179,44 @@ def score_file(
             written += len(records)
             progress.update(task, completed=consumed)
     return written
+
+
+def export_model(model_dir: Path, output: Path, neural_only: bool, force: bool) -> list[str]:
+    """Write ``model_dir`` as a plain transformers directory at ``output``
+    (:mod:`termwise.models.hf_export`); what a user should know about it, line by line.
+    The lexical branch and the tf-idf regression read n-gram bags, which no transformers
+    model takes: a model with them is refused unless ``neural_only``."""
+    from termwise.models.hf_export import ScoringHead, check_export_output, export_scorer
+
+    check_export_output(output, model_dir, force)
+    model, tokenizer, manifest = load_reward_model(model_dir)
+    notes = []
+    level = model.level
+    if model.heads.lexical is not None:
+        if not neural_only:
+            raise TermwiseUserError(
+                "has a lexical branch (and its tf-idf regression), which reads n-gram bags no "
+                "transformers model takes: train with lexical.enabled: false, or pass "
+                "--neural-only to export the neural part alone (its scores differ)",
+                path=model_dir,
+            )
+        level = None  # fitted on the full scores, not on the neural part's
+        notes.append(
+            "exported the neural part alone: no lexical branch, no tf-idf regression and no "
+            "score level, so its scores differ from termwise btrm score's"
+        )
+    merge_lora(model)
+    head = ScoringHead(
+        norm=model.heads.norm,
+        linear=model.heads.linear,
+        labels=model.head_names,
+        pooling=model.pooling,
+        cap=model.logit_cap,
+        level=level,
+        input_format=(
+            f"a tokenizer pair: ({prompt_prefix(manifest.meta_prompt)!r}, text), truncated "
+            f"to {manifest.max_length} tokens, only the text cut"
+        ),
+    )
+    export_scorer(output, model.backbone, tokenizer, head)
+    return notes

@@ -165,3 +165,18 @@ def score(
         model, input_path, output, batch_size, calibrated=not no_calibration, force=force
     )
     Console().print(f"scored {count} records -> {output}")
+
+
+@pref_app.command("export")
+def export(
+    model: Path = opts.MODEL_DIR,
+    output: Path = typer.Option(..., "--output", "-o", help="The folder to write (a new one)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export at OUTPUT."),
+) -> None:
+    """A bt model as a plain Hugging Face directory that transformers, TRL and OpenRLHF load
+    without termwise: AutoModelForSequenceClassification.from_pretrained(OUTPUT,
+    trust_remote_code=True), one logit (the reward). gpm and bayes_gpm are refused."""
+    from termwise.recipes.pref.score import export_model
+
+    export_model(model, output, force)
+    Console().print(f"exported -> {output}", markup=False)

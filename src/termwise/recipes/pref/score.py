@@ -22,6 +22,7 @@ from termwise.data.jsonl import atomic_write, check_output, check_readable, reco
 from termwise.errors import TermwiseUserError
 from termwise.recipes.pref.calibration import RAW, Calibration, probabilities
 from termwise.recipes.pref.data import (
+    PLAIN_SEPARATOR,
     EncodedPairs,
     PreferencePair,
     collate_pairs,
@@ -216,3 +217,44 @@ def score_file(
             handle.writelines(orjson.dumps(row) + b"\n" for _, row in rows)
             count += len(rows)
     return count
+
+
+def export_model(model_dir: Path, output: Path, force: bool) -> None:
+    """Write a ``bt`` model as a plain transformers directory at ``output``
+    (:mod:`termwise.models.hf_export`): one logit, the reward of (prompt, response). A GPM
+    scores pairs (a skew-symmetric form of two embeddings), which no sequence-classification
+    model holds: it is refused."""
+    from peft import PeftModel
+
+    from termwise.models.hf_export import ScoringHead, check_export_output, export_scorer
+
+    check_export_output(output, model_dir, force)
+    model, tokenizer, manifest = load_preference_model(model_dir)
+    if model.kind != "bt":
+        raise TermwiseUserError(
+            f"is a {model.kind} model: it scores pairs (a skew-symmetric form of two "
+            "embeddings), not single responses, so no sequence-classification model holds "
+            "it; export a bt model",
+            path=model_dir,
+        )
+    backbone = model.backbone
+    if isinstance(backbone, PeftModel):
+        backbone = backbone.merge_and_unload()
+    separator = "" if tokenizer.sep_token_id is not None else f" (prompt + {PLAIN_SEPARATOR!r})"
+    template = "the chat template (a user turn, then an assistant turn)"
+    head = ScoringHead(
+        norm=model.norm,
+        linear=model.out,
+        labels=["reward"],
+        pooling=model.pooling,
+        cap=0.0,
+        level=None,
+        input_format=(
+            template
+            if getattr(tokenizer, "chat_template", None)
+            else f"a tokenizer pair: (prompt{separator}, response)"
+        )
+        + f", at most {manifest.max_length} tokens; P(a > b) = sigmoid(reward_a - reward_b) "
+        "before termwise's calibration",
+    )
+    export_scorer(output, backbone, tokenizer, head)
