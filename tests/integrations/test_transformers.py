@@ -69,6 +69,7 @@ def reward_trainer(
         save_strategy="no",
         report_to="none",
         use_cpu=True,
+        bf16=False,  # as termwise trains on CPU (TRL would pick bf16 autocast)
         disable_tqdm=True,
         seed=0,
     )
@@ -157,3 +158,40 @@ def test_readme_section_runs_as_written(tmp_path, monkeypatch):
     report = orjson.loads((run / "report.json").read_bytes())
     assert report["step"] == 10 and "centering.share" in report["scalars"]
     assert warnings_of(run) == set()  # the README's run is a healthy one
+
+
+@pytest.mark.slow
+def test_pref_train_finds_what_the_callback_finds_on_the_same_planted_error(tmp_path, tiny_bert):
+    """Rewards whose zero sits at +3 and a centring weight of 1, in TRL's RewardTrainer with
+    the callback and in termwise pref's own recipe: the same warnings."""
+    import yaml
+    from rich.console import Console
+
+    import termwise.recipes.pref.recipe as pref_recipe
+    from termwise.config import load_yaml_config
+    from termwise.recipes.pref.config import PrefConfig
+
+    objective = Objective(
+        {"preference": "data", "centering": "regularizer"}, weights={"centering": 1.0}
+    )
+    trainer, _ = reward_trainer(tiny_bert, tmp_path / "trl", objective, reward_offset=3)
+    trainer.train()
+    config = {
+        "kind": "bt",
+        "train_path": str(sample_path("preferences", "train.jsonl")),
+        "backbone": {"path": str(tiny_bert), "max_length": 64},
+        "lora": {"enabled": False},
+        "learning_rate": LEARNING_RATE,
+        "max_pairs": 64,
+        "bt": {"center_rewards_coef": 1.0},
+        "trainer": {"max_steps": 30, "batch_size": 4, "health_every": 10, "progress": False},
+    }
+    path = tmp_path / "pref.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "pref"
+    session = pref_recipe.setup(load_yaml_config(path, PrefConfig), run, Console(quiet=True))
+    with torch.no_grad():
+        session.model.out.bias.fill_(3.0)  # the same plant: the reward head's zero at +3
+    pref_recipe.train(session)
+    assert ("term.dominant", "centering") in warnings_of(run)
+    assert warnings_of(run) == warnings_of(tmp_path / "trl")
