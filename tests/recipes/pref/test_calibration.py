@@ -142,3 +142,28 @@ def test_calibrate_on_an_empty_file_is_one_line(tmp_path, monkeypatch, capsys):
         monkeypatch, capsys, "pref", "calibrate", "-m", str(tmp_path / "none"), "-d", str(empty)
     )
     assert_one_line_exit_2(code, err, "not found")
+
+
+def test_coverage_names_the_categories_and_subsets_the_calibration_never_saw():
+    from termwise.recipes.pref.eval import calibration_coverage, category_subsets
+
+    fitted = [
+        PreferencePair("p", "a", "b", "chat", "easy"),
+        PreferencePair("p", "a", "b", "safety"),
+    ]
+    source = {
+        "file": "dev.jsonl",
+        "pairs": 2,
+        "categories": {c: sorted(s) for c, s in category_subsets(fitted).items()},
+    }
+    evaluated = {
+        "chat": {"subsets": {"easy": {}, "hard": {}}},
+        "safety": {"subsets": {"all": {}}},
+        "adversarial": {"subsets": {"all": {}}},
+    }
+    coverage = calibration_coverage(source, evaluated)
+    assert coverage["unseen_categories"] == ["adversarial"]
+    assert coverage["unseen_subsets"] == ["chat/hard"]
+    older = calibration_coverage({"file": "dev.jsonl", "pairs": 2}, evaluated)
+    assert older["categories"] is None and older["unseen_categories"] == []
+    assert calibration_coverage(None, evaluated)["file"] is None

@@ -64,7 +64,27 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     trained = orjson.loads((run / "eval.json").read_bytes())
     assert (trained.pop("recipe"), trained.pop("kind")) == ("pref", "bt")
     assert trained.pop("dev_path").endswith("dev.jsonl")
-    assert orjson.loads(out_json.read_bytes()) == trained  # pref eval gives what train did
+    evaluated = orjson.loads(out_json.read_bytes())
+    coverage = evaluated.pop("calibration_source")
+    assert coverage["file"].endswith("dev.jsonl") and coverage["unseen_categories"] == []
+    assert set(coverage["categories"]) == set(trained["categories"])
+    assert evaluated == trained  # pref eval gives what train did
+    assert "calibration fitted on" in result.output and "warning:" not in result.output
+    shifted = tmp_path / "shifted.jsonl"
+    shifted.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {"prompt": f"q{i}", "chosen": "a", "rejected": "b", "category": "adversarial"}
+            )
+            + b"\n"
+            for i in range(4)
+        )
+    )
+    result = runner.invoke(
+        app, ["pref", "eval", "-m", str(run / "model"), "-d", str(shifted)], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: the calibration saw no pairs of adversarial" in result.output
     records = [
         {"id": 1, "prompt": "Is 7 prime?", "chosen": "Yes.", "rejected": "No."},
         {"id": 2, "prompt": "Is 7 prime?", "response": "Yes."},

@@ -90,7 +90,7 @@ def evaluate(
     model's calibration, a reliability table, uncertainty AUROC."""
     from termwise.data.jsonl import write_json
     from termwise.recipes.pref.calibration import RAW
-    from termwise.recipes.pref.eval import print_results
+    from termwise.recipes.pref.eval import calibration_coverage, print_coverage, print_results
     from termwise.recipes.pref.model import load_preference_model
     from termwise.recipes.pref.recipe import evaluate_file as evaluate_pairs
 
@@ -101,7 +101,13 @@ def evaluate(
     results = evaluate_pairs(
         loaded, tokenizer, data, manifest.max_length, n_samples, calibration=calibration
     )
-    print_results(results, Console(), title=f"{loaded.kind} on {data}")
+    console = Console()
+    print_results(results, console, title=f"{loaded.kind} on {data}")
+    if not no_calibration:
+        results["calibration_source"] = calibration_coverage(
+            manifest.calibration, results["categories"]
+        )
+        print_coverage(results["calibration_source"], console)
     if json_out is not None:
         write_json(json_out, results)
 
@@ -120,6 +126,7 @@ def calibrate(
     them in the model's manifest; the weights are not touched and accuracy cannot change."""
     from termwise.data.jsonl import check_output, check_readable
     from termwise.recipes.pref.calibration import fit_calibration
+    from termwise.recipes.pref.eval import category_subsets
     from termwise.recipes.pref.model import MANIFEST, load_preference_model, store_calibration
     from termwise.recipes.pref.recipe import dev_scores
 
@@ -130,7 +137,7 @@ def calibrate(
             raise TermwiseUserError("--model: the manifest is read-only", path=model / MANIFEST)
     loaded, tokenizer, manifest = load_preference_model(model)
     draws = samples or manifest.n_samples
-    _, scores, _ = dev_scores(loaded, tokenizer, data, manifest.max_length, draws)
+    pairs, scores, _ = dev_scores(loaded, tokenizer, data, manifest.max_length, draws)
     if scores.shape[1] == 0:
         raise TermwiseUserError("no pairs to fit a calibration on", path=data)
     fit = fit_calibration(scores)
@@ -142,7 +149,7 @@ def calibrate(
             f"{was.power:.3g}) is kept unchanged",
             path=data,
         )
-    store_calibration(model, fit, data)
+    store_calibration(model, fit, data, category_subsets(pairs))
     console = Console()
     console.print(f"{fit.summary()} (was temperature {was.temperature:.3g}, power {was.power:.3g})")
     console.print(f"saved in {model}")

@@ -10,7 +10,7 @@ confidence ``max(p, 1 - p)``, correct as above.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,3 +133,65 @@ def print_reliability(bins: list[dict[str, Any]], console: Console) -> None:
             f"{gap:+.3f}",
         )
     console.print(table)
+
+
+def category_subsets(pairs: Sequence[PreferencePair]) -> dict[str, set[str]]:
+    """``category -> its subsets`` among ``pairs``."""
+    found: dict[str, set[str]] = {}
+    for pair in pairs:
+        found.setdefault(pair.category, set()).add(pair.subset)
+    return found
+
+
+def calibration_coverage(
+    source: Mapping[str, Any] | None, evaluated: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Where a model's calibration was fitted (``source``: its manifest's record) against
+    the categories and subsets of an evaluation's results: those it was not fitted on are
+    a distribution its probabilities were not fitted for."""
+    if source is None:
+        return {"file": None, "unseen_categories": [], "unseen_subsets": []}
+    fitted = source.get("categories")
+    coverage: dict[str, Any] = {"file": source.get("file"), "pairs": source.get("pairs")}
+    if not isinstance(fitted, Mapping):  # calibrated before the categories were recorded
+        return coverage | {"categories": None, "unseen_categories": [], "unseen_subsets": []}
+    seen_subsets = {(c, s) for c, subsets in fitted.items() for s in subsets}
+    unseen_categories = sorted(c for c in evaluated if c not in fitted)
+    unseen_subsets = sorted(
+        f"{c}/{s}"
+        for c, entry in evaluated.items()
+        if c in fitted
+        for s in entry.get("subsets", {})
+        if (c, s) not in seen_subsets
+    )
+    return coverage | {
+        "categories": {c: list(s) for c, s in fitted.items()},
+        "unseen_categories": unseen_categories,
+        "unseen_subsets": unseen_subsets,
+    }
+
+
+def print_coverage(coverage: Mapping[str, Any], console: Console) -> None:
+    """One line on the calibration's source; a warning line for what it never saw."""
+    if coverage.get("file") is None:
+        console.print("calibration: none fitted (raw probabilities)")
+        return
+    fitted = coverage.get("categories")
+    what = (
+        "its categories were not recorded (calibrated by an older termwise)"
+        if fitted is None
+        else "categories " + ", ".join(f"{c} ({len(s)} subsets)" for c, s in fitted.items())
+    )
+    console.print(
+        f"calibration fitted on {coverage['file']} ({coverage.get('pairs')} pairs; {what})",
+        markup=False,
+    )
+    unseen = [*coverage["unseen_categories"], *coverage["unseen_subsets"]]
+    if unseen:
+        console.print(
+            "warning: the calibration saw no pairs of "
+            + ", ".join(unseen)
+            + ": its probabilities were not fitted for them (refit with termwise pref "
+            "calibrate on pairs like these, or read the raw ECE)",
+            markup=False,
+        )

@@ -248,10 +248,18 @@ def load_preference_model(directory: Path) -> tuple[PreferenceModel, Any, Prefer
     return model.eval(), tokenizer, manifest
 
 
-def store_calibration(directory: Path, fit: CalibrationFit, source: Path) -> None:
-    """Save a fitted calibration in a saved model's manifest (the weights stay as they are)."""
+def store_calibration(
+    directory: Path, fit: CalibrationFit, source: Path, categories: dict[str, set[str]]
+) -> None:
+    """Save a fitted calibration in a saved model's manifest (the weights stay as they are),
+    with where it was fitted: the file and its categories and subsets (``category ->
+    subsets``), so an evaluation can say when it meets pairs of others."""
     manifest = read_manifest(directory, MANIFEST, PreferenceManifest, FORMAT, "preference model")
-    calibration = {"file": str(source), **dataclasses.asdict(fit)}
+    calibration = {
+        "file": str(source),
+        **dataclasses.asdict(fit),
+        "categories": {c: sorted(subsets) for c, subsets in sorted(categories.items())},
+    }
     updated = manifest.model_copy(
         update={"temperature": fit.temperature, "power": fit.power, "calibration": calibration}
     )

@@ -49,6 +49,7 @@ from termwise.recipes.pref.data import (
     read_pairs,
 )
 from termwise.recipes.pref.eval import (
+    category_subsets,
     evaluate_predictions,
     expected_calibration_error,
     negative_log_likelihood,
@@ -242,7 +243,7 @@ def evaluate(session: Session, directory: Path) -> dict[str, Any]:
     calibration = RAW
     if config.calibrate:
         fit = fit_calibration(scores)
-        store_calibration(directory, fit, config.dev_path)
+        store_calibration(directory, fit, config.dev_path, category_subsets(pairs))
         console.print(f"calibration: {fit.summary()}")
         console.print(
             "  (ECE after is on the pairs it was fitted on; `termwise pref eval` "
