@@ -44,6 +44,13 @@ def seed_row(seed: int, log: Path, run: Path) -> str | None:
     )
 
 
+LEVEL_ROWS = re.compile(r"score level from (\d+) rows")
+
+
+def logs(args: argparse.Namespace) -> list[Path]:
+    return [p for s in args.seeds if (p := args.runs / f"btrm-level{s}.log").is_file()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"))
@@ -56,20 +63,22 @@ def main() -> None:
         "Each seed: `python bench/btrm_vs_baselines.py --data-dir ../shared/data/corpora "
         "--max-steps 500 --seed S --output runs/btrm-levelS`, then `python "
         "bench/btrm_level_seeds.py --write`. Held-out documents of the bench's split; the level "
-        "is fitted on 10 % of the *training* documents kept out of training (3,460 rows), never "
-        "on held-out ones. The heads file stores the n-gram tables as their used rows.",
+        "is fitted on training documents kept out of training (per file, 10 % of them and at "
+        "least 10 while three quarters stay for training: LEVEL_ROWS rows), never on held-out "
+        "ones. The heads file stores the n-gram tables as their used rows.",
         "",
         f"| seed | median positive per head ({', '.join(HEADS)}) | median negatives | pairs "
         "behind fastText or TF-IDF by > 0.005 (of 109) | mean AUC (fastText, TF-IDF) | heads MB |",
         "|---|---|---|---|---|---|",
     ]
     for seed in args.seeds:
-        # Seed 0 was trained before the bench printed median negatives; its log is the
-        # `--evaluate-only --eval-max-length 256` run on the same model.
-        log = args.runs / f"btrm-level{seed}{'-eval' if seed == 0 else ''}.log"
+        log = args.runs / f"btrm-level{seed}.log"
         row = seed_row(seed, log, args.runs / f"btrm-level{seed}")
         if row is not None:
             lines.append(row)
+    rows = [LEVEL_ROWS.search(log.read_text(errors="replace")) for log in logs(args)]
+    counts = sorted({m.group(1) for m in rows if m is not None})
+    lines[2] = lines[2].replace("LEVEL_ROWS", " or ".join(counts) or "?")
     publish(MARK, lines, args.write, DOCS / "btrm.md")
 
 

@@ -72,9 +72,9 @@ def test_every_recipe_run_gets_a_page(recipe, tmp_path, tiny_bert, monkeypatch, 
         train(monkeypatch, capsys, "bayes-clf", config, run)
         expected = ["Each term's share", "Evaluation", "test_accuracy"]
     elif recipe == "btrm":
-        from tests.recipes.btrm.test_cli import config_path
+        from tests.recipes.btrm.conftest import write_tiny_config
 
-        train(monkeypatch, capsys, "btrm", config_path.__wrapped__(tmp_path, tiny_bert), run)
+        train(monkeypatch, capsys, "btrm", write_tiny_config(tmp_path, tiny_bert), run)
         expected = ["Per-head AUC (btrm)"]
     else:
         from tests.recipes.pref.test_cli import _gen

@@ -9,6 +9,11 @@ from termwise.cli import app
 
 @pytest.fixture
 def config_path(tmp_path, tiny_bert):
+    return write_tiny_config(tmp_path, tiny_bert)
+
+
+def write_tiny_config(tmp_path, tiny_bert):
+    """The default config over the bundled corpora, shrunk for tests; its path."""
     path = tmp_path / "btrm.yaml"
     result = CliRunner().invoke(app, ["btrm", "gen-config", "-o", str(path), "--max-steps", "4"])
     assert result.exit_code == 0, result.output
