@@ -74,23 +74,23 @@ def _contains(folder: Path, path: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_replaceable(path: Path, inputs: Iterable[Path] = ()) -> None:
+def check_replaceable(path: Path, inputs: Iterable[Path] = (), option: str = "--overwrite") -> None:
     """Refuse to replace ``path`` when that could delete anything but a run's own files."""
     if path.is_symlink():
         raise TermwiseUserError(
-            "is a symbolic link; --overwrite never deletes through one (give the real folder)",
+            f"is a symbolic link; {option} never deletes through one (give the real folder)",
             path=path,
         )
     if _contains(path, Path.cwd()):
         raise TermwiseUserError(
-            "is the current directory or one above it; --overwrite never replaces it "
-            "(give the run's own folder)",
+            f"is the current directory or one above it; {option} never replaces it "
+            "(give a folder of its own)",
             path=path,
         )
     for source in inputs:
         if _contains(path, source):
             raise TermwiseUserError(
-                f"holds an input of this run ({source}); --overwrite never replaces it",
+                f"holds an input of this run ({source}); {option} never replaces it",
                 path=path,
             )
 

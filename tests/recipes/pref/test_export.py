@@ -69,3 +69,11 @@ def test_gpm_and_a_users_folder_are_refused_in_one_line(tmp_path, tiny_bert, mon
     )
     assert code == 2 and "is not a termwise export" in err
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_export_refuses_the_current_directory_before_loading_anything(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(monkeypatch, capsys, "pref", "export", "-m", "missing", "-o", ".")
+    assert code == 2 and "is the current directory" in err and "export never replaces" in err

@@ -56,7 +56,7 @@ def is_export(path: Path) -> bool:
 
 def check_export_output(output: Path, model: Path, force: bool) -> None:
     """Refuse, before loading anything, an output that would replace what the user has."""
-    check_replaceable(output, [model])
+    check_replaceable(output, [model], option="export")
     if output.resolve() in model.resolve().parents or model.resolve() in output.resolve().parents:
         raise TermwiseUserError(
             "-o is inside the model (or holds it); export elsewhere", path=output
