@@ -63,9 +63,10 @@ def main() -> None:
         "Each seed: `python bench/btrm_vs_baselines.py --data-dir ../shared/data/corpora "
         "--max-steps 500 --seed S --output runs/btrm-levelS`, then `python "
         "bench/btrm_level_seeds.py --write`. Held-out documents of the bench's split; the level "
-        "is fitted on training documents kept out of training (per file, 10 % of them and at "
-        "least 10 while three quarters stay for training: LEVEL_ROWS rows), never on held-out "
-        "ones. The heads file stores the n-gram tables as their used rows.",
+        "is fitted on 10 % of the *training* documents kept out of training (LEVEL_ROWS rows), "
+        "never on held-out ones. The heads file stores the n-gram tables as their used rows. "
+        "Seed 0's log is an `--evaluate-only --eval-max-length 256` run of its model (its "
+        "training run predates the median-negative column).",
         "",
         f"| seed | median positive per head ({', '.join(HEADS)}) | median negatives | pairs "
         "behind fastText or TF-IDF by > 0.005 (of 109) | mean AUC (fastText, TF-IDF) | heads MB |",

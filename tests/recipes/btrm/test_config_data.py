@@ -198,21 +198,14 @@ def test_document_split_in_the_table(tmp_path):
     assert any(flags == {True} for flags in documents.values())
 
 
-def test_level_rows_take_whole_documents_of_every_file_and_every_view():
-    # Two views of one file (its windows and their lines) and a small file of its own.
-    keys = ["chat.jsonl|window"] * 40 + ["chat.jsonl|line"] * 40 + ["small.jsonl|"] * 12
-    documents = [f"d{i % 40}" for i in range(80)] + [f"s{i // 2}" for i in range(12)]
-    table = synthetic_table({"x": len(keys)}, {"x": 0})
-    table.source = np.array(keys)
-    table.group = np.array([f"{k}|{d}" for k, d in zip(keys, documents, strict=True)])
-    rows = np.arange(len(keys))
+def test_level_rows_take_whole_documents_among_the_training_rows():
+    groups = [f"doc{i // 3}" for i in range(60)]  # 20 documents of 3 rows
+    table = synthetic_table({"x": 60}, {"x": 0})
+    table.group = np.array(groups)
+    rows = np.arange(0, 60)
     chosen = level_rows(table, rows, 0.1)
-    held = {(keys[row].split("|")[0], documents[row]) for row in chosen}
-    chat = {d for path, d in held if path == "chat.jsonl"}
-    assert len(chat) == 10  # 40 documents: the floor of 10, not a tenth
-    assert len([d for path, d in held if path == "small.jsonl"]) == 1  # 6 documents: a quarter
-    for row in rows:  # a held document is held in both views
-        path = keys[row].split("|")[0]
-        assert (row in chosen) == ((path, documents[row]) in held)
-    assert np.array_equal(chosen, level_rows(table, rows[::-1], 0.1))
+    held = {groups[row] for row in chosen}
+    assert len(held) == 2 and len(chosen) == 6  # a tenth of the documents, whole
+    assert np.array_equal(chosen, level_rows(table, rows[::-1], 0.1)[::-1])
+    assert set(level_rows(table, rows[:30], 0.1)) <= set(rows[:30])  # only among the given
     assert len(level_rows(table, rows, 0.0)) == 0

@@ -157,8 +157,7 @@ class BtrmConfig(StrictModel):
         0.1,
         ge=0,
         lt=0.5,
-        description="Share of each file's training documents (at least 10 while that "
-        "leaves three quarters to train on) kept out of training to set each "
+        description="Share of the training documents kept out of training to set each "
         "head's score level: after training, an affine map per head sends the median "
         "positive of these unseen documents to 1 and the median negative to -1, so one "
         "threshold means the same on every head (ranking unchanged). 0: no level.",

@@ -72,43 +72,15 @@ def heldout_groups(groups: list[str], salt: str, fraction: float) -> set[str]:
     return set(unique[:count])
 
 
-LEVEL_MIN_DOCUMENTS = 10  # a median over a handful of documents moves with their topics
-
-
-def level_count(documents: int, fraction: float) -> int:
-    """How many of a file's training documents set the level: ``fraction`` of them, but
-    at least ``LEVEL_MIN_DOCUMENTS`` while that leaves three quarters for training, and
-    never all of them.
-
-    >>> [level_count(n, 0.1) for n in (1, 2, 20, 52, 1273)]
-    [0, 1, 5, 10, 127]
-    """
-    if documents < 2:
-        return 0
-    floor = min(LEVEL_MIN_DOCUMENTS, documents // 4)
-    return min(max(round(fraction * documents), floor, 1), documents - 1)
-
-
 def level_rows(table: MembershipTable, rows: np.ndarray, fraction: float) -> np.ndarray:
     """The rows of whole documents among ``rows`` kept out of training to set the score
-    level: :func:`level_count` documents of every file, in hash order (the same for every
-    seed, and for every tier view of one file, so no part of a level document is trained
-    on). Per file, not over the pool, so a head whose positives come from a small file
-    still has its median taken over enough documents."""
+    level (``level_fraction`` of the documents, in hash order: the same for every seed).
+    One order over every document, not per file with a floor: docs/btrm.md measures both."""
     if fraction <= 0:
         return rows[:0]
-    members: dict[str, list[tuple[int, str]]] = {}
-    for row in rows:
-        key, group = str(table.source[row]), str(table.group[row])
-        document = group[len(key) + 1 :] if group.startswith(f"{key}|") else group
-        members.setdefault(key.rsplit("|", 1)[0], []).append((int(row), document))
-    chosen: list[int] = []
-    for path, pairs in members.items():
-        documents = sorted({document for _, document in pairs})
-        documents.sort(key=lambda d: _unit_hash(d, f"score-level|{path}"))
-        held = set(documents[: level_count(len(documents), fraction)])
-        chosen += [row for row, document in pairs if document in held]
-    return np.array(sorted(chosen), dtype=rows.dtype)
+    groups = [str(g) for g in table.group[rows]]
+    held = heldout_groups(groups, "score-level", fraction)
+    return rows[[g in held for g in groups]]
 
 
 def heldout_flags(records: list[Record], source: SourceConfig, fraction: float) -> list[bool]:
