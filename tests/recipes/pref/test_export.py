@@ -77,3 +77,12 @@ def test_export_refuses_the_current_directory_before_loading_anything(
     monkeypatch.chdir(tmp_path)
     code, err = run_main(monkeypatch, capsys, "pref", "export", "-m", "missing", "-o", ".")
     assert code == 2 and "is the current directory" in err and "export never replaces" in err
+
+
+def test_export_under_a_file_is_refused_before_loading_anything(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    out = str(blocker / "exported")
+    code, err = run_main(monkeypatch, capsys, "pref", "export", "-m", "missing", "-o", out)
+    assert code == 2 and "is a file, not a directory" in err
+    assert blocker.read_text() == "mine"

@@ -10,6 +10,7 @@ the backbone's weights are its own architecture's, LoRA merged in.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,11 @@ def is_export(path: Path) -> bool:
 def check_export_output(output: Path, model: Path, force: bool) -> None:
     """Refuse, before loading anything, an output that would replace what the user has."""
     check_replaceable(output, [model], option="export")
+    parent = next((p for p in output.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise TermwiseUserError(f"-o: {parent} is a file, not a directory", path=output)
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise TermwiseUserError(f"-o: cannot write in {parent} (permissions)", path=output)
     if output.resolve() in model.resolve().parents or model.resolve() in output.resolve().parents:
         raise TermwiseUserError(
             "-o is inside the model (or holds it); export elsewhere", path=output
