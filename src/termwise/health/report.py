@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from termwise.data.jsonl import write_bytes_atomic
 from termwise.health.findings import Finding, group_findings
+
+REPORT_FILE = "report.json"
+
+
+def write_report(
+    run_dir: Path,
+    step: int,
+    scalars: Mapping[str, float],
+    findings: Iterable[Finding],
+    **extra: Any,
+) -> None:
+    """``run_dir/report.json``: the last step, its scalars, every finding and ``extra``
+    (e.g. held-out metrics), written atomically."""
+    report = {
+        "step": step,
+        **extra,
+        "scalars": dict(scalars),
+        "findings": [orjson.loads(f.to_json()) for f in findings],
+    }
+    write_bytes_atomic(
+        run_dir / REPORT_FILE,
+        orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
+    )
+
 
 STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 

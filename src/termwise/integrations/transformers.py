@@ -24,16 +24,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import torch
 from rich.console import Console
 from torch import Tensor, nn
 from transformers import TrainerCallback
 
-from termwise.data.jsonl import write_bytes_atomic
 from termwise.health.base import Rule
 from termwise.health.monitor import ConfigKeys, HealthMonitor
-from termwise.health.report import print_summary
+from termwise.health.report import print_summary, write_report
 from termwise.meter import DeviceMeter
 from termwise.objective import Objective, TermValue
 from termwise.terms import bradley_terry, reward_centering
@@ -199,12 +197,5 @@ class TermwiseCallback(TrainerCallback):
         if not state.is_world_process_zero or self.run_dir is None:
             return
         findings = self.monitor.findings
-        report = {
-            "step": state.global_step,
-            "scalars": self.last_scalars,
-            "findings": [orjson.loads(f.to_json()) for f in findings],
-        }
-        write_bytes_atomic(
-            self.run_dir / "report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2)
-        )
+        write_report(self.run_dir, state.global_step, self.last_scalars, findings)
         print_summary(findings, self.console)

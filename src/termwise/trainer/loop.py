@@ -19,11 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from termwise.data.jsonl import write_bytes_atomic
 from termwise.errors import TermwiseUserError, TrainingDiverged
 from termwise.health import HealthMonitor
 from termwise.health.findings import Finding
-from termwise.health.report import print_summary
+from termwise.health.report import print_summary, write_report
 from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
 from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weights, save_weights
@@ -435,16 +434,13 @@ class Trainer:
     def _finish(self, last: Path | None) -> TrainResult:
         findings = list(self.monitor.findings) if self.monitor is not None else []
         if self.accelerator.is_main_process:
-            report = {
-                "step": self.state.step,
-                "nonfinite_steps": self.state.nonfinite_steps,
-                "metrics": self.metrics,
-                "scalars": self.last_scalars,
-                "findings": [orjson.loads(f.to_json()) for f in findings],
-            }
-            write_bytes_atomic(
-                self.run_dir / "report.json",
-                orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
+            write_report(
+                self.run_dir,
+                self.state.step,
+                self.last_scalars,
+                findings,
+                nonfinite_steps=self.state.nonfinite_steps,
+                metrics=self.metrics,
             )
             if self.monitor is not None:
                 print_summary(findings, self.console)
