@@ -1,6 +1,7 @@
 """The score level on three seeds: a summary of `bench/btrm_vs_baselines.py` runs (seed S
-trained into runs/btrm-levelS, its printed section in runs/btrm-levelS.log), written into
-docs/btrm.md.
+trained into runs/btrm-levelS; its regression and level fitted with the current code by
+`--evaluate-only --refit-after-training`, printed into runs/btrm-relevelS.log), written
+into docs/btrm.md.
 
     python bench/btrm_level_seeds.py [--write]
 """
@@ -48,7 +49,7 @@ LEVEL_ROWS = re.compile(r"score level from (\d+) rows")
 
 
 def logs(args: argparse.Namespace) -> list[Path]:
-    return [p for s in args.seeds if (p := args.runs / f"btrm-level{s}.log").is_file()]
+    return [p for s in args.seeds if (p := args.runs / f"btrm-relevel{s}.log").is_file()]
 
 
 def main() -> None:
@@ -61,19 +62,22 @@ def main() -> None:
         "## The score level on three seeds",
         "",
         "Each seed: `python bench/btrm_vs_baselines.py --data-dir ../shared/data/corpora "
-        "--max-steps 500 --seed S --output runs/btrm-levelS`, then `python "
+        "--max-steps 500 --seed S --output runs/btrm-levelS` (training), then the tf-idf "
+        "regression and the level fitted by this code on its trained heads: `python "
+        "bench/btrm_vs_baselines.py --data-dir ../shared/data/corpora --max-steps 500 --seed S "
+        "--output runs/btrm-levelS --evaluate-only --refit-after-training --logistic-weight 1.0 "
+        "> runs/btrm-relevelS.log` (the joint steps depend on neither), then `python "
         "bench/btrm_level_seeds.py --write`. Held-out documents of the bench's split; the level "
-        "is fitted on 10 % of the *training* documents kept out of training (LEVEL_ROWS rows), "
-        "never on held-out ones. The heads file stores the n-gram tables as their used rows. "
-        "Seed 0's log is an `--evaluate-only --eval-max-length 256` run of its model (its "
-        "training run predates the median-negative column).",
+        "is fitted on LEVEL_ROWS rows: 10 % of the *training* documents kept out of training "
+        "and a sample of training rows with the regression's part out of fold, never on "
+        "held-out ones. The heads file stores the n-gram tables as their used rows.",
         "",
         f"| seed | median positive per head ({', '.join(HEADS)}) | median negatives | pairs "
         "behind fastText or TF-IDF by > 0.005 (of 109) | mean AUC (fastText, TF-IDF) | heads MB |",
         "|---|---|---|---|---|---|",
     ]
     for seed in args.seeds:
-        log = args.runs / f"btrm-level{seed}.log"
+        log = args.runs / f"btrm-relevel{seed}.log"
         row = seed_row(seed, log, args.runs / f"btrm-level{seed}")
         if row is not None:
             lines.append(row)

@@ -212,6 +212,13 @@ def main() -> None:
     parser.add_argument(
         "--eval-max-length", type=int, default=None, help="tokens per text when evaluating"
     )
+    parser.add_argument(
+        "--refit-after-training",
+        action="store_true",
+        help="with --evaluate-only: fit the tf-idf regression and the score level again with "
+        "this code (and --logistic-weight), on the saved model's trained heads; the joint "
+        "steps depend on neither, so this is what training with them would give",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/btrm.md")
     args = parser.parse_args()
     if args.evaluate_only:
@@ -275,15 +282,32 @@ def override_flags(args: argparse.Namespace) -> str:
 def evaluate_saved(args: argparse.Namespace) -> None:
     """Held-out evaluation of an already trained model, at ``--eval-max-length`` tokens."""
     from termwise.recipes.btrm.model import load_reward_model
-    from termwise.recipes.btrm.recipe import evaluate_model, prepare
+    from termwise.recipes.btrm.recipe import (
+        after_training,
+        at_scoring_length,
+        evaluate_model,
+        prepare,
+        training_rows,
+    )
 
     config = load_yaml_config(args.output / "config.yaml", BtrmConfig)
+    if args.refit_after_training and args.logistic_weight is not None:
+        lexical = config.lexical.model_copy(update={"logistic_weight": args.logistic_weight})
+        config = config.model_copy(update={"lexical": lexical})
+    started = time.perf_counter()
+    model, _, _ = load_reward_model(args.output / "train" / "model")
+    prepared = prepare(config)
+    if args.refit_after_training:
+        model.heads.logistic = None
+        rows = training_rows(prepared.table, config)
+        after_training(model, prepared, config, rows, Console(width=150))
     if args.eval_max_length is not None:
         backbone = config.backbone.model_copy(update={"max_length": args.eval_max_length})
         config = config.model_copy(update={"backbone": backbone})
-    started = time.perf_counter()
-    model, _, _ = load_reward_model(args.output / "train" / "model")
-    results = evaluate_model(model, prepare(config), config)
+        prepared = prepare(config)
+    else:
+        prepared = at_scoring_length(prepared, config)
+    results = evaluate_model(model, prepared, config)
     minutes = (time.perf_counter() - started) / 60
     table = build_table(config)
     baseline = aucs(table, baseline_scores(table))
@@ -318,6 +342,7 @@ def report_lines(
         + ("" if getattr(args, "balance_sources", True) else " --no-balance-sources")
         + ("" if getattr(args, "lexical", True) else " --no-lexical")
         + (" --evaluate-only" if args.evaluate_only else "")
+        + (" --refit-after-training" if args.refit_after_training else "")
         + (f" --eval-max-length {args.eval_max_length}" if args.eval_max_length else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
         + ("lexical branch, " if getattr(args, "lexical", True) else "no lexical branch, ")

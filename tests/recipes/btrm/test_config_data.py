@@ -14,6 +14,7 @@ from termwise.recipes.btrm.data import (
     heldout_groups,
     is_heldout,
     level_rows,
+    level_sample,
     plan_batches,
 )
 
@@ -209,3 +210,15 @@ def test_level_rows_take_whole_documents_among_the_training_rows():
     assert np.array_equal(chosen, level_rows(table, rows[::-1], 0.1)[::-1])
     assert set(level_rows(table, rows[:30], 0.1)) <= set(rows[:30])  # only among the given
     assert len(level_rows(table, rows, 0.0)) == 0
+
+
+def test_level_sample_takes_positives_of_every_head_and_is_fixed(tmp_path):
+    table = build_table(small_config(tmp_path, max_rows_per_source=60))
+    rows = table.split(heldout=False)
+    sample = level_sample(table, rows, per_head=5, others=20)
+    assert set(sample) <= set(rows) and (np.diff(sample) > 0).all()
+    for h in range(len(table.heads)):
+        assert table.positive[sample, h].sum() >= min(5, table.positive[rows, h].sum())
+    assert 20 <= len(sample) <= 20 + 5 * len(table.heads)
+    assert np.array_equal(sample, level_sample(table, rows, per_head=5, others=20))
+    assert len(level_sample(table, rows, per_head=10**6, others=10**6)) == len(rows)

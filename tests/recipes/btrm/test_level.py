@@ -1,8 +1,16 @@
 """The score level: each head's unseen medians land at +1 / -1, rankings unchanged."""
 
 import numpy as np
+import torch
 
+from termwise.config import load_yaml_config
+from termwise.models.lexical import pack_bags
+from termwise.recipes.btrm.config import BtrmConfig
 from termwise.recipes.btrm.level import fit_level
+from termwise.recipes.btrm.logistic_fit import fit_tfidf_logistic
+from termwise.recipes.btrm.recipe import build_model, prepare, score_rows, score_training_rows
+
+from .conftest import write_tiny_config
 
 
 def test_the_medians_land_at_plus_and_minus_one_and_the_order_is_kept():
@@ -37,3 +45,28 @@ def test_a_head_with_barely_separated_medians_keeps_its_raw_scores():
     assert (level.scale[0], level.offset[0]) == (1.0, 0.0)
     assert "(kept raw)" in level.summary(["flat", "clear"]).split("clear")[0]
     assert "(kept raw)" not in level.summary(["flat", "clear"]).split("clear")[1]
+
+
+def test_training_rows_are_scored_with_the_regression_out_of_fold(tmp_path, tiny_bert):
+    config = load_yaml_config(write_tiny_config(tmp_path, tiny_bert), BtrmConfig)
+    prepared = prepare(config)
+    table, bags = prepared.table, prepared.bags
+    assert bags is not None
+    model = build_model(config, tiny_bert).eval()
+    rows = table.split(heldout=False)
+    report = fit_tfidf_logistic(model, table, bags, rows, config)
+    assert report is not None and model.heads.logistic is not None
+    sample = rows[::3]
+    own = score_rows(model, prepared, sample)  # the regression in sample
+    out_of_fold = score_training_rows(model, prepared, sample, report)
+    with torch.no_grad():
+        ids, offsets = pack_bags([bags[i] for i in sample])
+        installed = model.heads.logistic(ids, offsets).numpy()
+    cap = model.logit_cap
+    heads_part = cap * np.arctanh(own / cap) - installed  # the capped sum, undone
+    position = np.searchsorted(rows, sample)
+    expected = cap * np.tanh((heads_part + report.out_of_fold[position]) / cap)
+    np.testing.assert_allclose(out_of_fold, expected, rtol=1e-3, atol=1e-3)
+    assert model.heads.logistic is not None and model.logit_cap == cap  # put back
+    # without a regression they are the model's own scores
+    np.testing.assert_array_equal(score_training_rows(model, prepared, sample, None), own)

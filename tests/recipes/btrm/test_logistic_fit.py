@@ -86,6 +86,23 @@ def test_fitted_regression_is_added_scaled_and_centred(tmp_path, tiny_bert):
     assert all(h in report.summary(table.heads) for h in table.heads)
 
 
+def test_out_of_fold_part_of_training_rows_is_centred_on_their_positives(tmp_path, tiny_bert):
+    config, table, model, bags, rows, report = fitted(tmp_path, tiny_bert, logistic_weight=0.5)
+    assert report is not None and np.array_equal(report.rows, rows)
+    assert report.out_of_fold.shape == (len(rows), len(table.heads))
+    labels = table.positive[rows]
+    for h in range(len(table.heads)):
+        # a typical training positive gets about nothing from the regression out of fold
+        assert np.median(report.out_of_fold[labels[:, h], h]) == pytest.approx(0.0, abs=1e-9)
+    with torch.no_grad():
+        ids, offsets = pack_bags([bags[i] for i in rows])
+        installed = model.heads.logistic(ids, offsets).numpy()
+    # in sample the regression is surer of its own positives than out of fold
+    for h in range(len(table.heads)):
+        positives = labels[:, h]
+        assert (installed[positives, h] > report.out_of_fold[positives, h]).mean() > 0.5
+
+
 def test_off_when_weight_is_zero_or_no_branch(tmp_path, tiny_bert):
     *_, model, _, _, report = fitted(tmp_path, tiny_bert, logistic_weight=0.0)
     assert report is None and model.heads.logistic is None

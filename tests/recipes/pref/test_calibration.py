@@ -29,6 +29,16 @@ def over_confident(temperature: float, pairs: int, seed: int, power: float = 1.0
     return (np.sign(oriented) * np.abs(oriented) ** (1 / power) * temperature)[None, :]
 
 
+def test_a_prior_on_the_temperature_holds_a_small_fit_near_one_and_fades_with_pairs():
+    few = over_confident(3.0, 60, 0)
+    flat = fit_calibration(few, temperature_prior_sigma=None)
+    held = fit_calibration(few, temperature_prior_sigma=0.1)
+    assert abs(np.log(held.temperature)) < abs(np.log(flat.temperature))
+    many = over_confident(3.0, 40_000, 0)  # the prior's weight shrinks as 1 / pairs
+    fit = fit_calibration(many, temperature_prior_sigma=0.1)
+    assert fit.temperature == pytest.approx(3.0, rel=0.1)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_fit_recovers_a_known_temperature(seed):
     fit = fit_calibration(over_confident(3.0, 40_000, seed))

@@ -159,7 +159,8 @@ class BtrmConfig(StrictModel):
         lt=0.5,
         description="Share of the training documents kept out of training to set each "
         "head's score level: after training, an affine map per head sends the median "
-        "positive of these unseen documents to 1 and the median negative to -1, so one "
+        "positive of these unseen documents and of a sample of training rows (the tf-idf "
+        "regression's part out of fold) to 1 and the median negative to -1, so one "
         "threshold means the same on every head (ranking unchanged). 0: no level.",
     )
     max_rows_per_source: int | None = Field(

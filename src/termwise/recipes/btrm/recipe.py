@@ -8,7 +8,8 @@ tier-weighted, and a log-square term holding positive scores near 1; a head with
 positive or a negative in the batch contributes nothing that step. The optimised loss is the
 mean over active heads. After the last step, a tf-idf logistic regression per head is
 fitted on every training row and added to the scores (``lexical.logistic_weight``,
-:mod:`termwise.recipes.btrm.logistic_fit`). Evaluation, on each source's held-out rows:
+:mod:`termwise.recipes.btrm.logistic_fit`), and each head's score level is set
+(:mod:`termwise.recipes.btrm.level`). Evaluation, on each source's held-out rows:
 per head, the AUC of its positives against each negative tier and each soft-negative
 source, and the median positive score.
 """
@@ -40,14 +41,15 @@ from termwise.recipes.btrm.data import (
     MembershipTable,
     build_table,
     level_rows,
+    level_sample,
     plan_batches,
 )
 from termwise.recipes.btrm.level import fit_level
 from termwise.recipes.btrm.lexical_fit import describe, prefit_lexical
-from termwise.recipes.btrm.logistic_fit import fit_tfidf_logistic
+from termwise.recipes.btrm.logistic_fit import LogisticReport, fit_tfidf_logistic
 from termwise.recipes.btrm.model import MultiHeadRewardModel, save_reward_model
 from termwise.recipes.btrm.score import encode, prompt_prefix, score_ids
-from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction
+from termwise.terms import TermOutput, multihead_bradley_terry, saturation_fraction, soft_cap
 from termwise.trainer import StepOutput, Trainer, seed_everything
 from termwise.trainer.planned import planned_batch_trainer
 
@@ -202,8 +204,7 @@ def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = Fal
     seed_everything(cfg.seed)
     prepared = prepare(config)
     table = prepared.table
-    level = level_rows(table, table.split(heldout=False), config.level_fraction)
-    train_rows = np.setdiff1d(table.split(heldout=False), level)
+    train_rows, level = training_rows(table, config)
     console.print(
         f"{len(table.texts)} examples ({len(train_rows)} for training, {len(level)} of unseen "
         "training documents to set the score level), "
@@ -244,17 +245,29 @@ def setup(config: BtrmConfig, output: Path, console: Console, resume: bool = Fal
     return Session(config, prepared, model, trainer, output, train_rows, level, timing)
 
 
+def training_rows(table: MembershipTable, config: BtrmConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The rows the heads and the regression are fitted on, and the rows of the training
+    documents kept out of training to set the score level."""
+    level = level_rows(table, table.split(heldout=False), config.level_fraction)
+    return np.setdiff1d(table.split(heldout=False), level), level
+
+
 def train(session: Session, resume: bool = False) -> None:
-    """The joint steps, then the tf-idf logistic regression added to the heads."""
+    """The joint steps, then the tf-idf logistic regression added to the heads and the
+    score level."""
     started = time.perf_counter()
     session.trainer.fit(resume=resume)
-    logistic_seconds = attach_tfidf_logistic(session, session.trainer.console)
-    session.model.eval()
-    attach_level(session, session.trainer.console)
+    logistic = after_training(
+        session.model,
+        session.prepared,
+        session.config,
+        (session.train_rows, session.level_rows),
+        session.trainer.console,
+    )
     prefit = session.timing.get("prefit_seconds", 0.0)
     session.timing |= {
         "train_seconds": time.perf_counter() - started + prefit,
-        "logistic_seconds": logistic_seconds,
+        "logistic_seconds": 0.0 if logistic is None else logistic.seconds,
     }
 
 
@@ -273,32 +286,78 @@ def show(results: dict[str, Any], console: Console) -> None:
     print_evaluation({k: v for k, v in results.items() if isinstance(v, dict)}, console)
 
 
-def attach_tfidf_logistic(session: Session, console: Console) -> float:
-    """Fit the tf-idf logistic regression on the training rows and add it to the heads
-    (``lexical.logistic_weight``); the seconds it took (0 when it is off)."""
-    prepared = session.prepared
-    if prepared.bags is None:
-        return 0.0
-    rows = session.train_rows
-    report = fit_tfidf_logistic(session.model, prepared.table, prepared.bags, rows, session.config)
-    if report is None:
-        return 0.0
-    console.print(report.summary(prepared.table.heads), markup=False)
-    return report.seconds
+def after_training(
+    model: MultiHeadRewardModel,
+    prepared: Prepared,
+    config: BtrmConfig,
+    rows: tuple[np.ndarray, np.ndarray],
+    console: Console,
+) -> LogisticReport | None:
+    """What follows the joint steps and depends on nothing but their result: the tf-idf
+    logistic regression fitted on the training rows and added to the heads
+    (``lexical.logistic_weight``), then the score level; the regression's report (None
+    when it is off). ``rows``: the training rows and the rows kept out (``training_rows``)."""
+    train_rows, kept_out = rows
+    logistic = None
+    if prepared.bags is not None:
+        logistic = fit_tfidf_logistic(model, prepared.table, prepared.bags, train_rows, config)
+    if logistic is not None:
+        console.print(logistic.summary(prepared.table.heads), markup=False)
+    model.eval()
+    attach_level(model, at_scoring_length(prepared, config), rows, logistic, console)
+    return logistic
 
 
-def attach_level(session: Session, console: Console) -> None:
-    """Each head's score level from the documents kept out of training
-    (:mod:`termwise.recipes.btrm.level`), set on the model (and saved with it)."""
-    rows = session.level_rows
-    if not len(rows):
-        return
-    model, table = session.model, session.prepared.table
+def attach_level(
+    model: MultiHeadRewardModel,
+    prepared: Prepared,
+    rows: tuple[np.ndarray, np.ndarray],
+    logistic: LogisticReport | None,
+    console: Console,
+) -> None:
+    """Each head's score level (:mod:`termwise.recipes.btrm.level`) from the documents kept
+    out of training and a sample of the training rows, with the regression's part of the
+    latter out of fold; set on the model (and saved with it)."""
+    table = prepared.table
+    train_rows, kept_out = rows
     model.level = None
-    scores = score_rows(model, at_scoring_length(session.prepared, session.config), rows)
-    level = fit_level(scores, table.positive[rows], table.negative_tier[rows] > 0)
+    if not len(kept_out):  # level_fraction 0: no level
+        return
+    sample = level_sample(table, train_rows)
+    fitted_rows, scores = kept_out, score_rows(model, prepared, kept_out)
+    if len(sample):
+        fitted_rows = np.concatenate([kept_out, sample])
+        scores = np.concatenate([scores, score_training_rows(model, prepared, sample, logistic)])
+    positive, negative = table.positive[fitted_rows], table.negative_tier[fitted_rows] > 0
+    level = fit_level(scores, positive, negative)
     model.level = torch.tensor(np.stack([level.scale, level.offset]), dtype=torch.float32)
+    console.print(
+        f"{len(kept_out)} rows of training documents kept out of training, {len(sample)} "
+        "training rows with the regression's part out of fold:",
+        markup=False,
+    )
     console.print(level.summary(table.heads), markup=False)
+
+
+def score_training_rows(
+    model: MultiHeadRewardModel,
+    prepared: Prepared,
+    rows: np.ndarray,
+    logistic: LogisticReport | None,
+) -> np.ndarray:
+    """Scores of training ``rows`` with the regression's part out of fold (as if the
+    regression had not seen them); the model's own scores when it has no regression."""
+    if logistic is None or model.heads.logistic is None:
+        return score_rows(model, prepared, rows)
+    installed, cap = model.heads.logistic, model.logit_cap
+    model.heads.logistic, model.logit_cap = None, 0.0
+    try:
+        heads_part = score_rows(model, prepared, rows)
+    finally:
+        model.heads.logistic, model.logit_cap = installed, cap
+    position = np.searchsorted(logistic.rows, rows)
+    total = torch.from_numpy(heads_part + logistic.out_of_fold[position])
+    return soft_cap(total, cap).numpy()
 
 
 def save(session: Session, directory: Path) -> None:

@@ -36,6 +36,8 @@ TEMPERATURE_BOUNDS = (0.05, 50.0)
 POWER_BOUNDS = (0.2, 5.0)
 # Prior std of log(power), chosen on held-out gpm/bt scores (docs/benchmarks.md has the runs).
 POWER_PRIOR_SIGMA = 0.5
+# Prior std of log(T) (None: flat), chosen on the leave-one-subset-out bench.
+TEMPERATURE_PRIOR_SIGMA: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,16 @@ def _nll_at(scores: torch.Tensor, calibration: Calibration) -> float:
 
 
 def fit_calibration(
-    scores: np.ndarray, steps: int = 50, power_prior_sigma: float = POWER_PRIOR_SIGMA
+    scores: np.ndarray,
+    steps: int = 50,
+    power_prior_sigma: float = POWER_PRIOR_SIGMA,
+    temperature_prior_sigma: float | None = TEMPERATURE_PRIOR_SIGMA,
 ) -> CalibrationFit:
     """The ``T`` and power minimising the NLL of ``probabilities(scores, ...)`` (scores
-    ``[draws, pairs]`` of chosen over rejected) plus the power's prior, by L-BFGS on their
-    logs in float64. ``power_prior_sigma`` 0 fits the temperature alone."""
+    ``[draws, pairs]`` of chosen over rejected) plus their priors, by L-BFGS on their
+    logs in float64. ``power_prior_sigma`` 0 fits the temperature alone;
+    ``temperature_prior_sigma`` is the std of a normal prior on ``log T`` centred on 0
+    (None: no prior on ``T``)."""
     values = torch.as_tensor(np.asarray(scores, dtype=np.float64))
     if values.ndim != 2 or values.shape[1] == 0:
         raise ValueError(f"fit_calibration: need scores [draws, pairs], got {tuple(values.shape)}")
@@ -128,12 +135,18 @@ def fit_calibration(
     free = [log_t, log_power] if power_prior_sigma > 0 else [log_t]
     # MAP: the prior's weight in a mean NLL shrinks as 1 / pairs.
     prior_weight = 1.0 / (2 * power_prior_sigma**2 * values.shape[1]) if free[1:] else 0.0
+    t_weight = (
+        0.0
+        if temperature_prior_sigma is None
+        else 1.0 / (2 * temperature_prior_sigma**2 * values.shape[1])
+    )
     optimizer = torch.optim.LBFGS(free, lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        power = log_power.clamp(p_low, p_high)
-        loss = _nll(values, log_t.clamp(t_low, t_high), power) + prior_weight * power**2
+        power, temperature = log_power.clamp(p_low, p_high), log_t.clamp(t_low, t_high)
+        loss = _nll(values, temperature, power) + prior_weight * power**2
+        loss = loss + t_weight * temperature**2
         loss.backward()
         return loss
 

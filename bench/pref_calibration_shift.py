@@ -1,0 +1,242 @@
+"""Calibration under shift: leave one subset out, over the dev scores `bench/pref_vs_trl.py` saved.
+
+For every system and seed: each dev subset's pairs get probabilities from a calibration
+(temperature and power, `termwise pref calibrate`'s) fitted on the dev pairs of every other
+subset, so no probability comes from a fit that saw its kind of prompt. Reported per system:
+the pooled ECE and NLL of those probabilities (mean and range over seeds), the same for the
+raw probabilities (what TRL's `RewardTrainer` gives a user), accuracy (which calibration
+cannot change), and per subset the ECE against TRL's worst seed. A grid of prior strengths
+toward the identity map (std of log T and of log power) is scored the same way, to choose
+the defaults by held-out subsets rather than by dev.
+
+    .venv/bin/python bench/pref_vs_trl.py --seed S --output runs/loso-sS      # S = 0, 1, 2
+    .venv/bin/python bench/pref_calibration_shift.py --runs runs/loso-s0 runs/loso-s1 \\
+        runs/loso-s2 [--extra gpm-dim8=runs/loso-dim8-s0,runs/loso-dim8-s1] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _doc import DOCS, publish
+from termwise.recipes.pref.calibration import (
+    POWER_PRIOR_SIGMA,
+    RAW,
+    TEMPERATURE_PRIOR_SIGMA,
+    fit_calibration,
+    probabilities,
+)
+from termwise.recipes.pref.data import PreferencePair, read_pairs
+from termwise.recipes.pref.eval import expected_calibration_error, negative_log_likelihood
+
+MARK = "<!-- pref_calibration_shift -->"
+# (std of log T or None for flat, std of log power; 0 fits T alone)
+PRIOR_GRID = list(product((None, 1.0, 0.5, 0.25), (0.0, 0.25, 0.5, 1.0)))
+
+
+def leave_one_subset_out(
+    pairs: list[PreferencePair],
+    scores: np.ndarray,
+    power_prior_sigma: float = POWER_PRIOR_SIGMA,
+    temperature_prior_sigma: float | None = TEMPERATURE_PRIOR_SIGMA,
+) -> np.ndarray:
+    """Per pair, ``P(chosen wins)`` calibrated by a fit on the other subsets' pairs."""
+    subset = np.array([p.subset for p in pairs])
+    p = np.zeros(len(pairs))
+    for name in np.unique(subset):
+        held = subset == name
+        fit = fit_calibration(
+            scores[:, ~held],
+            power_prior_sigma=power_prior_sigma,
+            temperature_prior_sigma=temperature_prior_sigma,
+        )
+        p[held] = probabilities(scores[:, held], fit.calibration)[0]
+    return p
+
+
+def subset_eces(pairs: list[PreferencePair], p: np.ndarray) -> dict[str, float]:
+    subset = np.array([pair.subset for pair in pairs])
+    return {name: expected_calibration_error(p[subset == name]) for name in np.unique(subset)}
+
+
+def load_runs(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """System name -> one saved result per seed (with its ``scores``)."""
+    systems: dict[str, list[dict[str, Any]]] = {}
+    for run in args.runs:
+        for name, result in json.loads((run / "results.json").read_text()).items():
+            systems.setdefault(name, []).append(result)
+    for spec in args.extra:
+        label, _, runs = spec.partition("=")
+        for run in runs.split(","):
+            for result in json.loads((Path(run) / "results.json").read_text()).values():
+                systems.setdefault(label, []).append(result)
+    return systems
+
+
+def summarise(
+    pairs: list[PreferencePair], systems: dict[str, list[dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for name, seeds in systems.items():
+        entry: dict[str, Any] = {"seeds": len(seeds), "overall": [], "raw": [], "loso": []}
+        entry["raw_subsets"], entry["loso_subsets"] = [], []
+        for result in seeds:
+            scores = np.asarray(result["scores"], dtype=np.float64)
+            raw = probabilities(scores, RAW)[0]
+            loso = leave_one_subset_out(pairs, scores)
+            entry["overall"].append(result["overall"])
+            entry["raw"].append((expected_calibration_error(raw), negative_log_likelihood(raw)))
+            entry["loso"].append((expected_calibration_error(loso), negative_log_likelihood(loso)))
+            entry["raw_subsets"].append(subset_eces(pairs, raw))
+            entry["loso_subsets"].append(subset_eces(pairs, loso))
+        rows[name] = entry
+    return rows
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    return f"{np.mean(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def system_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| system | seeds | accuracy % | ECE raw | NLL raw | ECE leave-one-subset-out | "
+        "NLL leave-one-subset-out |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        accuracy = spread([100 * a for a in r["overall"]], 1)
+        raw_ece, raw_nll = zip(*r["raw"], strict=True)
+        ece, nll = zip(*r["loso"], strict=True)
+        lines.append(
+            f"| {name} | {r['seeds']} | {accuracy} | {spread(list(raw_ece))} | "
+            f"{spread(list(raw_nll))} | {spread(list(ece))} | {spread(list(nll))} |"
+        )
+    return lines
+
+
+def subset_table(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[str]:
+    """Per subset: each termwise system's leave-one-out ECE (mean over seeds) and TRL's raw
+    ECE (mean, worst seed)."""
+    counts = {name: sum(p.subset == name for p in pairs) for name in {p.subset for p in pairs}}
+    names = [n for n in rows if n != "trl"]
+    lines = [
+        "| subset | pairs | " + " | ".join(names) + " | TRL raw (worst seed) |",
+        "|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for subset in sorted(counts):
+        cells = [f"{np.mean([s[subset] for s in rows[n]['loso_subsets']]):.3f}" for n in names]
+        trl = [s[subset] for s in rows["trl"]["raw_subsets"]] if "trl" in rows else []
+        theirs = f"{np.mean(trl):.3f} ({max(trl):.3f})" if trl else "-"
+        lines.append(f"| {subset} | {counts[subset]} | " + " | ".join(cells) + f" | {theirs} |")
+    return lines
+
+
+def goals(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[str]:
+    checks = []
+    if {"bt", "gpm"} <= set(rows):
+        gap = 100 * (np.mean(rows["gpm"]["overall"]) - np.mean(rows["bt"]["overall"]))
+        checks.append(("default gpm at least as accurate as bt", gap >= 0, f"{gap:+.1f} points"))
+    if "trl" in rows:
+        theirs = float(np.mean([e for e, _ in rows["trl"]["raw"]]))
+        subsets = sorted({p.subset for p in pairs})
+        for name in ("bt", "gpm"):
+            if name not in rows:
+                continue
+            mine = float(np.mean([e for e, _ in rows[name]["loso"]]))
+            checks.append(
+                (f"{name} ECE <= TRL's mean", mine <= theirs, f"{mine:.3f} vs {theirs:.3f}")
+            )
+            worse = [
+                s
+                for s in subsets
+                if np.mean([r[s] for r in rows[name]["loso_subsets"]])
+                > max(r[s] for r in rows["trl"]["raw_subsets"])
+            ]
+            checks.append(
+                (
+                    f"{name}: no subset worse than TRL's worst seed",
+                    not worse,
+                    ", ".join(worse) or "none",
+                )
+            )
+    return [f"- {'met' if ok else 'NOT met'}: {goal} ({value})" for goal, ok, value in checks]
+
+
+def prior_grid(
+    pairs: list[PreferencePair], systems: dict[str, list[dict[str, Any]]], names: list[str]
+) -> list[str]:
+    """Pooled leave-one-subset-out NLL and ECE (mean over ``names`` and seeds) per prior."""
+    lines = [
+        "| std of log T | std of log power | NLL | ECE |",
+        "|---|---|---|---|",
+    ]
+    scored = []
+    for t_sigma, p_sigma in PRIOR_GRID:
+        nll, ece = [], []
+        for name in names:
+            for result in systems.get(name, []):
+                scores = np.asarray(result["scores"], dtype=np.float64)
+                p = leave_one_subset_out(pairs, scores, p_sigma, t_sigma)
+                nll.append(negative_log_likelihood(p))
+                ece.append(expected_calibration_error(p))
+        scored.append((t_sigma, p_sigma, float(np.mean(nll)), float(np.mean(ece))))
+    best = min(scored, key=lambda row: row[2])
+    for t_sigma, p_sigma, nll, ece in scored:
+        mark = " (lowest NLL)" if (t_sigma, p_sigma) == best[:2] else ""
+        flat = "flat" if t_sigma is None else f"{t_sigma:g}"
+        fixed = "0 (T only)" if p_sigma == 0 else f"{p_sigma:g}"
+        lines.append(f"| {flat} | {fixed} | {nll:.4f}{mark} | {ece:.4f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/preferences"))
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="one per seed")
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        help="LABEL=RUN,RUN: more systems (every model in those runs' results.json)",
+    )
+    parser.add_argument("--write", action="store_true", help="update docs/pref.md")
+    args = parser.parse_args()
+    pairs = read_pairs(args.data_dir / "dev.jsonl")[0]
+    systems = load_runs(args)
+    rows = summarise(pairs, systems)
+    lines = [
+        "## Calibration under shift: leave one subset out",
+        "",
+        "`.venv/bin/python bench/pref_calibration_shift.py --runs "
+        + " ".join(str(r) for r in args.runs)
+        + "".join(f" --extra {e}" for e in args.extra)
+        + " --write`, over the dev scores of `bench/pref_vs_trl.py --max-steps 500 --seed S "
+        "--output runs/loso-sS` (S = 0, 1, 2). Each subset's dev pairs are calibrated by a fit "
+        "on the other subsets' dev pairs (the default priors: std of log power "
+        f"{POWER_PRIOR_SIGMA:g}, of log T {TEMPERATURE_PRIOR_SIGMA or 'flat'}); "
+        "mean (min-max) over seeds. TRL's RewardTrainer has no calibration: its raw column "
+        "is what its users get.",
+        "",
+        *system_table(rows),
+        "",
+        "Per subset, ECE of the leave-one-subset-out probabilities (mean over seeds); TRL raw:",
+        "",
+        *subset_table(rows, pairs),
+        "",
+        *goals(rows, pairs),
+        "",
+        "Prior strength toward the identity map (bt and gpm, every seed; pooled over subsets):",
+        "",
+        *prior_grid(pairs, systems, ["bt", "gpm"]),
+    ]
+    publish(MARK, lines, args.write, DOCS / "pref.md")
+
+
+if __name__ == "__main__":
+    main()
