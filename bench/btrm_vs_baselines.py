@@ -341,7 +341,7 @@ def report_lines(
         + (f" --seed {args.seed}" if getattr(args, "seed", 0) else "")
         + ("" if getattr(args, "balance_sources", True) else " --no-balance-sources")
         + ("" if getattr(args, "lexical", True) else " --no-lexical")
-        + (" --evaluate-only" if args.evaluate_only else "")
+        + (f" --output {args.output} --evaluate-only" if args.evaluate_only else "")
         + (" --refit-after-training" if args.refit_after_training else "")
         + (f" --eval-max-length {args.eval_max_length}" if args.eval_max_length else "")
         + " --write` (default config: all-MiniLM-L6-v2, LoRA r=16, "
