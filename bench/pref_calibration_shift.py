@@ -217,8 +217,8 @@ def main() -> None:
         + " ".join(str(r) for r in args.runs)
         + "".join(f" --extra {e}" for e in args.extra)
         + " --write`, over the dev scores of `bench/pref_vs_trl.py --max-steps 500 --seed S "
-        "--output runs/loso-sS` (S = 0, 1, 2). Each subset's dev pairs are calibrated by a fit "
-        "on the other subsets' dev pairs (the default priors: std of log power "
+        "--output runs/loso-sS` for each seed given to `--runs`. Each subset's dev pairs are "
+        "calibrated by a fit on the other subsets' dev pairs (the default priors: std of log power "
         f"{POWER_PRIOR_SIGMA:g}, of log T {TEMPERATURE_PRIOR_SIGMA or 'flat'}); "
         "mean (min-max) over seeds. TRL's RewardTrainer has no calibration: its raw column "
         "is what its users get.",
