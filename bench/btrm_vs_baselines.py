@@ -301,12 +301,10 @@ def evaluate_saved(args: argparse.Namespace) -> None:
         model.heads.logistic = None
         rows = training_rows(prepared.table, config)
         after_training(model, prepared, config, rows, Console(width=150))
-    if args.eval_max_length is not None:
-        backbone = config.backbone.model_copy(update={"max_length": args.eval_max_length})
+    if args.eval_max_length is not None:  # re-encoded at that length, not read again
+        backbone = config.backbone.model_copy(update={"score_max_length": args.eval_max_length})
         config = config.model_copy(update={"backbone": backbone})
-        prepared = prepare(config)
-    else:
-        prepared = at_scoring_length(prepared, config)
+    prepared = at_scoring_length(prepared, config)
     results = evaluate_model(model, prepared, config)
     minutes = (time.perf_counter() - started) / 60
     table = build_table(config)
