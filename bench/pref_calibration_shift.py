@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 
 from _doc import DOCS, publish
 from termwise.recipes.pref.calibration import (
     POWER_PRIOR_SIGMA,
     RAW,
     TEMPERATURE_PRIOR_SIGMA,
+    Calibration,
     fit_calibration,
     probabilities,
 )
@@ -137,6 +140,12 @@ def subset_table(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -
     return lines
 
 
+def trl_worst(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Per subset, TRL's raw ECE on its worst seed (empty without a TRL row)."""
+    seeds = rows["trl"]["raw_subsets"] if "trl" in rows else []
+    return {name: max(s[name] for s in seeds) for name in (seeds[0] if seeds else {})}
+
+
 def goals(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[str]:
     checks = []
     if {"bt", "gpm"} <= set(rows):
@@ -152,11 +161,9 @@ def goals(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[
             checks.append(
                 (f"{name} ECE <= TRL's mean", mine <= theirs, f"{mine:.3f} vs {theirs:.3f}")
             )
+            worst = trl_worst(rows)
             worse = [
-                s
-                for s in subsets
-                if np.mean([r[s] for r in rows[name]["loso_subsets"]])
-                > max(r[s] for r in rows["trl"]["raw_subsets"])
+                s for s in subsets if np.mean([r[s] for r in rows[name]["loso_subsets"]]) > worst[s]
             ]
             checks.append(
                 (
@@ -186,12 +193,118 @@ def prior_grid(
                 nll.append(negative_log_likelihood(p))
                 ece.append(expected_calibration_error(p))
         scored.append((t_sigma, p_sigma, float(np.mean(nll)), float(np.mean(ece))))
-    best = min(scored, key=lambda row: row[2])
+    best_nll = min(scored, key=lambda row: row[2])[:2]
+    best_ece = min(scored, key=lambda row: row[3])[:2]
     for t_sigma, p_sigma, nll, ece in scored:
-        mark = " (lowest NLL)" if (t_sigma, p_sigma) == best[:2] else ""
+        nll_mark = " (lowest)" if (t_sigma, p_sigma) == best_nll else ""
+        ece_mark = " (lowest)" if (t_sigma, p_sigma) == best_ece else ""
         flat = "flat" if t_sigma is None else f"{t_sigma:g}"
         fixed = "0 (T only)" if p_sigma == 0 else f"{p_sigma:g}"
-        lines.append(f"| {flat} | {fixed} | {nll:.4f}{mark} | {ece:.4f} |")
+        lines.append(f"| {flat} | {fixed} | {nll:.4f}{nll_mark} | {ece:.4f}{ece_mark} |")
+    return lines
+
+
+Option = Callable[[np.ndarray, np.ndarray, np.ndarray, list[PreferencePair]], np.ndarray]
+
+
+def fitted_on(scores: np.ndarray, rows: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``P(chosen wins)`` of the ``target`` pairs under the default fit on the ``rows`` pairs."""
+    return probabilities(scores[:, target], fit_calibration(scores[:, rows]).calibration)[0]
+
+
+def subset_ensemble(
+    scores: np.ndarray, rows: np.ndarray, target: np.ndarray, pairs: list[PreferencePair]
+) -> np.ndarray:
+    """Mean probability over the fits that each leave out one more of the ``rows`` subsets."""
+    subset = np.array([p.subset for p in pairs])
+    fits = [rows & (subset != name) for name in np.unique(subset[rows])]
+    return np.mean([fitted_on(scores, fit, target) for fit in fits], 0)
+
+
+def bootstrap_ensemble(
+    scores: np.ndarray, rows: np.ndarray, target: np.ndarray, _: list[PreferencePair]
+) -> np.ndarray:
+    """Mean probability over fits on 20 resamples (with replacement) of the ``rows`` pairs."""
+    rng = np.random.default_rng(0)
+    index = np.flatnonzero(rows)
+    samples = [rng.choice(index, len(index)) for _ in range(20)]
+    return np.mean([fitted_on(scores, sample, target) for sample in samples], 0)
+
+
+def length_aware(
+    scores: np.ndarray, rows: np.ndarray, target: np.ndarray, pairs: list[PreferencePair]
+) -> np.ndarray:
+    """The default map times ``exp(a * z)``, ``z`` the pair's standardised log length in
+    characters (prompt and both responses), ``a`` fitted with T and the power (same priors)."""
+    z = np.log([len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs])
+    z = (z - z[rows].mean()) / z[rows].std()
+
+    def p_of(theta: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        calibration = Calibration(float(np.exp(theta[0])), float(np.exp(theta[1])))
+        logits = calibration.logits(scores[:, columns]) * np.exp(theta[2] * z[columns])
+        return (1.0 / (1.0 + np.exp(-logits))).mean(0)
+
+    def loss(theta: np.ndarray) -> float:
+        prior = theta[1] ** 2 / (2 * POWER_PRIOR_SIGMA**2 * rows.sum())
+        if TEMPERATURE_PRIOR_SIGMA is not None:
+            prior += theta[0] ** 2 / (2 * TEMPERATURE_PRIOR_SIGMA**2 * rows.sum())
+        return negative_log_likelihood(p_of(theta, rows)) + prior
+
+    return p_of(minimize(loss, np.zeros(3), method="Nelder-Mead").x, target)
+
+
+def per_category(
+    scores: np.ndarray, rows: np.ndarray, target: np.ndarray, pairs: list[PreferencePair]
+) -> np.ndarray:
+    """The default fit, then a second fit (same priors, so centred on the first) on the
+    ``rows`` pairs of the target's category, when there are any on both sides of 0."""
+    category = np.array([p.category for p in pairs])
+    logits = fit_calibration(scores[:, rows]).calibration.logits(scores)
+    same = rows & np.isin(category, category[target])
+    if same.any():
+        logits = fit_calibration(logits[:, same]).calibration.logits(logits)
+    return probabilities(logits[:, target])[0]
+
+
+# Calibration options scored like the default: (scores, pairs to fit on, pairs to score,
+# every pair) -> the scored pairs' probabilities.
+OPTIONS: dict[str, Option] = {
+    "raw scores (no calibration)": lambda s, rows, target, _: probabilities(s[:, target])[0],
+    "one fit (the default)": lambda s, rows, target, _: fitted_on(s, rows, target),
+    "ensemble: one fit per further subset left out": subset_ensemble,
+    "ensemble: 20 bootstrap fits": bootstrap_ensemble,
+    "length-aware temperature": length_aware,
+    "per category, centred on the global fit": per_category,
+}
+
+
+def option_table(
+    pairs: list[PreferencePair],
+    systems: dict[str, list[dict[str, Any]]],
+    names: list[str],
+    trl_worst: dict[str, float],
+) -> list[str]:
+    """Leave-one-subset-out ECE and NLL per option (mean over seeds) per system, and the
+    subsets whose ECE (mean over seeds) is above TRL's worst seed's."""
+    subset = np.array([p.subset for p in pairs])
+    header = " | ".join(f"{n} ECE | {n} NLL | {n} subsets above TRL" for n in names)
+    lines = [f"| option | {header} |", "|---|" + "---|---|---|" * len(names)]
+    for label, option in OPTIONS.items():
+        cells = []
+        for name in names:
+            ece, nll, per_subset = [], [], []
+            for result in systems.get(name, []):
+                scores = np.asarray(result["scores"], dtype=np.float64)
+                p = np.zeros(len(pairs))
+                for held_name in np.unique(subset):
+                    held = subset == held_name
+                    p[held] = option(scores, ~held, held, pairs)
+                ece.append(expected_calibration_error(p))
+                nll.append(negative_log_likelihood(p))
+                per_subset.append(subset_eces(pairs, p))
+            above = [s for s in trl_worst if np.mean([e[s] for e in per_subset]) > trl_worst[s]]
+            cells.append(f"{np.mean(ece):.3f} | {np.mean(nll):.4f} | {len(above)}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -234,6 +347,10 @@ def main() -> None:
         "Prior strength toward the identity map (bt and gpm, every seed; pooled over subsets):",
         "",
         *prior_grid(pairs, systems, ["bt", "gpm"]),
+        "",
+        "Other options, each fitted and scored leaving one subset out as above (mean over seeds):",
+        "",
+        *option_table(pairs, systems, ["bt", "gpm", "bayes_gpm"], trl_worst(rows)),
     ]
     publish(MARK, lines, args.write, DOCS / "pref.md")
 

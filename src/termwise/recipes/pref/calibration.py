@@ -9,7 +9,8 @@ compresses large scores and stretches small ones, which a ``T`` cannot do. Both 
 on pairs the model did not train on by minimising the NLL of the preferred response (L-BFGS
 on the cached scores, no backbone pass repeated); the power has a log-normal prior centred
 on 1 (``POWER_PRIOR_SIGMA``), so on a small dev file it stays near plain temperature scaling
-unless the data insist.
+unless the data insist, and ``T`` one centred on 1 (``TEMPERATURE_PRIOR_SIGMA``), because a
+fit on the dev mix moves ``T`` further than prompts of a new kind want (docs/pref.md).
 
 * ``bt`` and ``gpm``: the map is odd and strictly increasing, so ``p > 0.5`` exactly when
   ``s > 0``: accuracy cannot change.
@@ -36,8 +37,8 @@ TEMPERATURE_BOUNDS = (0.05, 50.0)
 POWER_BOUNDS = (0.2, 5.0)
 # Prior std of log(power), chosen on held-out gpm/bt scores (docs/benchmarks.md has the runs).
 POWER_PRIOR_SIGMA = 0.5
-# Prior std of log(T) (None: flat), chosen on the leave-one-subset-out bench.
-TEMPERATURE_PRIOR_SIGMA: float | None = None
+# Prior std of log(T) (None: flat), chosen on the leave-one-subset-out bench (docs/pref.md).
+TEMPERATURE_PRIOR_SIGMA: float | None = 0.5
 
 
 @dataclass(frozen=True)
