@@ -43,24 +43,38 @@ MARK = "<!-- pref_calibration_shift -->"
 PRIOR_GRID = list(product((None, 1.0, 0.5, 0.25), (0.0, 0.25, 0.5, 1.0)))
 
 
+Option = Callable[[np.ndarray, np.ndarray, np.ndarray, list[PreferencePair]], np.ndarray]
+
+
+def each_subset_held_out(
+    pairs: list[PreferencePair], scores: np.ndarray, option: Option
+) -> np.ndarray:
+    """Per pair, ``P(chosen wins)`` from ``option`` fitted on the other subsets' pairs."""
+    subset = np.array([p.subset for p in pairs])
+    p = np.zeros(len(pairs))
+    for name in np.unique(subset):
+        held = subset == name
+        p[held] = option(scores, ~held, held, pairs)
+    return p
+
+
 def leave_one_subset_out(
     pairs: list[PreferencePair],
     scores: np.ndarray,
     power_prior_sigma: float = POWER_PRIOR_SIGMA,
     temperature_prior_sigma: float | None = TEMPERATURE_PRIOR_SIGMA,
 ) -> np.ndarray:
-    """Per pair, ``P(chosen wins)`` calibrated by a fit on the other subsets' pairs."""
-    subset = np.array([p.subset for p in pairs])
-    p = np.zeros(len(pairs))
-    for name in np.unique(subset):
-        held = subset == name
+    """Per pair, ``P(chosen wins)`` calibrated by a fit (these priors) on the other subsets."""
+
+    def fitted(s: np.ndarray, rows: np.ndarray, target: np.ndarray, _: object) -> np.ndarray:
         fit = fit_calibration(
-            scores[:, ~held],
+            s[:, rows],
             power_prior_sigma=power_prior_sigma,
             temperature_prior_sigma=temperature_prior_sigma,
         )
-        p[held] = probabilities(scores[:, held], fit.calibration)[0]
-    return p
+        return probabilities(s[:, target], fit.calibration)[0]
+
+    return each_subset_held_out(pairs, scores, fitted)
 
 
 def subset_eces(pairs: list[PreferencePair], p: np.ndarray) -> dict[str, float]:
@@ -204,9 +218,6 @@ def prior_grid(
     return lines
 
 
-Option = Callable[[np.ndarray, np.ndarray, np.ndarray, list[PreferencePair]], np.ndarray]
-
-
 def fitted_on(scores: np.ndarray, rows: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``P(chosen wins)`` of the ``target`` pairs under the default fit on the ``rows`` pairs."""
     return probabilities(scores[:, target], fit_calibration(scores[:, rows]).calibration)[0]
@@ -286,7 +297,6 @@ def option_table(
 ) -> list[str]:
     """Leave-one-subset-out ECE and NLL per option (mean over seeds) per system, and the
     subsets whose ECE (mean over seeds) is above TRL's worst seed's."""
-    subset = np.array([p.subset for p in pairs])
     header = " | ".join(f"{n} ECE | {n} NLL | {n} subsets above TRL" for n in names)
     lines = [f"| option | {header} |", "|---|" + "---|---|---|" * len(names)]
     for label, option in OPTIONS.items():
@@ -295,10 +305,7 @@ def option_table(
             ece, nll, per_subset = [], [], []
             for result in systems.get(name, []):
                 scores = np.asarray(result["scores"], dtype=np.float64)
-                p = np.zeros(len(pairs))
-                for held_name in np.unique(subset):
-                    held = subset == held_name
-                    p[held] = option(scores, ~held, held, pairs)
+                p = each_subset_held_out(pairs, scores, option)
                 ece.append(expected_calibration_error(p))
                 nll.append(negative_log_likelihood(p))
                 per_subset.append(subset_eces(pairs, p))
