@@ -40,7 +40,7 @@ from termwise.recipes.pref.calibration import (
     fit_calibration,
     probabilities,
 )
-from termwise.recipes.pref.config import PrefConfig
+from termwise.recipes.pref.config import LEARNING_RATE, PrefConfig
 from termwise.recipes.pref.data import EncodedPairs, encode_pairs, read_pairs
 from termwise.recipes.pref.eval import evaluate_predictions
 from termwise.recipes.pref.recipe import build_model, dev_scores, evaluate_scores, setup
@@ -64,7 +64,7 @@ def bench_config(head: str, args: argparse.Namespace) -> PrefConfig:
             "train_path": str(args.data_dir / "train.jsonl"),
             "dev_path": str(args.data_dir / "dev.jsonl"),
             "backbone": {"max_length": args.max_length},
-            "learning_rate": args.learning_rate,
+            **({"learning_rate": args.learning_rate} if args.learning_rate else {}),
             "calibrate": False,
             "gpm": {
                 key: value
@@ -207,7 +207,7 @@ def run_trl(
         output_dir=str(args.output / "trl"),
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
+        learning_rate=args.learning_rate or LEARNING_RATE["bt"],
         lr_scheduler_type="constant",
         warmup_steps=0,
         weight_decay=0.0,
@@ -358,7 +358,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/bench_pref"))
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="every model's (default: each termwise kind's config default; bt's for TRL)",
+    )
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--models", default="trl,bt,gpm,bayes_gpm")
     parser.add_argument("--seed", type=int, default=0, help="seeds every model's run")
@@ -423,8 +428,9 @@ def main() -> None:
     minutes = (time.perf_counter() - started) / 60
     command = (
         f"`.venv/bin/python bench/pref_vs_trl.py --max-steps {args.max_steps} "
-        f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} "
-        f"--max-length {args.max_length}"
+        f"--batch-size {args.batch_size} "
+        + (f"--learning-rate {args.learning_rate} " if args.learning_rate else "")
+        + f"--max-length {args.max_length}"
         + (f" --seed {args.seed}" if args.seed else "")
         + (f" --models {args.models}" if args.models != "trl,bt,gpm,bayes_gpm" else "")
         + (f" --gpm-tau {args.gpm_tau}" if args.gpm_tau is not None else "")

@@ -50,6 +50,16 @@ def test_embedding_size_left_out_depends_on_the_kind(tmp_path):
         _config(tmp_path, kind="gpm", gpm=None)
 
 
+def test_learning_rate_left_out_depends_on_the_kind(tmp_path):
+    assert _config(tmp_path).learning_rate == 2e-4
+    assert _config(tmp_path, kind="bt").learning_rate == 2e-4
+    assert _config(tmp_path, kind="gpm").learning_rate == 4e-4
+    assert _config(tmp_path, kind="bayes_gpm").learning_rate == 2e-4
+    assert _config(tmp_path, kind="gpm", learning_rate=1e-3).learning_rate == 1e-3
+    with pytest.warns(FutureWarning, match="head"):
+        assert _config(tmp_path, head="gpm").learning_rate == 4e-4
+
+
 class FakeModel(torch.nn.Module):
     """Returns fixed outputs, to check the loss against hand computations."""
 

@@ -35,8 +35,8 @@ from termwise.recipes.pref.eval import ECE_BINS, expected_calibration_error
 # The fit searches T and the power in these ranges; a fit that ends on a bound says so.
 TEMPERATURE_BOUNDS = (0.05, 50.0)
 POWER_BOUNDS = (0.2, 5.0)
-# Prior std of log(power), chosen on held-out gpm/bt scores (docs/benchmarks.md has the runs).
-POWER_PRIOR_SIGMA = 0.5
+# Prior std of log(power), chosen with the T prior on the leave-one-subset-out bench (docs/pref.md).
+POWER_PRIOR_SIGMA = 0.25
 # Prior std of log(T) (None: flat), chosen on the leave-one-subset-out bench (docs/pref.md).
 TEMPERATURE_PRIOR_SIGMA: float | None = 0.5
 
