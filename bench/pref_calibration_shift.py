@@ -82,6 +82,26 @@ def subset_eces(pairs: list[PreferencePair], p: np.ndarray) -> dict[str, float]:
     return {name: expected_calibration_error(p[subset == name]) for name in np.unique(subset)}
 
 
+def held_out_scores(
+    pairs: list[PreferencePair],
+    results: list[dict[str, Any]],
+    held_out: Callable[[np.ndarray], np.ndarray],
+) -> tuple[list[float], list[float], list[dict[str, float]]]:
+    """Per seed's saved scores: ECE, NLL and per-subset ECE of ``held_out(scores)``."""
+    ece, nll, per_subset = [], [], []
+    for result in results:
+        p = held_out(np.asarray(result["scores"], dtype=np.float64))
+        ece.append(expected_calibration_error(p))
+        nll.append(negative_log_likelihood(p))
+        per_subset.append(subset_eces(pairs, p))
+    return ece, nll, per_subset
+
+
+def subsets_above(per_subset: list[dict[str, float]], worst: dict[str, float]) -> list[str]:
+    """The subsets whose ECE (mean over seeds) is above TRL's worst seed's."""
+    return [s for s in worst if np.mean([e[s] for e in per_subset]) > worst[s]]
+
+
 def load_runs(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """System name -> one saved result per seed (with its ``scores``)."""
     systems: dict[str, list[dict[str, Any]]] = {}
@@ -171,7 +191,7 @@ def trl_worst(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
     return {name: max(s[name] for s in seeds) for name in (seeds[0] if seeds else {})}
 
 
-def goals(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[str]:
+def goals(rows: dict[str, dict[str, Any]]) -> list[str]:
     checks = []
     if {"bt", "gpm"} <= set(rows):
         gap = 100 * (np.mean(rows["gpm"]["overall"]) - np.mean(rows["bt"]["overall"]))
@@ -185,7 +205,6 @@ def goals(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[
         )
     if "trl" in rows:
         theirs = float(np.mean([e for e, _ in rows["trl"]["raw"]]))
-        subsets = sorted({p.subset for p in pairs})
         for name in ("bt", "gpm"):
             if name not in rows:
                 continue
@@ -193,10 +212,7 @@ def goals(rows: dict[str, dict[str, Any]], pairs: list[PreferencePair]) -> list[
             checks.append(
                 (f"{name} ECE <= TRL's mean", mine <= theirs, f"{mine:.3f} vs {theirs:.3f}")
             )
-            worst = trl_worst(rows)
-            worse = [
-                s for s in subsets if np.mean([r[s] for r in rows[name]["loso_subsets"]]) > worst[s]
-            ]
+            worse = subsets_above(rows[name]["loso_subsets"], trl_worst(rows))
             checks.append(
                 (
                     f"{name}: no subset worse than TRL's worst seed",
@@ -229,15 +245,14 @@ def prior_grid(
     for t_sigma, p_sigma in PRIOR_GRID:
         nll, ece, above, meets = [], [], [], True
         for name in names:
-            per_subset, own_ece = [], []
-            for result in systems.get(name, []):
-                scores = np.asarray(result["scores"], dtype=np.float64)
-                p = leave_one_subset_out(pairs, scores, p_sigma, t_sigma)
-                nll.append(negative_log_likelihood(p))
-                own_ece.append(expected_calibration_error(p))
-                per_subset.append(subset_eces(pairs, p))
+            own_ece, own_nll, per_subset = held_out_scores(
+                pairs,
+                systems.get(name, []),
+                lambda s: leave_one_subset_out(pairs, s, p_sigma, t_sigma),  # noqa: B023 (called in this iteration)
+            )
             ece.extend(own_ece)
-            above.append(sum(np.mean([e[s] for e in per_subset]) > worst[s] for s in worst))
+            nll.extend(own_nll)
+            above.append(len(subsets_above(per_subset, worst)))
             meets = meets and above[-1] == 0 and np.mean(own_ece) <= trl_mean
         scored.append((t_sigma, p_sigma, float(np.mean(nll)), float(np.mean(ece)), above, meets))
     best_nll = min(scored, key=lambda row: row[2])[:2]
@@ -340,14 +355,12 @@ def option_table(
     for label, option in OPTIONS.items():
         cells = []
         for name in names:
-            ece, nll, per_subset = [], [], []
-            for result in systems.get(name, []):
-                scores = np.asarray(result["scores"], dtype=np.float64)
-                p = each_subset_held_out(pairs, scores, option)
-                ece.append(expected_calibration_error(p))
-                nll.append(negative_log_likelihood(p))
-                per_subset.append(subset_eces(pairs, p))
-            above = [s for s in trl_worst if np.mean([e[s] for e in per_subset]) > trl_worst[s]]
+            ece, nll, per_subset = held_out_scores(
+                pairs,
+                systems.get(name, []),
+                lambda s: each_subset_held_out(pairs, s, option),  # noqa: B023 (called in this iteration)
+            )
+            above = subsets_above(per_subset, trl_worst)
             cells.append(f"{np.mean(ece):.3f} | {np.mean(nll):.4f} | {len(above)}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
@@ -390,7 +403,7 @@ def main() -> None:
         "",
         *subset_table(rows, pairs),
         "",
-        *goals(rows, pairs),
+        *goals(rows),
         "",
         "Prior strength toward the identity map (bt and gpm, every seed; pooled over subsets). "
         "'Lowest meeting every bar': the lowest NLL among the priors under which bt and gpm "
