@@ -10,6 +10,7 @@ from termwise.recipes.pref.config import PrefConfig
 from termwise.recipes.pref.data import PreferencePair
 from termwise.recipes.pref.eval import (
     brier_score,
+    ece_sampling_floor,
     evaluate_predictions,
     expected_calibration_error,
     negative_log_likelihood,
@@ -141,6 +142,25 @@ def test_calibration_metrics_against_hand_computation():
     same_bin = np.array([0.81, 0.85, 0.2])  # confidences 0.81, 0.85, 0.8: bin [0.8, 0.867)
     expected = abs(2 / 3 - (0.81 + 0.85 + 0.8) / 3)
     assert expected_calibration_error(same_bin) == pytest.approx(expected)
+
+
+def test_ece_sampling_floor_is_the_ece_of_a_calibrated_model_on_as_many_pairs():
+    # One pair at 0.8: chosen wins 80% of draws (ECE 0.2), loses 20% (confidence 0.8, wrong:
+    # ECE 0.8), so the floor is 0.8 * 0.2 + 0.2 * 0.8.
+    assert ece_sampling_floor(np.array([0.8]), draws=20_000) == pytest.approx(0.32, abs=0.02)
+    # One bin at 0.7: the floor is E|accuracy - 0.7|, which shrinks as 1 / sqrt(pairs).
+    few, many = (ece_sampling_floor(np.full(n, 0.7)) for n in (14, 1400))
+    assert few > 3 * many
+
+
+def test_evaluation_reports_each_subsets_ece_beside_its_floor():
+    pairs = _pairs([("chat", "x")] * 4 + [("safety", "z")] * 3)
+    p = np.array([0.9, 0.8, 0.3, 0.6, 0.7, 0.2, 0.95])
+    results = evaluate_predictions(pairs, p)
+    x = results["categories"]["chat"]["subsets"]["x"]
+    assert x["ece"] == pytest.approx(expected_calibration_error(p[:4]))
+    assert x["ece_floor"] == pytest.approx(ece_sampling_floor(p[:4]))
+    assert results["ece_floor"] == pytest.approx(ece_sampling_floor(p))
 
 
 def test_uncertainty_auroc():

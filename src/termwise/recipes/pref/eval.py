@@ -35,14 +35,33 @@ def brier_score(p: np.ndarray) -> float:
 def expected_calibration_error(p: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE (Guo et al. 2017) over ``bins`` equal-width confidence bins on [0, 1]:
     ``sum_b |B_b| / n * |accuracy(B_b) - confidence(B_b)|``."""
+    return float(_ece_per_row(np.asarray(p, dtype=np.float64)[None], bins)[0])
+
+
+def ece_sampling_floor(
+    p: np.ndarray, bins: int = ECE_BINS, draws: int = 1000, seed: int = 0
+) -> float:
+    """The mean ECE of a perfectly calibrated model with these probabilities on this many
+    pairs: each pair's winner drawn with its own ``p`` (the bias Kumar et al. 2019 subtract).
+    ECE is biased upward on few pairs (14 calibrated pairs show about 0.2), so only the ECE
+    above this floor is miscalibration."""
+    p = np.asarray(p, dtype=np.float64)
+    if len(p) == 0:
+        return 0.0
+    chosen_wins = np.random.default_rng(seed).random((draws, len(p))) < p
+    return float(_ece_per_row(np.where(chosen_wins, p, 1.0 - p), bins).mean())
+
+
+def _ece_per_row(p: np.ndarray, bins: int) -> np.ndarray:
+    """ECE of each row of ``p`` [rows, pairs]: per bin, ``|B| * |accuracy - confidence|``
+    is ``|correct in B - confidence summed over B|``."""
+    rows, n = p.shape
     confidence = np.maximum(p, 1.0 - p)
     correct = (p > 0.5).astype(np.float64)
     index = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in np.unique(index):
-        chosen = index == b
-        total += chosen.sum() * abs(correct[chosen].mean() - confidence[chosen].mean())
-    return float(total / len(p))
+    cell = (index + bins * np.arange(rows)[:, None]).ravel()
+    gap = np.bincount(cell, correct.ravel() - confidence.ravel(), rows * bins)
+    return np.abs(gap.reshape(rows, bins)).sum(1) / n
 
 
 def uncertainty_auroc(p: np.ndarray, std: np.ndarray) -> float | None:
@@ -59,8 +78,8 @@ def uncertainty_auroc(p: np.ndarray, std: np.ndarray) -> float | None:
 def evaluate_predictions(
     pairs: Sequence[PreferencePair], p: np.ndarray, std: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Accuracy per subset and category, overall, NLL, Brier, ECE and (with ``std``) the
-    uncertainty AUROC."""
+    """Accuracy per subset and category, overall, NLL, Brier, ECE with its sampling floor
+    (overall and per subset) and (with ``std``) the uncertainty AUROC."""
     correct = p > 0.5
     by_subset: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, pair in enumerate(pairs):
@@ -68,7 +87,12 @@ def evaluate_predictions(
     categories: dict[str, dict[str, Any]] = {}
     for (category, subset), rows in sorted(by_subset.items()):
         entry = categories.setdefault(category, {"subsets": {}, "pairs": 0, "correct": 0})
-        entry["subsets"][subset] = {"pairs": len(rows), "accuracy": float(correct[rows].mean())}
+        entry["subsets"][subset] = {
+            "pairs": len(rows),
+            "accuracy": float(correct[rows].mean()),
+            "ece": expected_calibration_error(p[rows]),
+            "ece_floor": ece_sampling_floor(p[rows]),
+        }
         entry["pairs"] += len(rows)
         entry["correct"] += int(correct[rows].sum())
     for entry in categories.values():
@@ -80,6 +104,7 @@ def evaluate_predictions(
         "nll": negative_log_likelihood(p),
         "brier": brier_score(p),
         "ece": expected_calibration_error(p),
+        "ece_floor": ece_sampling_floor(p),
         "ties": int((p == 0.5).sum()),
     }
     if std is not None and np.any(std > 0):
@@ -90,18 +115,20 @@ def evaluate_predictions(
 
 def print_results(results: dict[str, Any], console: Console, title: str = "Evaluation") -> None:
     table = Table(title=title)
-    for column in ("category", "subset", "pairs", "accuracy"):
+    for column in ("category", "subset", "pairs", "accuracy", "ECE (sampling floor)"):
         table.add_column(column)
     for category, entry in results["categories"].items():
         for subset, sub in entry["subsets"].items():
-            table.add_row(category, subset, str(sub["pairs"]), f"{sub['accuracy']:.3f}")
+            table.add_row(
+                category, subset, str(sub["pairs"]), f"{sub['accuracy']:.3f}", _ece_cell(sub)
+            )
         table.add_row(
-            f"[b]{category}[/b]", "(all)", str(entry["pairs"]), f"{entry['accuracy']:.3f}"
+            f"[b]{category}[/b]", "(all)", str(entry["pairs"]), f"{entry['accuracy']:.3f}", ""
         )
     console.print(table)
     line = (
         f"overall {results['overall']:.3f}  NLL {results['nll']:.3f}  "
-        f"Brier {results['brier']:.3f}  ECE {results['ece']:.3f}"
+        f"Brier {results['brier']:.3f}  ECE {_ece_cell(results)}"
     )
     if results.get("uncertainty_auroc") is not None:
         line += f"  uncertainty AUROC {results['uncertainty_auroc']:.3f}"
@@ -116,6 +143,15 @@ def print_results(results: dict[str, Any], console: Console, title: str = "Evalu
         )
     if results.get("reliability"):
         print_reliability(results["reliability"], console)
+
+
+def _ece_cell(entry: Mapping[str, Any]) -> str:
+    """``ECE (floor)``: the floor is what a perfectly calibrated model shows on as many pairs
+    (results saved before the floor was reported have none)."""
+    if "ece" not in entry:
+        return ""
+    floor = entry.get("ece_floor")
+    return f"{entry['ece']:.3f}" + ("" if floor is None else f" ({floor:.3f})")
 
 
 def print_reliability(bins: list[dict[str, Any]], console: Console) -> None:
