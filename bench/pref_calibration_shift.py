@@ -12,7 +12,8 @@ the defaults by held-out subsets rather than by dev.
 
     .venv/bin/python bench/pref_vs_trl.py --seed S --output runs/loso-sS      # S = 0, 1, 2
     .venv/bin/python bench/pref_calibration_shift.py --runs runs/loso-s0 runs/loso-s1 \\
-        runs/loso-s2 [--extra gpm=runs/loso-lr4-s0,runs/loso-lr4-s1,runs/loso-lr4-s2] [--write]
+        runs/loso-s2 [--extra gpm=runs/loso-tau015-s0,runs/loso-tau015-s1,runs/loso-tau015-s2] \\
+        [--write]
 """
 
 from __future__ import annotations

@@ -65,6 +65,11 @@ def bench_config(head: str, args: argparse.Namespace) -> PrefConfig:
             "dev_path": str(args.data_dir / "dev.jsonl"),
             "backbone": {"max_length": args.max_length},
             **({"learning_rate": args.learning_rate} if args.learning_rate else {}),
+            **(
+                {"label_smoothing": args.label_smoothing}
+                if args.label_smoothing is not None
+                else {}
+            ),
             "calibrate": False,
             "gpm": {
                 key: value
@@ -374,6 +379,12 @@ def main() -> None:
         "--gpm-tau", type=float, default=None, help="gpm/bayes_gpm tau (default: the config's)"
     )
     parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="termwise models' Bradley-Terry label smoothing (default: the config's)",
+    )
+    parser.add_argument(
         "--from-results",
         type=Path,
         nargs="+",
@@ -435,6 +446,7 @@ def main() -> None:
         + (f" --models {args.models}" if args.models != "trl,bt,gpm,bayes_gpm" else "")
         + (f" --gpm-tau {args.gpm_tau}" if args.gpm_tau is not None else "")
         + (f" --gpm-dim {args.gpm_dim}" if args.gpm_dim is not None else "")
+        + (f" --label-smoothing {args.label_smoothing}" if args.label_smoothing is not None else "")
         + (f" --rescore {args.rescore} --output {args.output}" if args.rescore else "")
         + sigma_flag(args)
         + " --write`"

@@ -23,6 +23,27 @@ def test_bradley_terry_weights_and_margin():
     assert out.values.tolist() == pytest.approx([2.0 * base, 0.5 * base], rel=1e-6)
 
 
+def test_bradley_terry_label_smoothing_matches_formula_and_stops_at_its_optimum():
+    eps = 0.1
+    gap = torch.tensor([2.0, -1.0, math.log(0.9 / 0.1)], requires_grad=True)
+    out = bradley_terry(gap, torch.zeros(3), margin=0.5, label_smoothing=eps)
+    d = [1.5, -1.5, math.log(9.0) - 0.5]
+    expected = [(1 - eps) * math.log1p(math.exp(-x)) + eps * math.log1p(math.exp(x)) for x in d]
+    assert out.values.tolist() == pytest.approx(expected, rel=1e-6)
+    plain = bradley_terry(torch.tensor([20.0]), torch.zeros(1), label_smoothing=0.0)
+    smoothed = bradley_terry(torch.tensor([20.0]), torch.zeros(1), label_smoothing=eps)
+    assert smoothed.values.item() > 1.0 > plain.values.item()  # a huge gap now costs
+    at_optimum = torch.tensor([math.log(9.0)], requires_grad=True)
+    bradley_terry(at_optimum, torch.zeros(1), label_smoothing=eps).values.sum().backward()
+    assert abs(at_optimum.grad.item()) < 1e-6
+
+
+@pytest.mark.parametrize("eps", [-0.1, 0.5])
+def test_bradley_terry_rejects_label_smoothing_outside_its_range(eps):
+    with pytest.raises(ValueError, match="label_smoothing"):
+        bradley_terry(torch.zeros(1), torch.zeros(1), label_smoothing=eps)
+
+
 @pytest.mark.parametrize("scale", [1e4, -1e4])
 def test_bradley_terry_stable_at_large_scores(scale):
     r_pos = torch.tensor([scale], requires_grad=True)

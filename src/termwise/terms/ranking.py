@@ -16,10 +16,12 @@ def bradley_terry(
     r_neg: Tensor,
     weight: Tensor | None = None,
     margin: float | Tensor = 0.0,
+    label_smoothing: float = 0.0,
 ) -> TermOutput:
     r"""Bradley-Terry ranking loss per pair.
 
-    .. math:: \ell_i = -w_i \log \sigma(r^+_i - r^-_i - m_i)
+    .. math:: \ell_i = -w_i [(1 - \epsilon) \log \sigma(d_i) + \epsilon \log \sigma(-d_i)],
+        \quad d_i = r^+_i - r^-_i - m_i
 
     ``logsigmoid`` is used rather than ``log(sigmoid(.))`` so the loss stays finite and
     exact at |r| = 1e4 (it becomes ``-x`` for very negative ``x`` instead of ``log(0)``).
@@ -30,6 +32,10 @@ def bradley_terry(
         weight: optional per-pair weights (e.g. negative-tier weights), broadcastable.
             The values are ``w * loss``; a weighted mean is ``values.sum() / w.sum()``.
         margin: required score gap, scalar or per pair.
+        label_smoothing: epsilon, the probability that a label is flipped (0: plain
+            Bradley-Terry). The loss is then least at ``d = log((1 - eps) / eps)``, so easy
+            pairs stop pushing their gap (and the model's confidence) up without bound; as
+            TRL's DPO ``label_smoothing`` (the conservative loss).
 
     Stats: ``accuracy`` (share of pairs ranked correctly, r+ > r-), ``mean_gap``.
 
@@ -38,8 +44,12 @@ def bradley_terry(
     >>> [round(v, 4) for v in out.values.tolist()], float(out.stats["accuracy"])
     ([0.1269, 0.6931], 0.5)
     """
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
     gap = r_pos - r_neg
     values = -F.logsigmoid(gap - margin)
+    if label_smoothing:
+        values = (1 - label_smoothing) * values - label_smoothing * F.logsigmoid(margin - gap)
     if weight is not None:
         values = values * weight
     detached = gap.detach()

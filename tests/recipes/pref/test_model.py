@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from termwise.models.backbone import apply_lora, load_backbone
+from termwise.recipes.pref.config import GPM_TAU
 from termwise.recipes.pref.data import PreferencePair, collate_pairs, encode_pairs
 from termwise.recipes.pref.model import (
     INITIAL_ABS_MU,
@@ -131,7 +132,7 @@ def _fitted_cycle_logits(kind: str, seed: int) -> torch.Tensor:
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     batch["prompt_mask"] = batch["attention_mask"]
     torch.manual_seed(seed)
-    model = PreferenceModel(ItemEmbedding(3, 16), 16, kind, "mean", dim=2)
+    model = PreferenceModel(ItemEmbedding(3, 16), 16, kind, "mean", dim=2, tau=GPM_TAU["gpm"])
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(300):
         loss = -torch.nn.functional.logsigmoid(model(batch).logits).mean()
@@ -145,7 +146,7 @@ def _fitted_cycle_logits(kind: str, seed: int) -> torch.Tensor:
 def test_gpm_at_the_default_dim_fits_a_preference_cycle_that_bt_cannot():
     # bt's three logits sum to zero (r_a - r_b + r_b - r_c + r_c - r_a): one is always wrong.
     assert all((_fitted_cycle_logits("bt", seed) > 0).sum() < 3 for seed in range(2))
-    # gpm fits all three from most starts (9 in 10 seeds measured; a start with the cycle's
-    # orientation reversed can settle at the all-tied point).
+    # gpm fits all three from most starts (10 in 10 seeds measured at tau 0.15, 9 in 10 at
+    # 0.1; a start with the cycle's orientation reversed can settle at the all-tied point).
     fitted = sum(bool((_fitted_cycle_logits("gpm", seed) > 0).all()) for seed in range(5))
     assert fitted >= 3

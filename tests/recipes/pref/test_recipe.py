@@ -42,11 +42,13 @@ def test_config_rejects_odd_dim_and_unknown_key(tmp_path):
         _config(tmp_path, bayes={"prior_variance": 0.1})
 
 
-def test_embedding_size_left_out_depends_on_the_kind(tmp_path):
-    assert _config(tmp_path, kind="gpm").gpm.dim == 2
-    assert _config(tmp_path, kind="bayes_gpm").gpm.dim == 8
-    assert _config(tmp_path, kind="gpm", gpm={"dim": 6, "tau": 0.2}).gpm.dim == 6
+def test_embedding_size_and_temperature_left_out_depend_on_the_kind(tmp_path):
+    gpm, bayes = _config(tmp_path, kind="gpm").gpm, _config(tmp_path, kind="bayes_gpm").gpm
+    assert (gpm.dim, gpm.tau, bayes.dim, bayes.tau) == (2, 0.15, 8, 0.1)
+    given = _config(tmp_path, kind="gpm", gpm={"dim": 6, "tau": 0.2}).gpm
+    assert (given.dim, given.tau) == (6, 0.2)
     assert _config(tmp_path, kind="gpm", gpm={"tau": 0.2}).gpm.dim == 2
+    assert _config(tmp_path, kind="gpm", gpm={"dim": 4}).gpm.tau == 0.15
     with pytest.raises(ValueError, match="gpm"):
         _config(tmp_path, kind="gpm", gpm=None)
 
@@ -85,6 +87,19 @@ def test_bt_loss_with_margin_and_centering(tmp_path):
     bt = -(math.log(sig(1.0 - 0.5)) + math.log(sig(-1.0))) / 2
     centering = ((2.0 + 1.0) ** 2 + (0.5 + 1.5) ** 2) / 2
     assert step.loss.item() == pytest.approx(bt + 0.01 * centering, rel=1e-6)
+
+
+def test_label_smoothing_reaches_the_pair_loss(tmp_path):
+    from termwise.recipes.pref.model import PairOutput
+
+    config = _config(tmp_path, kind="gpm", label_smoothing=0.2, use_margin=False)
+    out = PairOutput(torch.tensor([3.0, -1.0]))
+    step = make_loss(config, make_objective(config))(FakeModel(out), {}, 0)
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    expected = sum(0.8 * softplus(-x) + 0.2 * softplus(x) for x in (3.0, -1.0)) / 2
+    assert step.loss.item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        _config(tmp_path, label_smoothing=0.5)
 
 
 def test_bayes_loss_kl_against_hand_computation(tmp_path):

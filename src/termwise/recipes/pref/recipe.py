@@ -163,7 +163,12 @@ def make_loss(
         margin = batch["margin"] if config.use_margin else 0.0
         # bradley_terry(x, 0, margin) = -log sigmoid(x - margin) for any pair logit x.
         terms: dict[str, TermOutput | None] = {
-            "preference": bradley_terry(logits, torch.zeros_like(logits), margin=margin)
+            "preference": bradley_terry(
+                logits,
+                torch.zeros_like(logits),
+                margin=margin,
+                label_smoothing=config.label_smoothing,
+            )
         }
         stats: dict[str, Tensor] = {}
         if out.rewards is not None and "centering" in objective.names:
