@@ -626,7 +626,157 @@ def cases() -> list[Case]:
         Case("cli", "unknown command", ["lvm", "nothing"]),
         Case("cli", "missing required option", ["vae", "eval"]),
     ]
-    return out
+    return out + marker_cases() + config_cases()
+
+
+def marker_cases() -> list[Case]:
+    """Outputs judged termwise's own by the marker it writes, never by their shape; the
+    temporaries of an atomic swap never take a user's name."""
+    score = ["btrm", "score", "-m", "runs/btrm/model", "-i", "texts.jsonl", "-o"]
+    export = ["btrm", "export", "-m", "runs/btrm/model", "--neural-only", "-o"]
+    return [
+        Case(
+            "btrm score",
+            "-o a user's labelled file shaped like scores",
+            [*score, "gold.jsonl"],
+            setup=text_setup("gold.jsonl", '{"text": "x", "scores": {"label": 1}}\n'),
+            keep=["gold.jsonl"],
+            contains="--force",
+        ),
+        Case(
+            "pref eval",
+            "--json a user's file shaped like results",
+            ["pref", "eval", "-m", "runs/pref/model", "-d", "pairs.jsonl", "--json", "mine.json"],
+            setup=text_setup("mine.json", '{"overall": 0.5, "mine": true}'),
+            keep=["mine.json"],
+        ),
+        Case(
+            "btrm export",
+            "a user's .exp2.partial beside the output",
+            [*export, "exp2"],
+            setup=lambda s: _user_folder(s, ".exp2.partial"),
+            expect=0,
+            keep=[".exp2.partial"],
+        ),
+        Case(
+            "btrm export",
+            "--force over an export beside a user's .exp1.old",
+            [*export, "exp1", "--force"],
+            setup=lambda s: (run([*export, "exp1"], s), _user_folder(s, ".exp1.old")),
+            expect=0,
+            keep=[".exp1.old"],
+        ),
+        Case(
+            "btrm export",
+            "--force over an export holding a user's file",
+            [*export, "exp3", "--force"],
+            setup=lambda s: (
+                run([*export, "exp3"], s),
+                (s / "exp3" / "my_eval.txt").write_text("mine"),
+            ),
+            keep=["exp3"],
+            contains="my_eval.txt",
+        ),
+    ]
+
+
+def _user_folder(scratch: Path, name: str) -> None:
+    (scratch / name).mkdir(exist_ok=True)
+    (scratch / name / "keep.txt").write_text("a user's folder")
+
+
+BOMB = "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def config_cases() -> list[Case]:
+    """Hostile configs and data: refused in one line before anything is allocated."""
+    unknown_severity = '{"step": 1, "severity": "fatal", "code": "x.y", "message": "m"}\n'
+    return [
+        Case(
+            "vae train",
+            "a YAML alias bomb under an unknown key",
+            ["vae", "train", "-c", "bomb.yaml", "-o", "new"],
+            setup=text_setup(
+                "bomb.yaml", 'a: &a ["x", "x", "x", "x", "x", "x", "x", "x"]\n' + BOMB
+            ),
+            contains="aliases",
+        ),
+        Case(
+            "vae train",
+            "embed_dim 1.0e9",
+            ["vae", "train", "-c", "huge.yaml", "-o", "new"],
+            setup=with_yaml("vae.yaml", "huge.yaml", lambda d: d["model"].update(embed_dim=1.0e9)),
+            contains="less than or equal to 65536",
+        ),
+        Case(
+            "vae train",
+            "latent_dim 1000000",
+            ["vae", "train", "-c", "wide.yaml", "-o", "new"],
+            setup=with_yaml("vae.yaml", "wide.yaml", lambda d: d["model"].update(latent_dim=10**6)),
+            contains="model.latent_dim",
+        ),
+        Case(
+            "bayes-clf train",
+            "ohlcv with a time column the CSV lacks",
+            ["bayes-clf", "train", "-c", "bayes-time.yaml", "-o", "new"],
+            setup=with_yaml(
+                "bayes.yaml", "bayes-time.yaml", lambda d: d["data"].update(time_col="when")
+            ),
+            contains="time_col",
+        ),
+        Case(
+            "bayes-clf train",
+            "OHLCV columns missing names the config key",
+            ["bayes-clf", "train", "-c", "bayes-table.yaml", "-o", "new"],
+            setup=with_yaml(
+                "bayes.yaml", "bayes-table.yaml", lambda d: d["data"].update(path="table.csv")
+            ),
+            contains="data.ohlcv",
+        ),
+        Case(
+            "probe",
+            "a Latin-1 byte on line 2",
+            ["probe", "latin.csv", "--target", "y"],
+            setup=lambda s: (s / "latin.csv").write_bytes(b"a,y\n1,caf\xe9\n"),
+            contains="latin.csv:2: not UTF-8",
+        ),
+        Case(
+            "probe",
+            "a short CSV row",
+            ["probe", "short.csv", "--target", "y"],
+            setup=text_setup("short.csv", "a,b,y\n" + "1,2,0\n" * 30 + "4,5\n"),
+            contains="short.csv:32: 2 field(s)",
+        ),
+        Case(
+            "health explain",
+            "--all on a record with an unknown severity",
+            ["health", "explain", "runs/oddhealth", "--all"],
+            setup=lambda s: (
+                (s / "runs/oddhealth").mkdir(exist_ok=True),
+                (s / "runs/oddhealth/health.jsonl").write_text(unknown_severity),
+            ),
+            expect=0,
+            contains="1 unreadable line",
+        ),
+        Case(
+            "health recheck",
+            "a windows file with one malformed record",
+            ["health", "recheck", "runs/oddwindows"],
+            setup=lambda s: _odd_windows(s),
+            expect=0,
+            contains="1 malformed record",
+        ),
+    ]
+
+
+def _odd_windows(scratch: Path) -> None:
+    target = scratch / "runs/oddwindows"
+    if not target.exists():
+        shutil.copytree(scratch / "runs/demo/run1", target)
+    with (target / "health_windows.jsonl").open("a") as handle:
+        handle.write('{"kind": "window", "step": "three", "means": []}\n')
 
 
 def last_line(text: str) -> str:
@@ -677,6 +827,98 @@ def kill_cases(scratch: Path) -> list[tuple[str, str, bool, str]]:
     return [first, second]
 
 
+def duplicated_rows(run_dir: Path) -> int:
+    """Rows of ``scalars.csv`` whose (step, name) came before: "every step once"."""
+    rows = (run_dir / "scalars.csv").read_text().splitlines()[1:]
+    keys = [tuple(row.split(",")[:2]) for row in rows]
+    return len(keys) - len(set(keys))
+
+
+def live_run_cases(scratch: Path) -> list[tuple[str, str, bool, str]]:
+    """A second train on a live run (any flag), then kill -9 and two resumes."""
+    live = yaml.safe_load((scratch / "vae.yaml").read_text())
+    live["stages"] = [{"name": "main", "epochs": 400}]
+    live["trainer"]["checkpoint_every"] = 3
+    write_yaml(scratch / "vae-live.yaml", live)
+    base = ["vae", "train", "-c", "vae-live.yaml", "-o", "runs/live"]
+    process = subprocess.Popen(
+        [*TERMWISE, *base], cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not list((scratch / "runs/live/checkpoints").glob("step_*")):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    results = []
+    for flag in ("--resume", "--overwrite"):
+        second = run([*base, flag], scratch)
+        errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+        ok = (
+            second.returncode == 2
+            and "Traceback" not in second.stderr
+            and len(errors) == 1
+            and "another termwise run" in errors[0]
+            and (scratch / "runs/live/.termwise-run.json").is_file()
+        )
+        said = errors[0].removeprefix("error: ") if errors else last_line(second.stderr)
+        results.append(("vae train", f"{flag} on a live run", ok, said[:150]))
+    process.kill()  # kill -9: no clean-up of any kind
+    process.wait()
+    live["stages"] = [{"name": "main", "epochs": 3}]
+    write_yaml(scratch / "vae-live.yaml", live)
+    for name in ("--resume after kill -9", "--resume of the finished run"):
+        resumed = run([*base, "--resume"], scratch)
+        twice = duplicated_rows(scratch / "runs/live")
+        ok = resumed.returncode == 0 and "Traceback" not in resumed.stderr and twice == 0
+        results.append(
+            ("vae train", name, ok, f"exit {resumed.returncode}; {twice} duplicated log rows")
+        )
+    return results
+
+
+def serve_cases(scratch: Path) -> list[tuple[str, str, bool, str]]:
+    """Bodies Python's JSON reader takes and no JSON writer can echo: never a 5xx."""
+    import http.client
+
+    bodies = [
+        ("/score", b'{"texts": [NaN]}'),
+        ("/score", b'{"texts": ["ok", -Infinity]}'),
+        ("/get_reward", b'{"query": [1e999]}'),
+        ("/get_reward", b'{"query": ["ok"], "head": ["\\udbff"]}'),
+        ("/score", b'{"texts": {"\\ud834": "x"}}'),
+        ("/prefer", b'{"prompt": "p", "a": "x", "b": "y", "calibrated": Infinity}'),
+        ("/prefer", b'{"prompt": NaN, "a": ["\\udc80"], "b": "y"}'),
+    ]
+    results = []
+    for model in ("runs/btrm/model", "runs/pref/model"):
+        args = [*TERMWISE, "serve", "-m", model, "--port", "0"]
+        server = subprocess.Popen(
+            args, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert server.stderr is not None
+            line = ""  # "serving ... on http://127.0.0.1:PORT (docs...", perhaps wrapped
+            while "http://127.0.0.1:" not in line and server.poll() is None:
+                line = server.stderr.readline()
+            port = int(line.split("http://127.0.0.1:")[1].split()[0])
+            statuses = []
+            for path, body in bodies:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                headers = {"content-type": "application/json"}
+                connection.request("POST", path, body=body, headers=headers)
+                statuses.append(connection.getresponse().status)
+                connection.close()
+        except (OSError, IndexError, ValueError, AssertionError) as error:
+            statuses = [f"no answer ({error})"]
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        ok = all(isinstance(code, int) and code < 500 for code in statuses)
+        said = "statuses " + ", ".join(str(code) for code in statuses)
+        results.append(("serve", f"NaN, infinities, lone surrogates ({model})", ok, said))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="Write docs/reliability.md.")
@@ -693,7 +935,9 @@ def main() -> None:
         print(f"{'ok  ' if ok else 'FAIL'} {case.family}: {case.name}: {said}", flush=True)
     results.append(busy_port_case(scratch))
     results += kill_cases(scratch)
-    for row in results[-3:]:
+    results += live_run_cases(scratch)
+    results += serve_cases(scratch)
+    for row in results[-9:]:
         print(f"{'ok  ' if row[2] else 'FAIL'} {row[0]}: {row[1]}: {row[3]}", flush=True)
     failed = [r for r in results if not r[2]]
     minutes = (time.monotonic() - started) / 60

@@ -122,3 +122,73 @@ def test_old_pref_key_head_still_works_with_a_warning(tmp_path):
         config = PrefConfig.model_validate({"head": "gpm", "train_path": str(train)})
     assert config.kind == "gpm"
     assert any(issubclass(w.category, TermwiseDeprecationWarning) for w in caught)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, monkeypatch, capsys):
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\n")  # 9**9 values once expanded
+    code, err = run_main(monkeypatch, capsys, "vae", "train", "-c", str(path), "-o", "r")
+    assert_one_line_exit_2(code, err, "bomb.yaml", "aliases")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_config_with_a_few_aliases_still_loads(tmp_path):
+    from termwise.config import load_yaml_config
+    from termwise.trainer.config import TrainerConfig
+
+    path = tmp_path / "t.yaml"
+    path.write_text("max_steps: &n 40\nlog_every: *n\n")
+    assert load_yaml_config(path, TrainerConfig).log_every == 40
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "limit"),
+    [
+        ("model", "embed_dim", 1.0e9, "65536"),
+        ("model", "latent_dim", 10**6, "65536"),
+        ("model", "encoder_layers", 10**5, "1024"),
+        ("trainer", "batch_size", 10**8, "1000000"),
+        ("trainer", "max_steps", 10**12, "1000000000"),
+    ],
+)
+def test_absurd_sizes_are_refused_with_their_limit(
+    section, field, value, limit, tmp_path, monkeypatch, capsys
+):
+    import yaml
+
+    path = tmp_path / "vae.yaml"
+    assert run_main(monkeypatch, capsys, "vae", "gen-config", "-o", str(path))[0] == 0
+    config = yaml.safe_load(path.read_text())
+    config[section][field] = value
+    path.write_text(yaml.safe_dump(config))
+    code, err = run_main(monkeypatch, capsys, "vae", "train", "-c", str(path), "-o", "r")
+    assert_one_line_exit_2(code, err, f"{section}.{field}", f"less than or equal to {limit}")
+
+
+@pytest.mark.parametrize(
+    ("data", "fragments"),
+    [
+        (", ohlcv: true", ["time_col: not used with ohlcv: true"]),
+        (", features: [f0, nope]", ["data.features", "no column 'nope'"]),
+    ],
+)
+def test_bayes_clf_names_its_config_keys(data, fragments, tmp_path, monkeypatch, capsys):
+    config = _bayes(tmp_path, data=data)
+    out = str(tmp_path / "r")
+    code, err = run_main(monkeypatch, capsys, "bayes-clf", "train", "-c", str(config), "-o", out)
+    assert_one_line_exit_2(code, err, *fragments)
+
+
+def test_bayes_clf_ohlcv_without_bars_names_the_config_key(tmp_path, monkeypatch, capsys):
+    series = _series(tmp_path / "s.csv")
+    path = tmp_path / "bayes.yaml"
+    path.write_text(f"data: {{path: {series}, target: direction_5, ohlcv: true}}\n")
+    out = str(tmp_path / "r")
+    code, err = run_main(monkeypatch, capsys, "bayes-clf", "train", "-c", str(path), "-o", out)
+    assert_one_line_exit_2(code, err, "data.ohlcv: true needs columns open")
+    assert "--ohlcv" not in err

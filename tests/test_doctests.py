@@ -17,6 +17,7 @@ ENGINE = [
     "termwise.objective",
     "termwise.health.monitor",
     "termwise.data.jsonl",
+    "termwise.data.outputs",
     "termwise.models.saved",
 ]
 

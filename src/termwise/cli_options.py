@@ -31,17 +31,19 @@ AUTO_FIX: int = typer.Option(
 )
 
 
-def check_eval_files(data: Path, model: Path, json_out: Path | None, force: bool, key: str) -> None:
+def check_eval_files(
+    data: Path, model: Path, json_out: Path | None, force: bool, command: str
+) -> None:
     """An eval command's files, before any model loads: ``data`` is readable, and ``--json``
-    overwrites no input and, without ``--force``, only a results file it wrote (one with
-    ``key``)."""
-    from termwise.data.jsonl import check_output, check_readable, json_output_with
+    overwrites no input and, without ``--force``, only a results file ``command`` wrote
+    (its marker says so: :func:`termwise.data.outputs.is_own_output`)."""
+    from termwise.data.jsonl import check_output, check_readable
     from termwise.trainer.run_dir import model_inputs
 
     check_readable(data, "data file")
     if json_out is not None:
         inputs = (data, *model_inputs(model))
-        check_output(json_out, *inputs, option="--json", force=force, own=json_output_with(key))
+        check_output(json_out, *inputs, option="--json", force=force, owner=command)
 
 
 def read_config(path: Path, module: str, name: str) -> Any:

@@ -19,6 +19,18 @@ from termwise.errors import TermwiseUserError, suggest
 
 ModelT = TypeVar("ModelT", bound="StrictModel")
 
+# Upper bounds of the size fields: far above anything trained on one machine, low enough
+# that a typo (1.0e9) is refused here, with its limit, before anything is allocated.
+MAX_WIDTH = 65_536  # hidden sizes, embedding, latent and LoRA widths
+MAX_DEPTH = 1_024  # layers, attention heads, latent tokens, workers, kept checkpoints
+MAX_LENGTH = 1_000_000  # tokens or sentences per example, window lengths
+MAX_BATCH = 1_000_000  # examples per batch
+MAX_SAMPLES = 100_000  # Monte Carlo or importance samples per example
+MAX_COUNT = 10**9  # steps, epochs, examples, rows, vocabulary entries
+# What a YAML config may be: a document a person writes, never an alias bomb.
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_CONFIG_NODES = 100_000  # values after aliases are expanded
+
 
 def _existing_file(path: Path) -> Path:
     if path.is_dir():
@@ -75,6 +87,58 @@ def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
     return line
 
 
+def compose_bounded(text: str, path: Path) -> yaml.Node | None:
+    """The YAML node tree of ``text``, refused (one error naming ``path``) when it is not
+    YAML, nests too deeply, or expands past :data:`MAX_CONFIG_NODES` values through its
+    aliases (a "billion laughs" document composes in microseconds and then hangs whatever
+    walks it)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = None if mark is None else mark.line + 1
+        problem = getattr(err, "problem", None) or str(err)
+        raise TermwiseUserError(f"invalid YAML: {problem}", path=path, line=line) from None
+    except RecursionError:
+        raise TermwiseUserError("YAML nested too deeply for a config", path=path) from None
+    if node is not None and _expanded_size(node, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+        raise TermwiseUserError(
+            f"YAML expands to over {MAX_CONFIG_NODES} values through its aliases (&/*); "
+            "a config needs no such structure",
+            path=path,
+        )
+    return node
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many nodes ``root`` is with every alias expanded, counted up to just past
+    ``limit``: each distinct node is sized once (memoised), so a bomb costs its own size."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            total = 1 + sum(sizes.get(id(child), 0) for child in children)
+            sizes[id(node)] = min(total, limit + 1)
+            continue
+        stack.append((node, True))
+        if len(stack) > limit:
+            return limit + 1
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
     """Parse and validate ``path``; any problem raises one :class:`TermwiseUserError`
     naming the file, line and field."""
@@ -83,6 +147,11 @@ def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
         raise TermwiseUserError("is a directory, expected a YAML config file", path=path)
     if not path.is_file():
         raise TermwiseUserError("config file not found", path=path)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise TermwiseUserError(
+            f"{path.stat().st_size} bytes, over the limit of {MAX_CONFIG_BYTES} for a config",
+            path=path,
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -92,15 +161,9 @@ def load_yaml_config(path: str | Path, model: type[ModelT]) -> ModelT:
             path=path,
             line=raw[: error.start].count(b"\n") + 1,
         ) from None
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = None if mark is None else mark.line + 1
-        problem = getattr(err, "problem", None) or str(err)
-        raise TermwiseUserError(f"invalid YAML: {problem}", path=path, line=line) from None
+    node = compose_bounded(text, path)
     _refuse_duplicate_keys(node, path)
+    data = None if node is None else yaml.SafeLoader("").construct_document(node)
     if data is None:
         data = {}
     if not isinstance(data, dict):

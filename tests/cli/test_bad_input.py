@@ -120,6 +120,23 @@ def test_a_failing_score_keeps_the_previous_output(model_dir, tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
+def test_a_users_file_shaped_like_scores_is_kept_and_its_own_output_rescored(
+    model_dir, texts, tmp_path, monkeypatch, capsys
+):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"text": "mine", "scores": {"label": 1}}\n')  # the shape of our output
+    args = ["btrm", "score", "-m", str(model_dir), "-i", str(texts), "-o"]
+    code, err = run_main(monkeypatch, capsys, *args, str(gold))
+    assert_one_line_exit_2(code, err, "--output exists and was not written by this command")
+    assert gold.read_text() == '{"text": "mine", "scores": {"label": 1}}\n'
+    out = tmp_path / "scored.jsonl"
+    assert run_main(monkeypatch, capsys, *args, str(out))[0] == 0
+    assert run_main(monkeypatch, capsys, *args, str(out))[0] == 0  # its own: no --force
+    out.write_text(out.read_text() + '{"text": "added by hand"}\n')
+    code, err = run_main(monkeypatch, capsys, *args, str(out))
+    assert_one_line_exit_2(code, err, "--output exists and was not written by this command")
+
+
 @pytest.mark.parametrize(
     ("record", "message"),
     [

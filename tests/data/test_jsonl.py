@@ -75,7 +75,8 @@ def test_a_crash_between_the_renames_leaves_the_old_folder_aside(tmp_path, monke
     monkeypatch.setattr(Path, "rename", crash_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         replace_directory(tmp_path / "new", tmp_path / "model")
-    assert (tmp_path / ".model.old" / "weights").read_text() == "old"
+    (aside,) = tmp_path.glob(".model.*.termwise-old")
+    assert (aside / "weights").read_text() == "old"
 
 
 @pytest.mark.parametrize("case", ["directory", "same as input", "under a file"])
@@ -98,3 +99,12 @@ def test_outputs_that_cannot_work_are_refused(tmp_path, case):
 def test_require_text_says_which_problem(tmp_path, record, reason):
     with pytest.raises(TermwiseUserError, match=f"f.jsonl:4: t: .*{reason}"):
         require_text(record, "t", tmp_path / "f.jsonl", 4)
+
+
+def test_a_bad_byte_in_a_record_is_named_at_its_line_and_column(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"t\xe9xt": 2}\n')
+    with pytest.raises(
+        TermwiseUserError, match=r"r.jsonl:2: not UTF-8 text \(byte 0xe9 at column 4\)"
+    ):
+        list(iter_records(path))

@@ -93,3 +93,25 @@ def test_ohlcv_needs_price_columns(tmp_path):
     broken.loc[5, "Close"] = -1
     with pytest.raises(TermwiseUserError, match="data row 6"):
         ohlcv.build(broken, "bars.csv")
+
+
+def test_a_bad_byte_is_reported_at_its_line(tmp_path):
+    from termwise.data.tabular import read_table
+    from termwise.errors import TermwiseUserError
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,y\n1,caf\xe9\n")
+    with pytest.raises(
+        TermwiseUserError, match=r"t.csv:2: not UTF-8 text \(byte 0xe9 at column 6\)"
+    ):
+        read_table(path)
+
+
+def test_a_short_csv_row_is_named_as_such(tmp_path):
+    from termwise.data.tabular import read_table
+    from termwise.errors import TermwiseUserError
+
+    path = tmp_path / "t.csv"
+    path.write_text('a,b,y\n1,"two\nlines",0\n4,5\n')  # a quoted field spans lines 2 and 3
+    with pytest.raises(TermwiseUserError, match="t.csv:4: 2 field.s., the header has 3"):
+        read_table(path)

@@ -93,3 +93,14 @@ def test_a_corrupt_windows_file_is_one_clear_error(tmp_path):
     (tmp_path / WINDOWS_FILE).write_bytes(b'{"kind": "window", "step": 3}\n')
     with pytest.raises(TermwiseUserError, match="not a windows file"):
         recheck(tmp_path)
+
+
+def test_a_malformed_window_record_is_skipped_and_counted(tmp_path):
+    from termwise.health.windows import read_records
+
+    path = tmp_path / WINDOWS_FILE
+    good = '{"kind": "metrics", "step": 4, "metrics": {"val_loss": "nan"}}'
+    path.write_text(f'{good}\n{{"kind": "window", "step": "three", "means": []}}\n[1]\n')
+    bad: list[str] = []
+    assert [r["step"] for r in read_records(path, bad)] == [4]
+    assert len(bad) == 2 and bad[0].endswith(":2: step, index, steps: expected integers")

@@ -142,3 +142,17 @@ def test_bad_report_input_is_one_line(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     page = html.unescape((tmp_path / "run" / "report.html").read_text())
     assert "no scalars.csv" in page and images(page) == []
+    code, err = run_main(monkeypatch, capsys, "report", str(tmp_path / "run"))
+    assert code == 0, err  # its own page, marked when written: rewritten without --force
+
+
+def test_a_report_with_an_eval_json_of_another_shape_still_gets_a_page(
+    tmp_path, monkeypatch, capsys
+):
+    import orjson
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "eval.json").write_bytes(orjson.dumps({"recipe": "pref", "reliability": [7]}))
+    page = report_of(run, monkeypatch, capsys)
+    assert "eval.json: a field of an unexpected shape" in page

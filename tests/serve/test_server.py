@@ -273,3 +273,35 @@ def test_bad_serve_input_is_one_line(case, message, reward_dir, tmp_path, monkey
         args += ["--token-file", str(tmp_path / "token")]
     code, err = run_main(monkeypatch, capsys, *args)
     assert_one_line_exit_2(code, err, message)
+
+
+# Bodies Python's JSON reader accepts that no JSON writer can echo back: NaN, infinities
+# (1e400 parses to inf), lone surrogates, where a text, a list, a flag or a key was expected.
+HOSTILE_BODIES = [
+    ("/get_reward", b'{"query": NaN}'),
+    ("/get_reward", b'{"query": [Infinity]}'),
+    ("/get_reward", b'{"query": ["ok", 1e400]}'),
+    ("/get_reward", b'{"query": "\\ud800"}'),
+    ("/get_reward", b'{"query": ["ok"], "head": -Infinity}'),
+    ("/score", b'{"texts": [NaN], "\\udc00": 1}'),
+    ("/score", b'{"\\ud800": ["x"]}'),
+    ("/prefer", b'{"prompt": "p", "a": "x", "b": "y", "calibrated": NaN}'),
+    ("/prefer", b'{"prompt": 1e400, "a": "x", "b": "y"}'),
+    ("/prefer", b'{"prompt": ["\\udfff"], "a": [NaN], "b": {"\\ud800": 1}}'),
+]
+
+
+@pytest.mark.parametrize("kind", ["btrm", "bt"])
+def test_no_hostile_body_gets_a_5xx_and_each_names_its_field(kind, reward_dir, preference_dirs):
+    directory = reward_dir if kind == "btrm" else preference_dirs["bt"]
+    json_type = {"content-type": "application/json"}
+    with Running(load_served(directory), head="a" if kind == "btrm" else None) as server:
+        for path, body in HOSTILE_BODIES:
+            answer = httpx.post(server.url + path, content=body, headers=json_type, timeout=60)
+            assert answer.status_code < 500, (path, body, answer.text)
+            assert answer.status_code in (400, 422), (path, body, answer.text)
+            answer.json()  # a JSON body, whatever the input was
+        nan = httpx.post(server.url + "/get_reward", content=b'{"query": [NaN]}', headers=json_type)
+        assert nan.status_code == 422
+        assert ["body", "query", 0] in [each["loc"] for each in nan.json()["detail"]]
+        assert server.post("/get_reward", {"query": ["still serving"]}).status_code in (200, 400)

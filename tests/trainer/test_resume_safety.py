@@ -126,3 +126,41 @@ def test_overwrite_replaces_a_run_and_the_config_is_recorded(tmp_path):
     assert [p.name for p in path.iterdir()] == [".termwise-run.json"]  # a new run, marked
     write_run_config(path, TrainerConfig(max_steps=7))
     assert "max_steps: 7" in (path / "config.yaml").read_text()
+
+
+def _eval_rows(run_dir):
+    rows = (run_dir / SCALARS_FILE).read_text().splitlines()[1:]
+    return Counter(tuple(row.split(",")[:2]) for row in rows if ",eval/" in row)
+
+
+def test_resuming_a_finished_run_writes_nothing_twice(tmp_path):
+    run = tmp_path / "run"
+    first, _ = build(run, checkpoint_every=4, log_every=1)  # a checkpoint at the last step
+    first.fit()
+    logs = {name: (run / name).read_bytes() for name in (SCALARS_FILE, "metrics.jsonl")}
+    again, _ = build(run, checkpoint_every=4, log_every=1)
+    result = again.fit(resume=True)
+    assert {name: (run / name).read_bytes() for name in logs} == logs
+    assert _eval_rows(run) == {("12", "eval/train_loss"): 1}
+    assert result.metrics == {"train_loss": 1.0}  # the report keeps the final metrics
+
+
+def test_a_kill_after_the_final_evaluation_logs_it_once_on_resume(tmp_path, monkeypatch):
+    from termwise.trainer.checkpoint import CheckpointManager
+
+    run = tmp_path / "run"
+
+    def killed(self, checkpoint, state):
+        raise KeyboardInterrupt  # after the final evaluation, before it is recorded
+
+    monkeypatch.setattr(CheckpointManager, "update_state", killed)
+    first, _ = build(run, checkpoint_every=4, log_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    assert _eval_rows(run) == {("12", "eval/train_loss"): 1}
+    monkeypatch.undo()
+    again, _ = build(run, checkpoint_every=4, log_every=1)
+    again.fit(resume=True)
+    assert _eval_rows(run) == {("12", "eval/train_loss"): 1}
+    metrics = (run / "metrics.jsonl").read_text().splitlines()
+    assert [line.count('"step":12') for line in metrics] == [1]

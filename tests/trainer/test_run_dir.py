@@ -42,6 +42,19 @@ def test_overwrite_removes_the_run_files_and_keeps_the_rest(tmp_path):
     assert (run / "notes" / "keep.txt").read_text() == "mine"
 
 
+def test_overwrite_removes_the_markers_of_run_outputs_and_temporaries_only(tmp_path):
+    run = _run(
+        tmp_path / "run",
+        ".report.html.termwise.json",  # the marker of the run's report: the run's
+        ".thesis.tex.termwise.json",  # named like a marker, of a user's file: kept
+        ".model.partial/",  # a user's folder named as older termwise temporaries were
+        ".model.123-0123abcd.termwise-partial",  # a file temporary of an interrupted write
+    )
+    prepare_run_dir(run, overwrite=True)
+    names = sorted(p.name for p in run.iterdir())
+    assert names == sorted([RUN_MARKER, ".model.partial", ".thesis.tex.termwise.json"])
+
+
 def test_a_folder_with_run_like_files_but_no_marker_is_never_replaced(tmp_path):
     project = tmp_path / "proj"
     project.mkdir()

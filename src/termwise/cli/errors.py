@@ -60,6 +60,17 @@ def os_error_line(error: OSError) -> str:
     return f"{where}: {reason.lower()}" if where else reason.lower()
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """An allocation that failed (Python's, torch's CPU allocator, CUDA), not a bug."""
+    text = str(error)
+    return (
+        isinstance(error, MemoryError)
+        or type(error).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "not enough memory" in text
+    )
+
+
 def usage_line(error: typer.TyperException) -> str:
     """A command-line option error as one line, with where to read the options."""
     format_message = getattr(error, "format_message", None)
@@ -117,6 +128,15 @@ def _run(app: typer.Typer, err: Console) -> int:
         return 1
     except OSError as error:
         err.print(f"error: {os_error_line(error)}", markup=False)
+        return 2
+    except (MemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error):
+            raise
+        err.print(
+            "error: out of memory: the model or a batch is too large for this machine "
+            "(lower the config's sizes or trainer.batch_size)",
+            markup=False,
+        )
         return 2
     if result == 130:  # typer turns Ctrl-C (and our SIGTERM) into exit status 130
         return _interrupted(err)

@@ -47,12 +47,14 @@ def find_column(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((columns[n] for n in names if n in columns), None)
 
 
-def build(raw: pd.DataFrame, path: str) -> OhlcvFrame:
+def build(raw: pd.DataFrame, path: str, option: str = "--ohlcv") -> OhlcvFrame:
+    """Features and targets from OHLCV bars; ``option`` is how the caller's user asked for
+    them (a flag, a config key), for the error when a column is missing."""
     columns = {str(c).lower(): str(c) for c in raw.columns}
     missing = [n for n in ("open", "high", "low", "close", "volume") if n not in columns]
     if missing:
         raise TermwiseUserError(
-            f"--ohlcv needs columns open, high, low, close, volume "
+            f"{option} needs columns open, high, low, close, volume "
             f"(any case); missing {', '.join(missing)}",
             path=path,
         )

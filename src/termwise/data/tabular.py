@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,9 @@ def read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            separator = "\t" if suffix == ".tsv" else ","
+            check_delimited(path, separator)
+            return pd.read_csv(path, sep=separator)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except (pd.errors.ParserError, ValueError, OSError) as error:
@@ -29,6 +33,35 @@ def read_table(path: Path) -> pd.DataFrame:
     raise TermwiseUserError(
         f"unknown table format {suffix!r}: use .csv, .tsv, .parquet or .jsonl", path=path
     )
+
+
+def check_delimited(path: Path, separator: str) -> None:
+    """What pandas would not say with the line: a byte that is not UTF-8, and a row with
+    fewer fields than the header (pandas fills them with NaN, reported later as missing)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        start = raw.rfind(b"\n", 0, bad.start) + 1
+        raise TermwiseUserError(
+            f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at column {bad.start - start + 1}); "
+            "save the file as UTF-8",
+            path=path,
+            line=raw.count(b"\n", 0, bad.start) + 1,
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    try:
+        header = next(reader, None)
+        short = next((row for row in reader if row and len(row) < len(header or ())), None)
+    except csv.Error:
+        return  # a field over csv's size limit: pandas reads it, and reports what it finds
+    if header is not None and short is not None:
+        raise TermwiseUserError(
+            f"{len(short)} field(s), the header has {len(header)}; a short row is not a "
+            "missing value",
+            path=path,
+            line=reader.line_num,
+        )
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:

@@ -63,7 +63,14 @@ def recheck_run(
     console = Console()
     for run in runs:
         title = f"Health of {run}, rechecked"
-        print_summary(recheck(run), console, title=title, include_info=all_findings)
+        skipped: list[str] = []
+        print_summary(
+            recheck(run, skipped=skipped), console, title=title, include_info=all_findings
+        )
+        if skipped:
+            console.print(
+                f"({len(skipped)} malformed record(s) skipped; first: {skipped[0]})", markup=False
+            )
 
 
 @health_app.command("fix")

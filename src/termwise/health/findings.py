@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,17 +42,34 @@ class Finding:
         return orjson.dumps(asdict(self), option=orjson.OPT_SERIALIZE_NUMPY)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(
-            step=int(data["step"]),
-            severity=data["severity"],
-            code=str(data["code"]),
-            message=str(data["message"]),
-            suggestion=str(data.get("suggestion", "")),
-            evidence=dict(data.get("evidence", {})),
-            subject=str(data.get("subject", "")),
-            changes=[dict(c) for c in data.get("changes", [])],
-        )
+    def from_dict(cls, data: Any) -> Finding:
+        """A finding as ``to_json`` wrote it; anything else (a field of another type, an
+        unknown severity, a change without its config key) raises ValueError, so readers
+        skip and count the record instead of failing later on it."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a finding is a JSON object, not {type(data).__name__}")
+        step, severity = data.get("step"), data.get("severity")
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise ValueError(f"step: expected an integer, got {step!r}")
+        if severity not in SEVERITY_RANK:
+            raise ValueError(f"severity: {severity!r} is not one of {', '.join(SEVERITY_RANK)}")
+        texts = {k: data.get(k, "") for k in ("code", "message", "suggestion", "subject")}
+        if not all(isinstance(v, str) for v in texts.values()) or not texts["code"]:
+            raise ValueError("code, message, suggestion and subject must be strings (code set)")
+        evidence, changes = data.get("evidence", {}), data.get("changes", [])
+        if not isinstance(evidence, dict) or not isinstance(changes, list):
+            raise ValueError("evidence must be an object and changes a list")
+        if not all(_is_change(c) for c in changes):
+            raise ValueError("every change must be an object with a config_key and a number 'to'")
+        return cls(step=step, severity=severity, evidence=dict(evidence), changes=changes, **texts)
+
+
+def _is_change(change: Any) -> bool:
+    """``{"config_key": str, "to": number, ...}``, what ``health fix`` applies."""
+    if not isinstance(change, dict) or not isinstance(change.get("config_key"), str):
+        return False
+    to = change.get("to")
+    return isinstance(to, int | float) and not isinstance(to, bool) and math.isfinite(to)
 
 
 @dataclass

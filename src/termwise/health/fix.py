@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from termwise.config import compose_bounded
 from termwise.errors import TermwiseUserError
 from termwise.health.findings import HEALTH_FILE, Finding, group_findings, read_findings
 
@@ -123,9 +124,9 @@ def fix_config(
             wanted.setdefault(str(change["config_key"]), []).append((finding, change))
     try:
         text = config_path.read_text(encoding="utf-8")
-        root = yaml.compose(text)
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
+    except UnicodeDecodeError as error:
         raise TermwiseUserError(f"unreadable config ({error})", path=config_path) from None
+    root = compose_bounded(text, config_path)
     if root is None:
         raise TermwiseUserError("empty config", path=config_path)
     lines = text.splitlines()

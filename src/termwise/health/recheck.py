@@ -13,9 +13,12 @@ from termwise.health.monitor import HealthMonitor
 from termwise.health.windows import WINDOWS_FILE, number_back, read_records
 
 
-def recheck(run_dir: Path, rules: Iterable[Rule] | None = None) -> list[Finding]:
+def recheck(
+    run_dir: Path, rules: Iterable[Rule] | None = None, skipped: list[str] | None = None
+) -> list[Finding]:
     """The findings today's ``rules`` (default: every built-in rule) give on the windows a
-    run recorded."""
+    run recorded. A malformed record is skipped and described in ``skipped`` when given; a
+    file with no readable record at all is refused."""
     path = run_dir / WINDOWS_FILE
     if not path.is_file():
         raise TermwiseUserError(
@@ -23,12 +26,16 @@ def recheck(run_dir: Path, rules: Iterable[Rule] | None = None) -> list[Finding]
             path=run_dir,
         )
     monitor = HealthMonitor(rules=rules)
-    try:
-        _replay(monitor, read_records(path))
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    bad: list[str] = []
+    records = read_records(path, bad)
+    if bad and not records:
         raise TermwiseUserError(
-            f"not a windows file written by termwise ({error!r})", path=path
-        ) from None
+            f"not a windows file written by termwise (no readable record; first: {bad[0]})",
+            path=path,
+        )
+    _replay(monitor, records)
+    if skipped is not None:
+        skipped.extend(bad)
     return monitor.findings
 
 

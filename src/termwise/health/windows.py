@@ -49,15 +49,56 @@ def number_back(value: Any) -> float:
     return float(value)  # float("nan") / float("inf") read the repr back
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a windows file; a half-written last line (a run still writing) is
-    skipped."""
+def read_records(path: Path, bad: list[str] | None = None) -> list[dict[str, Any]]:
+    """The well-formed records of a windows file. A line that is not one (a half-written last
+    line of a run still writing, a field of another type) is skipped, and described in
+    ``bad`` when given."""
     records = []
-    for raw in path.read_bytes().splitlines():
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
         try:
             record = orjson.loads(raw)
+            problem = _problem(record)
         except orjson.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("kind") in ("window", "metrics"):
-            records.append(record)  # fields are checked where they are read
+            problem = "not JSON"
+        if problem is None:
+            records.append(record)
+        elif bad is not None:
+            bad.append(f"{path}:{number}: {problem}")
     return records
+
+
+def _problem(record: Any) -> str | None:
+    """Why ``record`` is not a window or metrics record as :func:`window_line` and
+    :func:`metrics_line` write them (None when it is one)."""
+    if not isinstance(record, dict) or record.get("kind") not in ("window", "metrics"):
+        return "not a window or metrics record"
+    integers = ("step",) if record["kind"] == "metrics" else ("step", "index", "steps")
+    if not all(_is_int(record.get(k)) for k in integers):
+        return f"{', '.join(integers)}: expected integers"
+    numbers = record.get("metrics" if record["kind"] == "metrics" else "means")
+    if not isinstance(numbers, dict) or not all(_is_number(v) for v in numbers.values()):
+        return "metrics or means: expected an object of numbers"
+    if record["kind"] == "metrics":
+        return None
+    terms, roles = record.get("terms"), record.get("roles")
+    if not isinstance(terms, list) or not isinstance(roles, list) or len(terms) != len(roles):
+        return "terms and roles: expected two lists of the same length"
+    if not all(isinstance(v, str) for v in terms + roles):
+        return "terms and roles: expected strings"
+    if not _is_int(record.get("nonfinite_steps", 0)):
+        return "nonfinite_steps: expected an integer"
+    if not isinstance(record.get("config_keys", {}), dict):
+        return "config_keys: expected an object"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):  # _number writes NaN and infinities as their repr
+        return value in ("nan", "inf", "-inf")
+    return isinstance(value, int | float) and not isinstance(value, bool)

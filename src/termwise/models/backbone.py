@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from termwise.config import StrictModel
+from termwise.config import MAX_COUNT, MAX_LENGTH, MAX_WIDTH, StrictModel
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:
@@ -33,7 +33,9 @@ class BackboneConfig(StrictModel):
     pooling: Literal["auto", "mean", "last"] = Field(
         "auto", description="mean for encoders, last non-pad token for causal LMs (auto)."
     )
-    max_length: int = Field(256, ge=32, description="Tokens per training sample, prompt included.")
+    max_length: int = Field(
+        256, le=MAX_LENGTH, ge=32, description="Tokens per training sample, prompt included."
+    )
     score_max_length: int | None = Field(
         None,
         ge=32,
@@ -69,8 +71,8 @@ class LoraConfig(StrictModel):
     """LoRA adapters on the backbone (PEFT), or full fine-tuning."""
 
     enabled: bool = Field(True, description="LoRA adapters; false fine-tunes every weight.")
-    r: int = Field(16, gt=0, description="LoRA rank.")
-    alpha: int = Field(32, gt=0, description="LoRA alpha.")
+    r: int = Field(16, le=MAX_WIDTH, gt=0, description="LoRA rank.")
+    alpha: int = Field(32, le=MAX_COUNT, gt=0, description="LoRA alpha.")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] | None = Field(
         None, description="Modules to adapt; null = the architecture's attention projections."

@@ -70,7 +70,7 @@ def probe(
     force: bool = typer.Option(False, "--force", help="Replace an existing --json file."),
 ) -> None:
     """Probe whether the features carry signal about the target, against shuffled labels."""
-    from termwise.data.jsonl import check_output, json_output_with
+    from termwise.data.jsonl import check_output
     from termwise.data.tabular import read_table, select
     from termwise.probes.report import print_ranking, print_report, write_json
     from termwise.probes.run import ProbeSettings, probe_arrays
@@ -80,8 +80,7 @@ def probe(
         permutations=permutations, test_fraction=test_fraction, seed=seed, task=task.value
     )
     if json_out is not None:  # a bad output path fails now, not after the probe
-        own = json_output_with("verdict")
-        check_output(json_out, data, option="--json", force=force, own=own)
+        check_output(json_out, data, option="--json", force=force, owner="probe")
     frame = read_table(data)
     if ohlcv:
         reports = _probe_ohlcv(frame, data, target, settings, console, verbose, null_draws)

@@ -149,4 +149,5 @@ def write_json(reports: Sequence[ProbeReport], path: Path) -> None:
             payload if len(payload) != 1 else payload[0],
             option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
         ),
+        owner="probe",
     )

@@ -25,6 +25,6 @@ def report(
 
     run = read_run(run_dir)
     target = output or run_dir / "report.html"
-    check_run_output(target, run_dir, "report.html", force)
-    write_bytes_atomic(target, build_report(run).encode("utf-8"))
+    check_run_output(target, run_dir, "report.html", force, owner="report")
+    write_bytes_atomic(target, build_report(run).encode("utf-8"), owner="report")
     Console().print(f"wrote {target}", markup=False)

@@ -78,7 +78,9 @@ def findings_table(run: RunFiles) -> str | None:
     for group in groups:
         index = f"[{warned.index(group) + 1}]" if group in warned else ""
         latest = group.latest
-        changes = "; ".join(f"{c['config_key']}: {c['from']} -> {c['to']}" for c in latest.changes)
+        changes = "; ".join(
+            f"{c['config_key']}: {c.get('from')} -> {c['to']}" for c in latest.changes
+        )
         rows.append(
             (
                 index,
@@ -172,7 +174,11 @@ def build_report(run: RunFiles) -> str:
     ]
     for title, draw, missing in figures:
         report.figure(title, draw(), missing)
-    _results(run, report)
+    try:
+        _results(run, report)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        # eval.json is the recipe's; one edited by hand or from another version may not fit.
+        run.notes.append(f"eval.json: a field of an unexpected shape ({error!r}); left out")
     report.section("Findings", findings_table(run), "no findings (no health.jsonl, or a clean run)")
     if run.report and isinstance(run.report.get("metrics"), dict):
         rows = [(k, _number(v)) for k, v in run.report["metrics"].items()]

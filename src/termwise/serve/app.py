@@ -4,13 +4,16 @@
 Every request's texts go through a :class:`~termwise.serve.batcher.DynamicBatcher`, so
 concurrent clients share forward passes. Limits: texts per request and characters per text
 (413 with the limit in the message), body bytes (413, checked while the body arrives),
-malformed JSON or a missing field (422 naming the field), an optional bearer token (401).
+malformed JSON or a missing field (422 naming the field, never echoing the input: NaN,
+infinities and lone surrogates are valid to Python's JSON reader but not to any JSON writer),
+an optional bearer token (401).
 A model error answers 500 for the requests of that batch; the server keeps serving. The
 routes of the model's kind (:mod:`termwise.serve.routes`) are chosen once, here.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +21,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from termwise.serve.api import ServeSettings
@@ -73,7 +79,48 @@ def create_app(served: ServedModel, settings: ServeSettings) -> FastAPI:
         return served.info()
 
     app.include_router(routes.router)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     return app
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every string made encodable (a lone surrogate as ``\\udXXX``) and every
+    float finite (NaN and infinities as text): what JSON-encoding a response refuses."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [printable(item) for item in value]
+    if isinstance(value, dict):
+        return {printable(str(k)): printable(v) for k, v in value.items()}
+    return value if isinstance(value, int | float | bool) or value is None else repr(value)
+
+
+async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """422 for a body that does not fit the request model, naming each field; the offending
+    input is left out (it may be NaN, an infinity or a lone surrogate, which no JSON holds)."""
+    assert isinstance(error, RequestValidationError)
+    detail = [
+        {
+            "loc": printable(list(each.get("loc", ()))),
+            "msg": printable(str(each.get("msg", ""))),
+            "type": printable(str(each.get("type", ""))),
+        }
+        for each in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def http_error(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's answer for an HTTPException, with its detail made printable."""
+    assert isinstance(error, StarletteHTTPException)
+    return JSONResponse(
+        status_code=error.status_code,
+        content={"detail": printable(error.detail)},
+        headers=dict(error.headers or {}),
+    )
 
 
 class BodyLimit:

@@ -162,6 +162,15 @@ class CheckpointManager:
         self._prune(keep=final)
         return final
 
+    def update_state(self, checkpoint: Path, state: dict[str, Any]) -> None:
+        """Replace the fields of ``checkpoint``'s ``state.json`` that ``state`` holds (its
+        RNG state stays: the tensors beside it were saved with it), atomically."""
+        from termwise.data.outputs import write_bytes_atomic
+
+        path = checkpoint / "state.json"
+        merged = {**orjson.loads(path.read_bytes()), **state}
+        write_bytes_atomic(path, orjson.dumps(merged, option=orjson.OPT_INDENT_2))
+
     def _point_to(self, name: str) -> None:
         tmp = self.root / f".{LATEST}.tmp"
         with tmp.open("w", encoding="utf-8") as handle:

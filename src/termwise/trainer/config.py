@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from termwise.config import StrictModel
+from termwise.config import MAX_BATCH, MAX_COUNT, MAX_DEPTH, StrictModel
 from termwise.errors import suggest
 
 # Accelerate's trackers and the module each needs (any one of them).
@@ -27,21 +27,29 @@ TRACKER_MODULES: dict[str, tuple[str, ...]] = {
 class TrainerConfig(StrictModel):
     """How the shared loop trains: steps, batching, logging, checkpoints, safety."""
 
-    max_steps: int = Field(1000, gt=0, description="Optimizer steps to train for.")
-    batch_size: int = Field(32, gt=0, description="Examples per step on each process.")
+    max_steps: int = Field(1000, le=MAX_COUNT, gt=0, description="Optimizer steps to train for.")
+    batch_size: int = Field(
+        32, le=MAX_BATCH, gt=0, description="Examples per step on each process."
+    )
     seed: int = Field(0, description="Seeds Python, NumPy and torch; fixes the data order.")
     grad_clip: float | None = Field(
         1.0, gt=0, description="Clip the global gradient norm to this value; null disables."
     )
-    log_every: int = Field(10, gt=0, description="Steps between scalar rows (CSV, TensorBoard).")
-    health_every: int = Field(50, gt=0, description="Steps between health-rule checks.")
+    log_every: int = Field(
+        10, le=MAX_COUNT, gt=0, description="Steps between scalar rows (CSV, TensorBoard)."
+    )
+    health_every: int = Field(
+        50, le=MAX_COUNT, gt=0, description="Steps between health-rule checks."
+    )
     eval_every: int = Field(
-        0, ge=0, description="Steps between evaluations; 0 evaluates only at the end."
+        0, le=MAX_COUNT, ge=0, description="Steps between evaluations; 0 evaluates only at the end."
     )
     checkpoint_every: int = Field(
-        500, ge=0, description="Steps between checkpoints; 0 saves only at the end."
+        500, le=MAX_COUNT, ge=0, description="Steps between checkpoints; 0 saves only at the end."
     )
-    keep_checkpoints: int = Field(2, gt=0, description="How many recent checkpoints to keep.")
+    keep_checkpoints: int = Field(
+        2, le=MAX_DEPTH, gt=0, description="How many recent checkpoints to keep."
+    )
     checkpoint_format: Literal["auto", "termwise", "accelerate"] = Field(
         "auto",
         description="termwise: safetensors weights, optimizer and RNG saved by the main "
@@ -59,7 +67,7 @@ class TrainerConfig(StrictModel):
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "no", description="Accelerate mixed precision mode."
     )
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    num_workers: int = Field(0, le=MAX_DEPTH, ge=0, description="DataLoader worker processes.")
     progress: bool = Field(True, description="Show a progress bar.")
     log_with: list[str] = Field(
         default_factory=lambda: ["tensorboard"],

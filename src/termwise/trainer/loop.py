@@ -29,7 +29,7 @@ from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weig
 from termwise.trainer.config import TrainerConfig
 from termwise.trainer.early_stopping import EarlyStopping
 from termwise.trainer.sampler import EpochSampler
-from termwise.trainer.scalars import ScalarWriter, truncate_logs
+from termwise.trainer.scalars import ScalarWriter, log_sizes, truncate_logs
 
 
 def _cache_lomo_probe() -> None:
@@ -94,6 +94,7 @@ class TrainState:
     nonfinite_steps: int = 0
     consecutive_nonfinite: int = 0
     stopped_early: bool = False
+    final_step: int = -1  # the step whose final evaluation is logged (-1: none yet)
 
 
 @dataclass
@@ -211,10 +212,16 @@ class Trainer:
                     "train", total=self.config.max_steps, completed=self.state.step, status=""
                 )
                 self._run(writer, progress, task)
-            if self.monitor is not None:
-                self.monitor.flush()
-            self._evaluate(writer)
-            last = self._save() if self.state.step > self._saved_step else None
+            if self.state.final_step != self.state.step:  # once: a finished run resumed adds none
+                if self.monitor is not None:
+                    self.monitor.flush()
+                self._evaluate(writer)
+                self.state.final_step = self.state.step
+            if self.state.step > self._saved_step:
+                last = self._save()
+            else:  # every process decides alike: only the main one is given a path
+                last = None
+                self._record_final()
         except TrainingDiverged:
             raise  # the current weights are not good: the last good checkpoint stays as it is
         except BaseException:
@@ -363,15 +370,32 @@ class Trainer:
         if self.monitor is not None:
             self.monitor.report_metrics(self.state.step, metrics)
 
-    def _save(self) -> Path | None:
-        self.accelerator.wait_for_everyone()
-        main = self.accelerator.is_main_process
-        state = {
+    def _checkpoint_state(self) -> dict[str, Any]:
+        """What ``state.json`` holds beside the tensors: where the run is, its monitor and
+        recipe state, its last metrics, and how long each log was (resume cuts them back)."""
+        return {
             "train": asdict(self.state),
             "seed": self.config.seed,
             "monitor": self.monitor.state_dict() if self.monitor is not None else None,
             "extra": {name: obj.state_dict() for name, obj in self.stateful.items()},
+            "metrics": self.metrics,
+            "last_scalars": self.last_scalars,
+            "logs": log_sizes(self.run_dir),
         }
+
+    def _record_final(self) -> None:
+        """The final evaluation came after the last checkpoint, at its step: record it in
+        that checkpoint, so a resume neither loses it nor logs it twice."""
+        latest = self.checkpoints.latest()
+        if self.accelerator.is_main_process and latest is not None:
+            if latest.name == f"step_{self.state.step:08d}":
+                self.checkpoints.update_state(latest, self._checkpoint_state())
+        self.accelerator.wait_for_everyone()
+
+    def _save(self) -> Path | None:
+        self.accelerator.wait_for_everyone()
+        main = self.accelerator.is_main_process
+        state = self._checkpoint_state()
         path = None
         if self._accelerate_state():
             # Every process takes part: sharded optimizer state is gathered by Accelerate.
@@ -419,6 +443,8 @@ class Trainer:
         )
         self.state = TrainState(**state["train"])
         self.state.consecutive_nonfinite = 0
+        self.metrics = dict(state.get("metrics") or {})
+        self.last_scalars = dict(state.get("last_scalars") or {})
         if self.monitor is not None and state.get("monitor"):
             self.monitor.load_state_dict(state["monitor"])
         for name, saved in state.get("extra", {}).items():
@@ -428,7 +454,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             # Steps after the checkpoint were logged by the interrupted run and will be
             # logged again: drop them, so every step appears once.
-            truncate_logs(self.run_dir, self.state.step)
+            truncate_logs(self.run_dir, self.state.step, state.get("logs"))
         self.console.print(f"resumed from step {self.state.step} ({path})")
 
     def _finish(self, last: Path | None) -> TrainResult:

@@ -58,6 +58,15 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Check and record the run directory, set up, train, save ``OUTPUT/model``, evaluate
     it into ``OUTPUT/eval.json`` and print the results; returns them."""
+    from termwise.trainer.run_lock import run_lock
+
+    with run_lock(output):  # one writer: a second train on a live run is refused
+        return _run_locked(recipe, config, output, console, resume, overwrite)
+
+
+def _run_locked(
+    recipe: Recipe, config: Any, output: Path, console: Console, resume: bool, overwrite: bool
+) -> dict[str, Any]:
     from termwise.data.jsonl import write_json
     from termwise.trainer.run_dir import start_run
 

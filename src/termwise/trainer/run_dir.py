@@ -24,8 +24,9 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from termwise.config import commented_yaml
-from termwise.data.jsonl import write_bytes_atomic
+from termwise.data.outputs import is_temporary, write_bytes_atomic
 from termwise.errors import TermwiseUserError
+from termwise.trainer.run_lock import LOCK_FILE
 
 RUN_CONFIG = "config.yaml"
 RUN_MARKER = ".termwise-run.json"
@@ -34,9 +35,11 @@ RUN_ENTRIES = re.compile(
     r"(config\.yaml|checkpoints|scalars\.csv|health\.jsonl|health_windows\.jsonl|"
     r"report\.json|report\.html|"
     r"metrics\.jsonl|tb|model|best|eval\.json|gates\.json|result\.json|timing\.json|"
-    r"fixed\.yaml|fix\d+|fix\d+\.yaml|run\d+|\d+_[a-z_]+|dev_scores\.json|\.eval-.+|"
-    r"\.[^/]+\.(partial|old))"
+    r"fixed\.yaml|fix\d+|fix\d+\.yaml|run\d+|\d+_[a-z_]+|dev_scores\.json|\.eval-.+)"
 )
+
+
+OUTPUT_MARKER = re.compile(r"\.(?P<name>.+)\.termwise\.json")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -116,7 +119,7 @@ def prepare_run_dir(
                 path=path,
             )
         return
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(entry.name != LOCK_FILE for entry in path.iterdir()):
         if not is_run_dir(path):
             raise TermwiseUserError(
                 "not empty and not a termwise run; choose a new or empty run directory",
@@ -140,9 +143,12 @@ def prepare_run_dir(
 
 
 def run_files(path: Path) -> Iterator[Path]:
-    """The entries of a run directory that a run wrote (its marker included)."""
+    """The entries of a run directory that a run wrote (its marker included, the lock of
+    the run writing it now left out), and the temporaries of an interrupted write."""
     for entry in path.iterdir():
-        if entry.name == RUN_MARKER or RUN_ENTRIES.fullmatch(entry.name):
+        sidecar = OUTPUT_MARKER.fullmatch(entry.name)  # the marker of a run file's output
+        name = entry.name if sidecar is None else sidecar["name"]
+        if name == RUN_MARKER or RUN_ENTRIES.fullmatch(name) or is_temporary(entry):
             yield entry
 
 
@@ -153,14 +159,17 @@ def model_inputs(model: Path) -> list[Path]:
     return [model, *(run_files(parent) if is_run_dir(parent) else ())]
 
 
-def check_run_output(target: Path, run_dir: Path, own_name: str, force: bool) -> None:
+def check_run_output(
+    target: Path, run_dir: Path, own_name: str, force: bool, owner: str | None = None
+) -> None:
     """An output a command writes beside a run's files (``report``, ``health fix``): never
     one of them, nor a run file's name in the run (or its parent), unless it is the
-    command's own ``own_name``."""
+    command's own ``own_name``; an existing file only with ``force`` or when ``termwise
+    OWNER`` wrote it (its marker says so)."""
     from termwise.data.jsonl import check_output
 
     inputs = [p for p in run_files(run_dir) if p.name != own_name]
-    check_output(target, *inputs, run_dir.parent / RUN_CONFIG, force=force)
+    check_output(target, *inputs, run_dir.parent / RUN_CONFIG, force=force, owner=owner)
     if target.name != own_name and RUN_ENTRIES.fullmatch(target.name):
         if target.parent.resolve() in (run_dir.resolve(), run_dir.parent.resolve()):
             raise TermwiseUserError(
@@ -179,7 +188,7 @@ def remove_run_files(path: Path) -> list[str]:
         else:
             entry.unlink()
     (path / RUN_MARKER).unlink(missing_ok=True)  # last: an interrupted removal stays a run
-    return [entry.name for entry in path.iterdir() if entry not in owned]
+    return [entry.name for entry in path.iterdir() if entry not in owned | {path / LOCK_FILE}]
 
 
 def mark_run_dir(path: Path, recipe: str) -> None:

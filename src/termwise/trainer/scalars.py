@@ -25,7 +25,7 @@ class ScalarWriter:
 
     def __init__(self, run_dir: Path, tracker_log: TrackerLog | None = None) -> None:
         self.path = run_dir / SCALARS_FILE
-        new = not self.path.exists()
+        new = not self.path.exists() or self.path.stat().st_size == 0
         self._handle = self.path.open("a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._handle)
         if new:
@@ -52,12 +52,32 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
-def truncate_logs(run_dir: Path, step: int) -> None:
-    """Drop what a run logged after ``step`` (the checkpoint a resumed run restarts from)
-    from ``scalars.csv``, ``metrics.jsonl``, ``health.jsonl`` and ``health_windows.jsonl``,
-    atomically."""
+LOG_FILES = (SCALARS_FILE, "metrics.jsonl", "health.jsonl", "health_windows.jsonl")
+
+
+def log_sizes(run_dir: Path) -> dict[str, int]:
+    """The size of every append-only log of a run, as a checkpoint records it."""
+    return {
+        name: (run_dir / name).stat().st_size if (run_dir / name).is_file() else 0
+        for name in LOG_FILES
+    }
+
+
+def truncate_logs(run_dir: Path, step: int, sizes: Mapping[str, int] | None = None) -> None:
+    """Drop what a run logged after the checkpoint a resumed run restarts from: each log
+    cut back to the size the checkpoint recorded (``sizes``), so the evaluation written after
+    the last checkpoint goes too; a checkpoint from before sizes were recorded cuts every
+    row after ``step``. Atomically."""
     from termwise.data.jsonl import write_bytes_atomic
 
+    if sizes is not None:
+        for name in LOG_FILES:
+            path = run_dir / name
+            size = sizes.get(name, 0)
+            if path.is_file() and isinstance(size, int) and path.stat().st_size > size:
+                with path.open("rb") as handle:
+                    write_bytes_atomic(path, handle.read(size))
+        return
     scalars = run_dir / SCALARS_FILE
     if scalars.is_file():
         with scalars.open(encoding="utf-8", newline="") as handle:
@@ -66,7 +86,7 @@ def truncate_logs(run_dir: Path, step: int) -> None:
         buffer = io.StringIO()
         csv.writer(buffer).writerows(kept)
         write_bytes_atomic(scalars, buffer.getvalue().encode("utf-8"))
-    for name in ("metrics.jsonl", "health.jsonl", "health_windows.jsonl"):
+    for name in LOG_FILES[1:]:
         path = run_dir / name
         if path.is_file():
             kept_lines = [

@@ -53,6 +53,32 @@ def test_exported_heads_score_as_termwise_with_the_level(tmp_path, config_path):
         assert row.tolist() == pytest.approx([want[h] for h in scorer.heads], rel=1e-4, abs=1e-4)
 
 
+def test_export_force_keeps_what_it_did_not_write(tmp_path, config_path, monkeypatch, capsys):
+    from termwise.models.hf_export import RECORD
+
+    model = train(tmp_path, config_path, lexical=False)
+    out = tmp_path / "exp"
+    for name in (".exp.partial", ".exp.old"):  # a user's folders named like temporaries
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "keep.txt").write_text("mine")
+    assert runner.invoke(app, ["btrm", "export", "-m", str(model), "-o", str(out)]).exit_code == 0
+    (out / "notes.txt").write_text("my notes")
+    args = ["btrm", "export", "-m", str(model), "-o", str(out), "--force"]
+    code, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and "notes.txt" in err and (out / "notes.txt").read_text() == "my notes"
+    (out / RECORD).unlink()  # an export from before the record: refused once it is written
+    code, err = run_main(monkeypatch, capsys, *args)
+    assert code == 2 and "notes.txt" in err and (out / "notes.txt").read_text() == "my notes"
+    (out / "notes.txt").unlink()
+    assert runner.invoke(app, args).exit_code == 0
+    for name in (".exp.partial", ".exp.old"):
+        assert (tmp_path / name / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".exp")) == [
+        ".exp.old",
+        ".exp.partial",
+    ]
+
+
 @pytest.mark.slow
 def test_a_lexical_model_is_refused_unless_neural_only(tmp_path, config_path, monkeypatch, capsys):
     model = train(tmp_path, config_path, lexical=True)

@@ -19,11 +19,12 @@ from typing import Any
 import orjson
 from torch import Tensor, nn
 
-from termwise.data.jsonl import atomic_directory
+from termwise.data.outputs import TEMPORARY_MARKER, atomic_directory
 from termwise.errors import TermwiseUserError
 from termwise.trainer.run_dir import check_replaceable
 
 MODELING = "modeling_termwise.py"
+RECORD = ".termwise-export.json"  # the names this export wrote: --force keeps the others
 ARCHITECTURE = "TermwiseRewardModel"
 TEMPLATE = Path(__file__).with_name(MODELING)
 
@@ -77,6 +78,29 @@ def check_export_output(output: Path, model: Path, force: bool) -> None:
         )
     if not force:
         raise TermwiseUserError("holds an earlier export; pass --force to replace it", path=output)
+    refuse_foreign_entries(output, recorded_files(output))
+
+
+def recorded_files(directory: Path) -> set[str]:
+    """The names an export recorded writing (none for one written before the record)."""
+    try:
+        files = orjson.loads((directory / RECORD).read_bytes()).get("files", [])
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return set()
+    return {name for name in files if isinstance(name, str)} if isinstance(files, list) else set()
+
+
+def refuse_foreign_entries(output: Path, ours: set[str]) -> None:
+    """Replacing an export deletes it whole: refuse while it holds anything termwise did
+    not write there (a user's notes, an eval file)."""
+    foreign = sorted(p.name for p in output.iterdir() if p.name not in ours | {RECORD})
+    if foreign and ours:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise TermwiseUserError(
+            f"holds {len(foreign)} entries the export did not write ({shown}); move them out "
+            "before --force, or export to a new folder",
+            path=output,
+        )
 
 
 def export_scorer(directory: Path, backbone: nn.Module, tokenizer: Any, head: ScoringHead) -> None:
@@ -108,3 +132,7 @@ def export_scorer(directory: Path, backbone: nn.Module, tokenizer: Any, head: Sc
         tokenizer.save_pretrained(str(partial))
         save_file(state, str(partial / "model.safetensors"), metadata={"format": "pt"})
         shutil.copyfile(TEMPLATE, partial / MODELING)
+        written = {p.name for p in partial.iterdir() if p.name != TEMPORARY_MARKER}
+        (partial / RECORD).write_bytes(orjson.dumps({"files": sorted(written)}))
+        if directory.is_dir():  # an export from before the record: what this one writes
+            refuse_foreign_entries(directory, written | recorded_files(directory))

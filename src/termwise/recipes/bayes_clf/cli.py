@@ -32,12 +32,14 @@ def diagnose(
     from termwise.recipes.bayes_clf.config import BayesClfConfig
     from termwise.recipes.bayes_clf.recipe import diagnose as run_diagnose
     from termwise.trainer.run_dir import input_paths, prepare_run_dir, write_run_config
+    from termwise.trainer.run_lock import run_lock
 
     settings = load_yaml_config(config, BayesClfConfig)
     inputs = [config, *input_paths(settings)]
-    prepare_run_dir(output, overwrite=overwrite, inputs=inputs, recipe="bayes_clf")
-    write_run_config(output, settings)
-    run_diagnose(settings, output, Console())
+    with run_lock(output):
+        prepare_run_dir(output, overwrite=overwrite, inputs=inputs, recipe="bayes_clf")
+        write_run_config(output, settings)
+        run_diagnose(settings, output, Console())
 
 
 def _config(path: Path) -> BayesClfConfig:

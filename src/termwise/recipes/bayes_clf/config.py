@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, model_validator
 
-from termwise.config import ExistingFile, StrictModel, check_heads_divide
+from termwise.config import (
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_WIDTH,
+    ExistingFile,
+    StrictModel,
+    check_heads_divide,
+)
 from termwise.trainer.config import TrainerConfig
 
 
@@ -23,16 +30,28 @@ class BayesDataConfig(StrictModel):
     )
     time_col: str | None = Field(None, description="Orders rows; the split is chronological.")
     group_col: str | None = Field(None, description="Series id: windows never span two.")
-    window: int = Field(32, ge=2, description="Steps per sequence.")
+    window: int = Field(32, le=MAX_LENGTH, ge=2, description="Steps per sequence.")
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Latest share held out.")
+
+    @model_validator(mode="after")
+    def _ohlcv_names_no_columns(self) -> BayesDataConfig:
+        # OHLCV bars build their own features and find time and ticker columns by name: a
+        # column named here would be silently ignored.
+        named = [k for k in ("features", "time_col", "group_col") if getattr(self, k)]
+        if self.ohlcv and named:
+            raise ValueError(
+                f"{', '.join(named)}: not used with ohlcv: true (the features are built from "
+                "the bars; time and ticker columns are found by name); leave it out"
+            )
+        return self
 
 
 class BayesModelConfig(StrictModel):
     """Shape of the classifier and its weight prior."""
 
-    d_model: int = Field(64, gt=0, description="Width of the transformer.")
-    layers: int = Field(2, gt=0, description="Transformer encoder layers.")
-    heads: int = Field(4, gt=0, description="Attention heads (must divide d_model).")
+    d_model: int = Field(64, le=MAX_WIDTH, gt=0, description="Width of the transformer.")
+    layers: int = Field(2, le=MAX_DEPTH, gt=0, description="Transformer encoder layers.")
+    heads: int = Field(4, le=MAX_DEPTH, gt=0, description="Attention heads (must divide d_model).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in encoder and head.")
     prior_sigma: float = Field(1.0, gt=0, description="Std of the N(0, s^2) weight prior.")
     posterior_std_init: float = Field(0.01, gt=0, description="Initial posterior std.")

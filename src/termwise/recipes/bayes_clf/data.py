@@ -42,7 +42,9 @@ def load_sequences(config: BayesDataConfig, seed: int) -> Sequences:
                 path=config.path,
                 field="data.target",
             )
-        rows = ohlcv.target_arrays(ohlcv.build(frame, str(config.path)), config.target)
+        rows = ohlcv.target_arrays(
+            ohlcv.build(frame, str(config.path), "data.ohlcv: true"), config.target
+        )
         x, y, times, groups, label_end = rows.x, rows.y, rows.times, rows.groups, rows.known_at
     else:
         try:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from termwise.config import ExistingFile, StrictModel
+from termwise.config import MAX_COUNT, ExistingFile, StrictModel
 from termwise.errors import TermwiseUserError
 from termwise.models.backbone import BackboneConfig, LexicalConfig, LoraConfig
 from termwise.trainer.config import TrainerConfig
@@ -164,7 +164,10 @@ class BtrmConfig(StrictModel):
         "threshold means the same on every head (ranking unchanged). 0: no level.",
     )
     max_rows_per_source: int | None = Field(
-        None, gt=0, description="Read at most this many rows of each source (null: all)."
+        None,
+        le=MAX_COUNT,
+        gt=0,
+        description="Read at most this many rows of each source (null: all).",
     )
     on_bad_record: Literal["error", "skip"] = Field(
         "error",

@@ -24,7 +24,6 @@ from termwise.data.jsonl import (
     atomic_write,
     check_output,
     check_readable,
-    jsonl_output_with,
     record_chunks,
     require_text,
 )
@@ -153,13 +152,15 @@ def score_file(
     check_readable(input_path, "input file")
     from termwise.trainer.run_dir import model_inputs
 
-    own = jsonl_output_with("scores")
-    check_output(output, input_path, *model_inputs(model_dir), force=force, own=own)
+    check_output(output, input_path, *model_inputs(model_dir), force=force, owner="btrm score")
     scorer = load(model_dir, bf16=bf16)
     field = None if text_field == "auto" else text_field
     written = 0
     columns = (TextColumn("scoring"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with atomic_write(output) as sink, Progress(*columns, console=console) as progress:
+    with (
+        atomic_write(output, owner="btrm score") as sink,
+        Progress(*columns, console=console) as progress,
+    ):
         task = progress.add_task("score", total=input_path.stat().st_size)
         for records, consumed in record_chunks(input_path, chunk):
             if field is None:

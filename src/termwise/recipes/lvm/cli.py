@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from termwise.recipes.lvm.config import LvmConfig
 
 BUNDLED = sample_path()
+DIAGNOSE = "lvm diagnose-data"  # the command named in the marker of its --json
 lvm_app = typer.Typer(
     help="Next-vector prediction: directional margin, five gates.", no_args_is_help=True
 )
@@ -55,16 +56,15 @@ def diagnose_data(
     force: bool = opts.FORCE,
 ) -> None:
     """Forward/backward asymmetry in the raw documents and in the windows, before training."""
-    from termwise.data.jsonl import check_output, json_output_with, write_json
+    from termwise.data.jsonl import check_output, write_json
     from termwise.recipes.lvm.data import load_corpus, make_windows
     from termwise.recipes.lvm.diagnose import diagnose, print_diagnosis
     from termwise.trainer.run_dir import input_paths
 
     settings = _config(config)
     if json_out is not None:
-        own = json_output_with("raw_cos_by_offset")
         inputs = (config, *input_paths(settings))
-        check_output(json_out, *inputs, option="--json", force=force, own=own)
+        check_output(json_out, *inputs, option="--json", force=force, owner=DIAGNOSE)
     console = Console()
     corpus = load_corpus(settings.data, console)
     documents = corpus.documents("train") + corpus.documents("val")
@@ -72,7 +72,7 @@ def diagnose_data(
     report = diagnose(corpus, documents, windows, settings.data.offset)
     print_diagnosis(report, console)
     if json_out is not None:
-        write_json(json_out, report)
+        write_json(json_out, report, owner=DIAGNOSE)
 
 
 opts.train_command(
@@ -95,8 +95,8 @@ def evaluate(
     from termwise.recipes.lvm.evaluate import evaluate_file
     from termwise.recipes.lvm.gates import print_gates
 
-    opts.check_eval_files(data, model, json_out, force, "passed")
+    opts.check_eval_files(data, model, json_out, force, "lvm eval")
     report = evaluate_file(model, data, Console())
     print_gates(report, Console(), title=f"Gates of {model} on {data}")
     if json_out is not None:
-        write_json(json_out, report)
+        write_json(json_out, report, owner="lvm eval")

@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from termwise.config import ExistingFile, StrictModel, check_heads_divide
+from termwise.config import (
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_WIDTH,
+    ExistingFile,
+    StrictModel,
+    check_heads_divide,
+)
 from termwise.trainer.config import TrainerConfig
 
 
@@ -25,8 +34,10 @@ class LvmDataConfig(StrictModel):
     backbone: Path | None = Field(
         None, description="Sentence-embedding model (null: all-MiniLM-L6-v2, 384-d)."
     )
-    context: int = Field(5, ge=1, description="Sentence vectors the model reads.")
-    offset: int = Field(1, ge=1, description="The target is the sentence this far ahead.")
+    context: int = Field(5, le=MAX_LENGTH, ge=1, description="Sentence vectors the model reads.")
+    offset: int = Field(
+        1, le=MAX_LENGTH, ge=1, description="The target is the sentence this far ahead."
+    )
     val_fraction: float = Field(0.2, gt=0, lt=0.5, description="Documents held out for val.")
     train_fraction: float = Field(
         1.0,
@@ -35,19 +46,21 @@ class LvmDataConfig(StrictModel):
         description="Share of the training documents trained on (a fixed random subset; "
         "below 1 for a learning curve). Val and OOD are unchanged.",
     )
-    max_ood_documents: int = Field(30, gt=0, description="OOD documents used at most.")
+    max_ood_documents: int = Field(
+        30, le=MAX_COUNT, gt=0, description="OOD documents used at most."
+    )
     cache_dir: Path = Field(
         Path("runs/lvm-data"), description="Where build-data writes the embeddings."
     )
-    batch_size: int = Field(128, gt=0, description="Sentences per embedding batch.")
+    batch_size: int = Field(128, le=MAX_BATCH, gt=0, description="Sentences per embedding batch.")
 
 
 class LvmModelConfig(StrictModel):
     """A small transformer over the context vectors."""
 
-    width: int = Field(256, gt=0, description="Transformer width.")
-    layers: int = Field(2, gt=0, description="Transformer layers.")
-    heads: int = Field(4, gt=0, description="Attention heads (must divide width).")
+    width: int = Field(256, le=MAX_WIDTH, gt=0, description="Transformer width.")
+    layers: int = Field(2, le=MAX_DEPTH, gt=0, description="Transformer layers.")
+    heads: int = Field(4, le=MAX_DEPTH, gt=0, description="Attention heads (must divide width).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the transformer.")
 
     @model_validator(mode="after")
@@ -155,10 +168,12 @@ class LvmConfig(StrictModel):
         default_factory=LvmObjectiveConfig, description="The objective."
     )
     gates: GateThresholds = Field(default_factory=GateThresholds, description="Pass marks.")
-    epochs: int = Field(6, gt=0, description="Passes over the training windows.")
+    epochs: int = Field(6, le=MAX_COUNT, gt=0, description="Passes over the training windows.")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    eval_windows: int = Field(2000, gt=0, description="Val windows in the per-epoch gates.")
+    eval_windows: int = Field(
+        2000, le=MAX_COUNT, gt=0, description="Val windows in the per-epoch gates."
+    )
     best_metric: str = Field(
         "mrr",
         description="Chooses the best epoch by this val metric (mrr, r_at_5, margin, ...), "

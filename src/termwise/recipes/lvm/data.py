@@ -21,6 +21,7 @@ from torch import Tensor
 from termwise.data.cache_dir import prepare_cache_dir
 from termwise.data.jsonl import (
     TEXT_FIELDS,
+    atomic_path,
     iter_records,
     require_string_list,
     require_text,
@@ -130,10 +131,9 @@ def build_corpus(config: LvmDataConfig, console: Console) -> Corpus:
         torch.tensor([d.name in held for d in documents]),
     )
     directory = config.cache_dir
-    partial = directory / ".embeddings.safetensors.partial"
     tensors = {"vectors": vectors, "offsets": corpus.offsets, "ood": corpus.ood, "val": corpus.val}
-    save_file(tensors, str(partial))
-    partial.replace(directory / "embeddings.safetensors")
+    with atomic_path(directory / "embeddings.safetensors") as partial:
+        save_file(tensors, str(partial))
     write_json(directory / "manifest.json", {"key": _key(config), "names": corpus.names})
     print_counts(corpus, console)
     return corpus

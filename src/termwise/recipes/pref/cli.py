@@ -94,7 +94,7 @@ def evaluate(
     from termwise.recipes.pref.model import load_preference_model
     from termwise.recipes.pref.recipe import evaluate_file as evaluate_pairs
 
-    opts.check_eval_files(data, model, json_out, force, "overall")
+    opts.check_eval_files(data, model, json_out, force, "pref eval")
     loaded, tokenizer, manifest = load_preference_model(model)
     n_samples = samples or manifest.n_samples
     calibration = RAW if no_calibration else manifest.fitted_calibration()
@@ -109,7 +109,7 @@ def evaluate(
         )
         print_coverage(results["calibration_source"], console)
     if json_out is not None:
-        write_json(json_out, results)
+        write_json(json_out, results, owner="pref eval")
 
 
 @pref_app.command("calibrate")

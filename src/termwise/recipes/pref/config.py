@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from termwise.config import ExistingFile, StrictModel
+from termwise.config import MAX_COUNT, MAX_SAMPLES, ExistingFile, StrictModel
 from termwise.errors import TermwiseDeprecationWarning
 from termwise.models.backbone import BackboneConfig, LoraConfig
 from termwise.trainer.config import TrainerConfig
@@ -71,8 +71,12 @@ class BayesConfig(StrictModel):
         False, description="Also penalise raw_mu (else the KL regularises the variance only)."
     )
     max_kl_weight: float = Field(0.05, ge=0, description="KL weight after the warm-up.")
-    kl_warmup_steps: int = Field(500, ge=0, description="Steps of linear KL warm-up from 0.")
-    n_samples: int = Field(16, ge=1, description="Monte Carlo draws per pair at prediction.")
+    kl_warmup_steps: int = Field(
+        500, le=MAX_COUNT, ge=0, description="Steps of linear KL warm-up from 0."
+    )
+    n_samples: int = Field(
+        16, le=MAX_SAMPLES, ge=1, description="Monte Carlo draws per pair at prediction."
+    )
     init_std_ratio: float = Field(
         0.1, gt=0, description="Starting posterior std as a fraction of the expected |raw_mu|."
     )
@@ -148,7 +152,7 @@ class PrefConfig(StrictModel):
     )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_pairs: int | None = Field(
-        None, gt=0, description="Read at most this many training pairs (null: all)."
+        None, le=MAX_COUNT, gt=0, description="Read at most this many training pairs (null: all)."
     )
     on_bad_record: Literal["error", "skip"] = Field(
         "error", description="A bad record stops the run (error) or is skipped and counted."

@@ -204,14 +204,12 @@ def score_file(
     The output is written to a temporary file and renamed at the end, so a bad record
     never leaves a half-written output behind."""
     check_readable(input_path, "input file")
-    from termwise.data.jsonl import jsonl_output_with
     from termwise.trainer.run_dir import model_inputs
 
-    own = jsonl_output_with("preference", "reward")
-    check_output(output, input_path, *model_inputs(model), force=force, own=own)
+    check_output(output, input_path, *model_inputs(model), force=force, owner="pref score")
     scorer = load(model)
     count = 0
-    with atomic_write(output) as handle:
+    with atomic_write(output, owner="pref score") as handle:
         for rows, _ in record_chunks(input_path, chunk):
             _score_chunk(scorer, rows, input_path, batch_size, calibrated)
             handle.writelines(orjson.dumps(row) + b"\n" for _, row in rows)

@@ -74,12 +74,12 @@ def evaluate(
     from termwise.data.jsonl import write_json
     from termwise.recipes.vae.evaluate import evaluate_file, print_metrics
 
-    opts.check_eval_files(data, model, json_out, force, "examples")
+    opts.check_eval_files(data, model, json_out, force, "vae eval")
     console = Console()
     results = evaluate_file(model, data, samples, console)
     print_metrics(results, console, title=f"{model} on {data}")
     if json_out is not None:
-        write_json(json_out, results)
+        write_json(json_out, results, owner="vae eval")
 
 
 @vae_app.command("sample")

@@ -9,7 +9,17 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, field_validator, model_validator
 
-from termwise.config import ExistingFile, StrictModel, check_heads_divide
+from termwise.config import (
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_SAMPLES,
+    MAX_WIDTH,
+    ExistingFile,
+    StrictModel,
+    check_heads_divide,
+)
 from termwise.errors import TermwiseConfigWarning
 from termwise.trainer.config import TrainerConfig
 
@@ -30,15 +40,24 @@ class VaeDataConfig(StrictModel):
         description="JSONL texts (a text field), split into sentences; for task classify each "
         "row is one example and its file name is the label.",
     )
-    max_tokens: int = Field(24, ge=4, description="Tokens per example; longer ones are cut.")
-    min_tokens: int = Field(3, ge=1, description="Shorter sentences are left out (counted).")
-    max_vocab: int = Field(
-        5000, ge=10, description="Most frequent training words kept (the softmax's size)."
+    max_tokens: int = Field(
+        24, le=MAX_LENGTH, ge=4, description="Tokens per example; longer ones are cut."
     )
-    min_count: int = Field(2, ge=1, description="Rarer training words become <unk>.")
+    min_tokens: int = Field(
+        3, le=MAX_LENGTH, ge=1, description="Shorter sentences are left out (counted)."
+    )
+    max_vocab: int = Field(
+        5000,
+        le=MAX_COUNT,
+        ge=10,
+        description="Most frequent training words kept (the softmax's size).",
+    )
+    min_count: int = Field(2, le=MAX_COUNT, ge=1, description="Rarer training words become <unk>.")
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Documents held out for val.")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="Documents held out for test.")
-    max_examples: int | None = Field(None, gt=0, description="Read at most this many.")
+    max_examples: int | None = Field(
+        None, le=MAX_COUNT, gt=0, description="Read at most this many."
+    )
     cache_dir: Path = Field(
         Path("runs/vae-data"),
         description="Where build-data writes the vocabulary, splits and teacher targets.",
@@ -54,15 +73,15 @@ class VaeDataConfig(StrictModel):
 class VaeModelConfig(StrictModel):
     """Encoder -> latent tokens -> decoder (or classifier)."""
 
-    embed_dim: int = Field(128, gt=0, description="Token embedding width.")
+    embed_dim: int = Field(128, le=MAX_WIDTH, gt=0, description="Token embedding width.")
     encoder: Literal["gru", "transformer"] = Field("gru", description="Encoder kind.")
-    encoder_hidden: int = Field(256, gt=0, description="Encoder width.")
-    encoder_layers: int = Field(1, gt=0, description="Encoder layers.")
-    heads: int = Field(4, gt=0, description="Attention heads (transformer encoder).")
-    num_latent_tokens: int = Field(1, gt=0, description="Latent tokens per example.")
-    latent_dim: int = Field(32, gt=0, description="Dimensions per latent token.")
+    encoder_hidden: int = Field(256, le=MAX_WIDTH, gt=0, description="Encoder width.")
+    encoder_layers: int = Field(1, le=MAX_DEPTH, gt=0, description="Encoder layers.")
+    heads: int = Field(4, le=MAX_DEPTH, gt=0, description="Attention heads (transformer encoder).")
+    num_latent_tokens: int = Field(1, le=MAX_DEPTH, gt=0, description="Latent tokens per example.")
+    latent_dim: int = Field(32, le=MAX_WIDTH, gt=0, description="Dimensions per latent token.")
     decoder: Literal["gru", "lstm"] = Field("gru", description="Autoregressive decoder kind.")
-    decoder_hidden: int = Field(256, gt=0, description="Decoder width.")
+    decoder_hidden: int = Field(256, le=MAX_WIDTH, gt=0, description="Decoder width.")
     word_dropout: float = Field(
         0.0, ge=0, lt=1, description="Share of decoder inputs replaced by <unk> in training."
     )
@@ -91,7 +110,9 @@ class KlConfig(StrictModel):
         "mean_dims", description="Where free bits apply (see termwise.terms.free_bits_kl)."
     )
     auto_target: float = Field(0.3, gt=0, lt=1, description="penalty_reduction auto aims at.")
-    auto_every: int = Field(20, gt=0, description="Steps of KL each auto estimate is solved on.")
+    auto_every: int = Field(
+        20, le=MAX_COUNT, gt=0, description="Steps of KL each auto estimate is solved on."
+    )
     auto_refresh: int | None = Field(
         None,
         gt=0,
@@ -118,14 +139,16 @@ class RampConfig(StrictModel):
     shape: Literal["linear", "cyclical"] = Field(
         "linear", description="linear, or cyclical (Fu et al. 2019) with `cycles` rises."
     )
-    cycles: int = Field(4, gt=0, description="Rises of a cyclical ramp within the stage.")
+    cycles: int = Field(
+        4, le=MAX_COUNT, gt=0, description="Rises of a cyclical ramp within the stage."
+    )
 
 
 class StageConfig(StrictModel):
     """One stage of the curriculum."""
 
     name: str = Field(..., description="Shown in the logs.")
-    epochs: int = Field(..., gt=0, description="Length of the stage in epochs.")
+    epochs: int = Field(..., le=MAX_COUNT, gt=0, description="Length of the stage in epochs.")
     kl_weight: RampConfig = Field(default_factory=RampConfig, description="KL weight ramp.")
     teacher_weight: float = Field(10.0, ge=0, description="Weight of the teacher term.")
     freeze: list[Part] = Field(
@@ -162,7 +185,9 @@ class TeacherConfig(StrictModel):
         description="Sentence-embedding model for task reconstruct (null: all-MiniLM-L6-v2); "
         "task classify uses the soft labels of TF-IDF + logistic regression instead.",
     )
-    batch_size: int = Field(128, gt=0, description="Sentences per teacher batch (build-data).")
+    batch_size: int = Field(
+        128, le=MAX_BATCH, gt=0, description="Sentences per teacher batch (build-data)."
+    )
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -174,7 +199,9 @@ class EarlyStoppingConfig(StrictModel):
         "classify); never the total loss, whose scale moves with the KL weight.",
     )
     mode: Literal["min", "max"] = Field("min", description="Lower or higher is better.")
-    patience: int = Field(3, gt=0, description="Epochs without improvement before stopping.")
+    patience: int = Field(
+        3, le=MAX_COUNT, gt=0, description="Epochs without improvement before stopping."
+    )
 
 
 class VaeConfig(StrictModel):
@@ -204,10 +231,13 @@ class VaeConfig(StrictModel):
         "{val_nll: '< 4.8', val_active_units: '>= 8'}.",
     )
     eval_examples: int = Field(
-        1000, gt=0, description="Examples per split for the per-epoch diagnostics."
+        1000, le=MAX_COUNT, gt=0, description="Examples per split for the per-epoch diagnostics."
     )
     iw_samples: int = Field(
-        10, gt=0, description="Importance samples of the NLL bound (val, at the end)."
+        10,
+        le=MAX_SAMPLES,
+        gt=0,
+        description="Importance samples of the NLL bound (val, at the end).",
     )
     trainer: TrainerConfig = Field(
         default_factory=lambda: TrainerConfig(

@@ -23,7 +23,13 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from termwise.data.cache_dir import prepare_cache_dir
-from termwise.data.jsonl import TEXT_FIELDS, iter_records, require_string_list, write_json
+from termwise.data.jsonl import (
+    TEXT_FIELDS,
+    atomic_path,
+    iter_records,
+    require_string_list,
+    write_json,
+)
 from termwise.errors import TermwiseUserError
 from termwise.recipes.vae.config import VaeConfig
 
@@ -210,9 +216,8 @@ def _write_cache(config: VaeConfig, data: VaeData, dropped: int) -> None:
         "labels": data.labels,
         "teacher": data.teacher.contiguous(),
     }
-    partial = directory / ".data.safetensors.partial"
-    save_file(tensors, str(partial))
-    partial.replace(directory / "data.safetensors")
+    with atomic_path(directory / "data.safetensors") as partial:
+        save_file(tensors, str(partial))
     write_json(directory / "vocab.json", data.vocab.words)
     write_json(
         directory / "manifest.json",
