@@ -705,6 +705,22 @@ def config_cases() -> list[Case]:
         ),
         Case(
             "vae train",
+            "YAML nested 3,000 deep",
+            ["vae", "train", "-c", "deep.yaml", "-o", "new"],
+            setup=text_setup("deep.yaml", "[" * 3000 + "]" * 3000 + "\n"),
+            contains="nested too deeply",
+        ),
+        Case(
+            "btrm train",
+            "max_length past the backbone's positions",
+            ["btrm", "train", "-c", "btrm-long.yaml", "-o", "new"],
+            setup=with_yaml(
+                "btrm.yaml", "btrm-long.yaml", lambda d: d["backbone"].update(max_length=5000)
+            ),
+            contains="positions",
+        ),
+        Case(
+            "vae train",
             "embed_dim 1.0e9",
             ["vae", "train", "-c", "huge.yaml", "-o", "new"],
             setup=with_yaml("vae.yaml", "huge.yaml", lambda d: d["model"].update(embed_dim=1.0e9)),
@@ -798,6 +814,7 @@ def kill_cases(scratch: Path) -> list[tuple[str, str, bool, str]]:
     """SIGTERM halfway through a run with no periodic checkpoints, then --resume."""
     longer = yaml.safe_load((scratch / "vae.yaml").read_text())
     longer["stages"] = [{"name": "main", "epochs": 400}]
+    longer["early_stopping"] = {"patience": 10**6}  # it must still run when the signal comes
     longer["trainer"]["progress"] = True
     write_yaml(scratch / "vae-long.yaml", longer)
     env = {**os.environ, "COLUMNS": "200"}
@@ -838,6 +855,7 @@ def live_run_cases(scratch: Path) -> list[tuple[str, str, bool, str]]:
     """A second train on a live run (any flag), then kill -9 and two resumes."""
     live = yaml.safe_load((scratch / "vae.yaml").read_text())
     live["stages"] = [{"name": "main", "epochs": 400}]
+    live["early_stopping"] = {"patience": 10**6}
     live["trainer"]["checkpoint_every"] = 3
     write_yaml(scratch / "vae-live.yaml", live)
     base = ["vae", "train", "-c", "vae-live.yaml", "-o", "runs/live"]

@@ -120,7 +120,9 @@ def auto_fix_runs(
         write_bytes_atomic(fixed_config, fix.text.encode("utf-8"))
         previous = output / f"fix{attempt}"
         run(fixed_config, previous, False, True)
-        changes = "; ".join(f"{c['config_key']} {c['from']} -> {c['to']}" for _, c in fix.applied)
+        changes = "; ".join(
+            f"{c['config_key']} {c.get('from')} -> {c['to']}" for _, c in fix.applied
+        )
         rows.append((str(previous), warnings_of(previous), changes, key_metric(previous)))
     table = Table(title="--auto-fix: runs, their findings, the changes applied")
     for column in ("run", "findings (warnings)", "changes applied", "key metric"):

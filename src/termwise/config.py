@@ -103,8 +103,8 @@ def compose_bounded(text: str, path: Path) -> yaml.Node | None:
         raise TermwiseUserError("YAML nested too deeply for a config", path=path) from None
     if node is not None and _expanded_size(node, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
         raise TermwiseUserError(
-            f"YAML expands to over {MAX_CONFIG_NODES} values through its aliases (&/*); "
-            "a config needs no such structure",
+            f"YAML of over {MAX_CONFIG_NODES} values once its aliases (&/*) are expanded; "
+            "a config needs far fewer",
             path=path,
         )
     return node

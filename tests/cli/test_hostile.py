@@ -244,7 +244,7 @@ def test_a_permission_error_is_one_line(tmp_path, monkeypatch, capsys):
     run = _run_with_findings(tmp_path)
     import termwise.data.jsonl as jsonl
 
-    def read_only(path, data):
+    def read_only(path, data, owner=None):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(jsonl, "write_bytes_atomic", read_only)

@@ -69,3 +69,12 @@ def test_recipe_backbone_keeps_lora_dropout(tiny_bert, disable):
     }
     assert backbone_rates == ({0.0} if disable else {0.1})
     assert lora_rates == {0.05}
+
+
+@pytest.mark.parametrize("field", ["max_length", "score_max_length"])
+def test_a_length_past_the_backbones_positions_is_refused_with_the_limit(tiny_bert, field):
+    from pydantic import ValidationError
+
+    BackboneConfig(path=tiny_bert, **{field: 256})  # the tiny model's 256 positions: fine
+    with pytest.raises(ValidationError, match=f"{field} 257 is over the backbone's 256 positions"):
+        BackboneConfig(path=tiny_bert, **{field: 257})

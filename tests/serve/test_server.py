@@ -288,6 +288,9 @@ HOSTILE_BODIES = [
     ("/prefer", b'{"prompt": "p", "a": "x", "b": "y", "calibrated": NaN}'),
     ("/prefer", b'{"prompt": 1e400, "a": "x", "b": "y"}'),
     ("/prefer", b'{"prompt": ["\\udfff"], "a": [NaN], "b": {"\\ud800": 1}}'),
+    ("/score", b'{"texts": ["caf\xe9"]}'),  # not UTF-8
+    ("/get_reward", b'{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),  # nested deep
+    ("/score", b'{"texts": ["ok"], "texts": 12}'),
 ]
 
 

@@ -91,18 +91,18 @@ def fix(
     result = fix_config(run_dir, only)
     target = output or run_dir / "fixed.yaml"
     # A config.yaml written into a sub-run would become its recorded config: refused too.
-    check_run_output(target, run_dir, "fixed.yaml", force)
+    check_run_output(target, run_dir, "fixed.yaml", force, owner="health fix")
     console = Console()
     for conflict in result.conflicts:
         console.print(f"conflict: {conflict}", markup=False)
     if not result.applied:
         console.print("no finding of this run suggests a config value; nothing written")
         return
-    write_bytes_atomic(target, result.text.encode("utf-8"))
+    write_bytes_atomic(target, result.text.encode("utf-8"), owner="health fix")
     console.print(result.diff, markup=False, highlight=False)
     for finding, change in result.applied:
         console.print(
-            f"{change['config_key']}: {change['from']} -> {change['to']} ({finding.code})",
+            f"{change['config_key']}: {change.get('from')} -> {change['to']} ({finding.code})",
             markup=False,
         )
     console.print(f"wrote {target}")

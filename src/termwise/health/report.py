@@ -64,7 +64,7 @@ def summary_table(findings: Iterable[Finding], title: str = "Health summary") ->
         )
         detail = latest.message + (f"\n-> {latest.suggestion}" if latest.suggestion else "")
         for change in latest.changes:  # what `termwise health fix` would write
-            detail += f"\n   change: {change['config_key']}: {change['from']} -> {change['to']}"
+            detail += f"\n   change: {change['config_key']}: {change.get('from')} -> {change['to']}"
         table.add_row(
             Text(group.worst, style=STYLE[group.worst]),
             latest.code,

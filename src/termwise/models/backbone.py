@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from termwise.config import MAX_COUNT, MAX_LENGTH, MAX_WIDTH, StrictModel
 from termwise.errors import TermwiseUserError
@@ -39,6 +39,7 @@ class BackboneConfig(StrictModel):
     score_max_length: int | None = Field(
         None,
         ge=32,
+        le=MAX_LENGTH,
         description="Tokens per sample when evaluating and scoring (null: max_length). "
         "Training on short windows and scoring whole texts is cheaper than training long.",
     )
@@ -62,9 +63,39 @@ class BackboneConfig(StrictModel):
             raise ValueError(f"not a Hugging Face model directory (no config.json): {path}")
         return path
 
+    @model_validator(mode="after")
+    def _fits_the_positions(self) -> BackboneConfig:
+        """A length past the backbone's learned positions fails deep in its forward pass:
+        refused here, with the limit, before anything loads."""
+        limit = max_positions(resolve_backbone(self.path))
+        for name in ("max_length", "score_max_length"):
+            value = getattr(self, name)
+            if limit is not None and value is not None and value > limit:
+                raise ValueError(
+                    f"{name} {value} is over the backbone's {limit} positions "
+                    "(max_position_embeddings in its config.json)"
+                )
+        return self
+
     @property
     def scoring_length(self) -> int:
         return self.score_max_length or self.max_length
+
+
+def max_positions(path: Path) -> int | None:
+    """The longest input a local backbone takes (``max_position_embeddings``), if it says."""
+    import orjson
+
+    try:
+        config = orjson.loads((path / "config.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    # RoBERTa-style models number positions from padding_idx + 1: two fewer are usable.
+    offset = 2 if config.get("model_type") in ("roberta", "xlm-roberta", "camembert") else 0
+    return value - offset
 
 
 class LoraConfig(StrictModel):
