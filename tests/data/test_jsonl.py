@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from termwise.data.jsonl import (
@@ -7,7 +5,6 @@ from termwise.data.jsonl import (
     atomic_write,
     check_output,
     iter_records,
-    replace_directory,
     require_text,
 )
 from termwise.errors import TermwiseUserError
@@ -59,24 +56,6 @@ def test_a_finished_folder_write_replaces_the_folder_and_leaves_nothing_beside(t
         (partial / "weights").write_text("new")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["weights"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-
-
-def test_a_crash_between_the_renames_leaves_the_old_folder_aside(tmp_path, monkeypatch):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "weights").write_text("old")
-    (tmp_path / "new").mkdir()
-    real_rename = Path.rename
-
-    def crash_on_the_second(self, target):
-        if self.name == "new":
-            raise KeyboardInterrupt  # the old folder is already aside
-        return real_rename(self, target)
-
-    monkeypatch.setattr(Path, "rename", crash_on_the_second)
-    with pytest.raises(KeyboardInterrupt):
-        replace_directory(tmp_path / "new", tmp_path / "model")
-    (aside,) = tmp_path.glob(".model.*.termwise-old")
-    assert (aside / "weights").read_text() == "old"
 
 
 @pytest.mark.parametrize("case", ["directory", "same as input", "under a file"])
