@@ -6,6 +6,7 @@ from rich.console import Console
 
 from termwise.errors import TrainingDiverged
 from termwise.health import HealthMonitor, read_findings
+from termwise.health.windows import WINDOWS_FILE, read_records
 from termwise.trainer import StepOutput, Trainer, TrainerConfig, read_scalars, seed_everything
 from tests.trainer.conftest import TinyNet, make_dataset, mse_loss
 
@@ -74,8 +75,11 @@ def test_same_seed_same_parameters(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(params(model_a), params(model_b), strict=True))
 
 
-def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
-    straight, straight_model = build(tmp_path / "straight")
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_interrupted_run_resumes_to_identical_parameters(tmp_path, accumulation):
+    straight, straight_model = build(
+        tmp_path / "straight", gradient_accumulation_steps=accumulation
+    )
     straight.fit()
 
     def interrupt_at_7(model, batch, step):
@@ -83,14 +87,17 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
             raise KeyboardInterrupt
         return mse_loss(model, batch, step)
 
-    interrupted, _ = build(tmp_path / "resumed", loss_fn=interrupt_at_7)
+    flags = {"gradient_accumulation_steps": accumulation}
+    interrupted, _ = build(tmp_path / "resumed", loss_fn=interrupt_at_7, **flags)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit()
     assert interrupted.checkpoints.latest().name == "step_00000007"
-    resumed, resumed_model = build(tmp_path / "resumed")
+    resumed, resumed_model = build(tmp_path / "resumed", **flags)
     result = resumed.fit(resume=True)
-    # 3 batches per epoch: step 12 closes epoch 3 (counted from 0) with its third batch
-    assert (result.state.step, result.state.epoch, result.state.batches_in_epoch) == (12, 3, 3)
+    # 3 batches per epoch: step 12 closes epoch 3 (counted from 0) with its third batch;
+    # with 2 micro-batches a step, 24 batches close epoch 7 (a step spans two epochs).
+    where = (12, 3, 3) if accumulation == 1 else (12, 7, 3)
+    assert (result.state.step, result.state.epoch, result.state.batches_in_epoch) == where
     for a, b in zip(params(straight_model), params(resumed_model), strict=True):
         assert torch.equal(a, b)
 
@@ -138,3 +145,48 @@ def test_consecutive_nonfinite_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="3 consecutive"):
         trainer.fit()
     assert trainer.checkpoints.latest().name == "step_00000004"
+
+
+class _Linear64(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.linear(x.double()).squeeze(-1)
+
+
+def _accumulated(run_dir, batch_size, accumulation):
+    seed_everything(0)
+    model = _Linear64()
+    monitor = HealthMonitor(every=1, run_dir=run_dir, console=quiet_console())
+    trainer = Trainer(
+        model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=0.05),
+        train_data=make_dataset(64),
+        loss_fn=mse_loss,
+        config=TrainerConfig(
+            max_steps=5,
+            batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            log_every=1,
+            checkpoint_every=0,
+            progress=False,
+            tensorboard=False,
+        ),
+        run_dir=run_dir,
+        monitor=monitor,
+        console=quiet_console(),
+    )
+    trainer.fit()
+    return model, monitor, read_scalars(run_dir)
+
+
+def test_two_accumulated_batches_of_16_train_as_one_of_32(tmp_path):
+    whole, _, _ = _accumulated(tmp_path / "whole", 32, 1)
+    halves, monitor, scalars = _accumulated(tmp_path / "halves", 16, 2)
+    for a, b in zip(whole.parameters(), halves.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert [step for step, _ in scalars["total"]] == [1, 2, 3, 4, 5]  # optimizer steps
+    windows = [r["step"] for r in read_records(tmp_path / "halves" / WINDOWS_FILE)]
+    assert windows == [0, 1, 2, 3, 4]  # the monitor saw 5 steps (0-based), not 10 micro-batches

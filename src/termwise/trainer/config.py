@@ -31,7 +31,20 @@ class TrainerConfig(StrictModel):
     batch_size: int = Field(
         32, le=MAX_BATCH, gt=0, description="Examples per step on each process."
     )
-    seed: int = Field(0, description="Seeds Python, NumPy and torch; fixes the data order.")
+    gradient_accumulation_steps: int = Field(
+        1,
+        ge=1,
+        le=MAX_DEPTH,
+        description="Micro-batches of batch_size per optimizer step (Accelerate's "
+        "accumulate): the gradient of batch_size x this many examples. Steps, schedules, "
+        "logs and health count optimizer steps, each the mean over its micro-batches.",
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seeds Python, NumPy and torch; fixes the data order.",
+    )
     grad_clip: float | None = Field(
         1.0, gt=0, description="Clip the global gradient norm to this value; null disables."
     )
@@ -61,6 +74,7 @@ class TrainerConfig(StrictModel):
     max_consecutive_nonfinite: int = Field(
         5,
         gt=0,
+        le=MAX_COUNT,
         description="Stop after this many consecutive steps with a NaN/Inf loss or "
         "gradient (each one is skipped); the last good checkpoint is kept.",
     )

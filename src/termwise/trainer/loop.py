@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -77,6 +79,29 @@ class Stateful(Protocol):
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
 
 
+def _mean_output(outs: list[StepOutput]) -> StepOutput:
+    """One step's output from its micro-batches': the mean of the loss and of every term
+    and stat, as the Transformers callback logs an accumulated step."""
+
+    def mean(tensors: list[Tensor]) -> Tensor:
+        return torch.stack([t.detach().float() for t in tensors]).mean(0)
+
+    parts = [o.breakdown for o in outs]
+    breakdown = dataclasses.replace(
+        parts[0],
+        raw=mean([b.raw for b in parts]),
+        weight=mean([b.weight for b in parts]),
+        weighted=mean([b.weighted for b in parts]),
+        share=mean([b.share for b in parts]),
+        active=mean([b.active for b in parts]),
+        total=mean([b.total for b in parts]),
+        at_bound=mean([b.at_bound for b in parts]),
+        stats={k: mean([b.stats[k] for b in parts]) for k in parts[0].stats},
+    )
+    stats = {k: mean([(o.stats or {})[k] for o in outs]) for k in outs[0].stats or {}}
+    return StepOutput(mean([o.loss for o in outs]), breakdown, stats or None)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices). Call before building the model."""
     random.seed(seed)
@@ -143,6 +168,8 @@ class Trainer:
             log_with=config.trackers() or None,
             project_dir=str(self.run_dir),
         )
+        # Accelerate divides each micro-batch's loss by this and syncs gradients on the last.
+        self.accelerator.gradient_accumulation_steps = config.gradient_accumulation_steps
         main = self.accelerator.is_main_process
         self.monitor = monitor
         self.loss_fn = loss_fn
@@ -260,39 +287,47 @@ class Trainer:
 
     def _run(self, writer: ScalarWriter | None, progress: Progress, task: Any) -> None:
         cfg = self.config
+        batches = self._micro_batches()
         while self.state.step < cfg.max_steps and not self.state.stopped_early:
-            consumed = self.state.batches_in_epoch * cfg.batch_size
-            self.sampler.set_epoch(self.state.epoch, consumed * self.accelerator.num_processes)
-            for batch in self.loader:
-                self.train_step(send_to_device(batch, self.accelerator.device))
-                self.state.batches_in_epoch += 1
-                step = self.state.step
-                if step % cfg.log_every == 0 or step == cfg.max_steps:
-                    self._log(writer, progress, task)
-                if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
-                    self._evaluate(writer)
-                    if self.early_stopping is not None and self.early_stopping.should_stop:
-                        self.state.stopped_early = True
-                        progress.update(task, completed=step)
-                        return
-                healthy = self.state.consecutive_nonfinite == 0  # never save mid-divergence
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and healthy:
-                    self._save()
-                progress.update(task, completed=step)
-                if step >= cfg.max_steps:
+            group = [next(batches) for _ in range(cfg.gradient_accumulation_steps)]
+            self.train_step(*(batch for batch, _ in group))
+            # Where the data stands once the step is done (a checkpoint resumes from here).
+            self.state.epoch, self.state.batches_in_epoch = group[-1][1]
+            step = self.state.step
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                self._log(writer, progress, task)
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
+                self._evaluate(writer)
+                if self.early_stopping is not None and self.early_stopping.should_stop:
+                    self.state.stopped_early = True
+                    progress.update(task, completed=step)
                     return
-            self.state.epoch += 1
-            self.state.batches_in_epoch = 0
+            healthy = self.state.consecutive_nonfinite == 0  # never save mid-divergence
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and healthy:
+                self._save()
+            progress.update(task, completed=step)
 
-    def train_step(self, batch: Any) -> None:
-        """One optimizer step on ``batch`` (already on the device), with the non-finite
-        guard, scalar accumulation and health observation. :meth:`fit` calls it per batch;
-        it is public for custom loops and benchmarks."""
+    def _micro_batches(self) -> Iterator[tuple[Any, tuple[int, int]]]:
+        """Batches on the device, epoch after epoch from where the state says the data
+        stands, each with ``(epoch, batches of that epoch consumed with it)``."""
+        epoch, position = self.state.epoch, self.state.batches_in_epoch
+        while True:
+            consumed = position * self.config.batch_size * self.accelerator.num_processes
+            self.sampler.set_epoch(epoch, consumed)
+            for batch in self.loader:
+                position += 1
+                yield send_to_device(batch, self.accelerator.device), (epoch, position)
+            epoch, position = epoch + 1, 0
+
+    def train_step(self, batch: Any, *more: Any) -> None:
+        """One optimizer step on ``batch`` (already on the device) and, with gradient
+        accumulation, the further micro-batches ``more``: the non-finite guard, scalar
+        accumulation and health observation, on the mean over the micro-batches. :meth:`fit`
+        calls it per optimizer step; it is public for custom loops and benchmarks."""
         step = self.state.step
         self.model.train()
-        with self.accelerator.autocast():
-            out = self.loss_fn(self.model, batch, step)
-        self.accelerator.backward(out.loss)
+        outs = [self._backward(micro, step, len(more) > 0) for micro in (batch, *more)]
+        out = outs[0] if not more else _mean_output(outs)
         clip = self.config.grad_clip if self.config.grad_clip is not None else float("inf")
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), clip)
         # The one host sync per step: whether to apply this update must be known now.
@@ -324,6 +359,15 @@ class Trainer:
         self.meter.add(keys, values)
         if self.monitor is not None:
             self.monitor.observe_flat(step, keys, values, out.breakdown.names, out.breakdown.roles)
+
+    def _backward(self, batch: Any, step: int, accumulating: bool) -> StepOutput:
+        """The loss of one micro-batch and its backward pass (Accelerate scales it by the
+        accumulation steps and syncs gradients across processes on the last one)."""
+        with self.accelerator.accumulate(self.model) if accumulating else nullcontext():
+            with self.accelerator.autocast():
+                out = self.loss_fn(self.model, batch, step)
+            self.accelerator.backward(out.loss)
+        return out
 
     # -- periodic work ----------------------------------------------------------------
 
