@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -138,6 +139,18 @@ class Objective:
     shape, mean-reduced), :class:`TermOutput` (values mean-reduced, stats carried into the
     breakdown as ``"name.stat"``), or ``None`` for a term with nothing to compute this step.
     Terms without a weight have weight 1.
+
+    :meth:`combine` takes two more arguments, which decide on the device what ``None``
+    decides on the host, so a loss needs no host sync: ``active`` (a ``[terms]`` mask: an
+    inactive term counts 0 and its stats are NaN, which the trainer's means skip) and
+    ``scale`` (a factor on the total, logged as ``total.scale``, such as btrm's mean over
+    the heads that had pairs). The returned total is always the value to back-propagate.
+
+    >>> mask = torch.tensor([True, False])
+    >>> terms = {"bt": bradley_terry(r_pos, r_neg), "logsq": log_square(r_pos)}
+    >>> total, breakdown = objective.combine(50, terms, active=mask, scale=torch.tensor(0.5))
+    >>> torch.equal(total, 0.5 * breakdown.weighted[0]), breakdown.active.tolist()
+    (True, [1.0, 0.0])
     """
 
     def __init__(
@@ -183,6 +196,18 @@ class Objective:
         return float(spec) if isinstance(spec, int | float) else float(spec(step))
 
     def __call__(self, step: int, **values: TermValue) -> tuple[Tensor, Breakdown]:
+        """The weighted total at ``step`` and its breakdown (see :meth:`combine`)."""
+        return self.combine(step, values)
+
+    def combine(
+        self,
+        step: int,
+        values: Mapping[str, TermValue],
+        active: Tensor | None = None,
+        scale: Tensor | None = None,
+    ) -> tuple[Tensor, Breakdown]:
+        """``objective(step, **values)``, with the device-side ``active`` mask and total
+        ``scale`` described in the class docstring."""
         missing = [n for n in self.names if n not in values]
         unknown = [n for n in values if n not in self.weights]
         if missing or unknown:
@@ -193,17 +218,26 @@ class Objective:
             )
         means, stats = self._reduce(values)
         raw_live = torch.stack(means)
+        if active is not None:
+            mask = active.to(device=raw_live.device, dtype=torch.bool)
+            raw_live = raw_live.where(mask, 0.0)
+            stats = self._mask_stats(stats, mask)
         raw = raw_live.detach()
         weight, at_bound = self._weights(step, raw)
         stats.update(self._wanted_weights(raw))
         weighted_live = raw_live * weight
         total = weighted_live.sum()
+        if scale is not None:
+            total = total * scale
+            stats["total.scale"] = scale.detach().float()
         weighted = weighted_live.detach()
         magnitude = weighted.abs()
         share = magnitude / magnitude.sum().clamp_min(1e-12)
-        active = torch.tensor(
+        given = torch.tensor(
             [values[n] is not None for n in self.names], dtype=torch.float32, device=raw.device
         )
+        if active is not None:
+            given = given * active.to(device=raw.device, dtype=torch.float32)
         breakdown = Breakdown(
             step=step,
             names=self.names,
@@ -212,7 +246,7 @@ class Objective:
             weight=weight,
             weighted=weighted,
             share=share,
-            active=active,
+            active=given,
             total=total.detach(),
             autoscaled=self.autoscaled,
             at_bound=at_bound,
@@ -241,6 +275,16 @@ class Objective:
                 value = value.values
             means.append(value.float().mean())
         return means, stats
+
+    def _mask_stats(self, stats: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
+        """The stats of an inactive term as NaN: "no value", skipped by the means."""
+        masked = {}
+        for key, value in stats.items():
+            owners = [n for n in self.names if key.startswith(f"{n}.")]
+            term = max(owners, key=len) if owners else None  # "a.b.x" is "a.b"'s, not "a"'s
+            on = mask[self.names.index(term)] if term is not None else None
+            masked[key] = value if on is None else value.float().where(on, math.nan)
+        return masked
 
     def _wanted_weights(self, raw: Tensor) -> dict[str, Tensor]:
         """Each auto-scaled weight before its clamp (what a pinned clamp holds back)."""

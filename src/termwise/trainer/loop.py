@@ -84,7 +84,8 @@ def _mean_output(outs: list[StepOutput]) -> StepOutput:
     and stat, as the Transformers callback logs an accumulated step."""
 
     def mean(tensors: list[Tensor]) -> Tensor:
-        return torch.stack([t.detach().float() for t in tensors]).mean(0)
+        # nanmean: a stat is NaN on a micro-batch where its term was inactive
+        return torch.stack([t.detach().float() for t in tensors]).nanmean(0)
 
     parts = [o.breakdown for o in outs]
     breakdown = dataclasses.replace(

@@ -153,22 +153,20 @@ def make_loss(
             log_square_form=config.log_square_form,
             hard_gamma=config.hard_negative_gamma,
         )
-        active = terms.active.tolist()  # which heads had pairs: decides the mean below
         values: dict[str, TermOutput | None] = {}
         for h, name in enumerate(names):
-            on = active[h]
-            values[f"{name}.bt"] = (
-                TermOutput(terms.bradley_terry[h], {"pair_accuracy": terms.pair_accuracy[h]})
-                if on
-                else None
+            values[f"{name}.bt"] = TermOutput(
+                terms.bradley_terry[h], {"pair_accuracy": terms.pair_accuracy[h]}
             )
-            values[f"{name}.logsq"] = (
-                TermOutput(terms.log_square[h], {"target_gap": terms.target_gap[h]}) if on else None
+            values[f"{name}.logsq"] = TermOutput(
+                terms.log_square[h], {"target_gap": terms.target_gap[h]}
             )
-        total, breakdown = objective(step, **values)
-        # Mean over the heads that had pairs; with none, a zero that keeps the graph (the
-        # step then changes nothing but stays an ordinary step).
-        loss = total / sum(active) if any(active) else scores.sum() * 0.0
+        # A head without pairs in the batch counts 0 (and is marked inactive), and the total
+        # is the mean over the heads that had pairs: both decided on the device, no host sync.
+        # With no such head it is a zero that keeps the graph (an ordinary step).
+        active = terms.active.repeat_interleave(2)  # each head's .bt and .logsq, in order
+        per_head = 1.0 / terms.active.sum().clamp_min(1).float()
+        loss, breakdown = objective.combine(step, values, active=active, scale=per_head)
         stats = {"logits.saturation": saturation_fraction(scores, config.logit_cap)}
         return StepOutput(loss, breakdown, stats)
 
