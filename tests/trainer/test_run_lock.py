@@ -72,3 +72,14 @@ def test_only_the_main_process_of_a_launch_takes_the_lock(tmp_path, monkeypatch)
     monkeypatch.setenv("RANK", "1")
     with run_lock(tmp_path / "run"):
         assert not (tmp_path / "run").exists()
+
+
+def test_a_link_at_the_locks_name_is_refused_and_its_target_kept(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    mine = tmp_path / "thesis.tex"
+    mine.write_text("years of work")
+    (run / LOCK_FILE).symlink_to(mine)
+    with pytest.raises(TermwiseUserError, match="lock file"), run_lock(run):
+        pass
+    assert mine.read_text() == "years of work" and (run / LOCK_FILE).is_symlink()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from termwise.config import MAX_COUNT, MAX_LENGTH, MAX_WIDTH, StrictModel
+from termwise.config import MAX_BATCH, MAX_COUNT, MAX_LENGTH, MAX_WIDTH, StrictModel
 from termwise.errors import TermwiseUserError
 
 if TYPE_CHECKING:
@@ -121,11 +121,15 @@ class LexicalConfig(StrictModel):
     buckets: int = Field(
         1 << 20,
         ge=16,
+        le=1 << 26,  # 64M buckets x 7 heads is already 1.8 GB of float32
         description="Hash buckets of the n-grams (the branch holds buckets x heads floats).",
     )
     word_ngrams: int = Field(2, ge=1, le=5, description="Longest word n-gram (2: fastText's).")
     max_words: int = Field(
-        2048, ge=1, description="Words read per text (the rest is ignored by this branch)."
+        2048,
+        ge=1,
+        le=MAX_LENGTH,
+        description="Words read per text (the rest is ignored by this branch).",
     )
     learning_rate: float = Field(
         0.05,
@@ -136,13 +140,17 @@ class LexicalConfig(StrictModel):
     prefit_epochs: int = Field(
         0,
         ge=0,
+        le=MAX_COUNT,
         description="Fit the branch alone before the joint steps, for this many passes' "
         "worth of batches over every training row (no backbone pass: seconds). Better "
         "held-out ranking, but held-out positives then score well below 1 (the branch "
         "memorises its training rows; docs/btrm.md). 0: the branch starts at zero.",
     )
     prefit_batch_size: int = Field(
-        256, ge=2, description="Rows per batch of the pre-fit (half positives, half negatives)."
+        256,
+        ge=2,
+        le=MAX_BATCH,
+        description="Rows per batch of the pre-fit (half positives, half negatives).",
     )
     logistic_weight: float = Field(
         1.0,
@@ -159,6 +167,7 @@ class LexicalConfig(StrictModel):
     logistic_min_df: int = Field(
         2,
         ge=1,
+        le=MAX_COUNT,
         description="n-grams in fewer training texts than this get no weight in the "
         "logistic regression (a bigram seen once names a document, not a genre).",
     )

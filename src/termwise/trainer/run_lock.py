@@ -39,10 +39,12 @@ def _open_locked(path: Path) -> int:
     """A descriptor on ``path`` holding its exclusive lock, or a refusal naming the holder."""
     while True:
         try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            # O_NOFOLLOW: a link planted at the lock's name is refused, never truncated through
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as error:
+            reason = "it is a symbolic link" if path.is_symlink() else error.strerror
             raise TermwiseUserError(
-                f"cannot create the run's lock file ({error.strerror})", path=path.parent
+                f"cannot create the run's lock file {LOCK_FILE} ({reason})", path=path.parent
             ) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

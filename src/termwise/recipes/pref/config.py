@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from termwise.config import MAX_COUNT, MAX_SAMPLES, ExistingFile, StrictModel
+from termwise.config import MAX_COUNT, MAX_SAMPLES, MAX_WIDTH, ExistingFile, StrictModel
 from termwise.errors import TermwiseDeprecationWarning
 from termwise.models.backbone import BackboneConfig, LoraConfig
 from termwise.trainer.config import TrainerConfig
@@ -41,6 +41,7 @@ class GpmConfig(StrictModel):
     dim: int = Field(
         8,
         ge=2,
+        le=MAX_WIDTH,
         description="Embedding size 2k (even): k rotation blocks. Left out of a pref "
         "config: 2 for kind gpm (one block: better held-out accuracy and calibration than 8 "
         "at the default 500 steps, docs/benchmarks.md), 8 for bayes_gpm.",

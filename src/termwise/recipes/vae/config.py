@@ -116,6 +116,7 @@ class KlConfig(StrictModel):
     auto_refresh: int | None = Field(
         None,
         gt=0,
+        le=MAX_COUNT,
         description="Steps between auto estimates (null: auto_every // 4, so a threshold "
         "solved while an annealed KL weight was low is replaced within a few steps; "
         "auto_every re-solves once per window, as before).",
