@@ -426,3 +426,20 @@ def test_lvm_eval_beside_a_read_only_model_caches_elsewhere(
     assert_one_line_exit_2(*run_main(monkeypatch, capsys, *args), "stop here")
     assert run not in caches[0].parents and not caches[0].exists()  # temporary, removed
     assert sorted(p.name for p in run.iterdir()) == ["best"]
+
+
+@pytest.mark.parametrize("flag", [[], ["--resume"], ["--overwrite"]])
+def test_a_second_train_on_a_live_run_is_refused_whatever_the_flag(
+    flag, tmp_path, tiny_bert, monkeypatch, capsys
+):
+    from termwise.trainer.run_lock import run_lock
+
+    config = tiny_config(tmp_path, tiny_bert)
+    run = tmp_path / "run"
+    args = ["vae", "train", "-c", str(config), "-o", str(run)]
+    assert run_main(monkeypatch, capsys, *args)[0] == 0
+    before = _snapshot(run)
+    with run_lock(run):  # a live run holds it
+        code, err = run_main(monkeypatch, capsys, *args, *flag)
+    assert_one_line_exit_2(code, err, "another termwise run", f"pid {os.getpid()}")
+    assert _snapshot(run) == before
