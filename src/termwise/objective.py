@@ -216,12 +216,14 @@ class Objective:
                 f"Objective: missing terms {missing}, unknown terms {unknown}{hint}; "
                 "pass None for a term with nothing to compute this step"
             )
-        means, stats = self._reduce(values)
+        means, stats, owners = self._reduce(values)
         raw_live = torch.stack(means)
         if active is not None:
             mask = active.to(device=raw_live.device, dtype=torch.bool)
             raw_live = raw_live.where(mask, 0.0)
-            stats = self._mask_stats(stats, mask)
+            # An inactive term's stats as NaN: "no value", skipped by the trainer's means.
+            for key, index in owners.items():
+                stats[key] = stats[key].float().where(mask[index], math.nan)
         raw = raw_live.detach()
         weight, at_bound = self._weights(step, raw)
         stats.update(self._wanted_weights(raw))
@@ -254,7 +256,10 @@ class Objective:
         )
         return total, breakdown
 
-    def _reduce(self, values: Mapping[str, TermValue]) -> tuple[list[Tensor], dict[str, Tensor]]:
+    def _reduce(
+        self, values: Mapping[str, TermValue]
+    ) -> tuple[list[Tensor], dict[str, Tensor], dict[str, int]]:
+        """Each term's mean, the stats the terms carry, and which term carries each stat."""
         device = next(
             (
                 (v.values if isinstance(v, TermOutput) else v).device
@@ -265,26 +270,19 @@ class Objective:
         )
         means: list[Tensor] = []
         stats: dict[str, Tensor] = {}
-        for name in self.names:
+        owners: dict[str, int] = {}
+        for index, name in enumerate(self.names):
             value = values[name]
             if value is None:
                 means.append(torch.zeros((), device=device))
                 continue
             if isinstance(value, TermOutput):
-                stats.update({f"{name}.{k}": v for k, v in value.stats.items()})
+                for key, stat in value.stats.items():
+                    stats[f"{name}.{key}"] = stat
+                    owners[f"{name}.{key}"] = index
                 value = value.values
             means.append(value.float().mean())
-        return means, stats
-
-    def _mask_stats(self, stats: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
-        """The stats of an inactive term as NaN: "no value", skipped by the means."""
-        masked = {}
-        for key, value in stats.items():
-            owners = [n for n in self.names if key.startswith(f"{n}.")]
-            term = max(owners, key=len) if owners else None  # "a.b.x" is "a.b"'s, not "a"'s
-            on = mask[self.names.index(term)] if term is not None else None
-            masked[key] = value if on is None else value.float().where(on, math.nan)
-        return masked
+        return means, stats, owners
 
     def _wanted_weights(self, raw: Tensor) -> dict[str, Tensor]:
         """Each auto-scaled weight before its clamp (what a pinned clamp holds back)."""

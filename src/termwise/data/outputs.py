@@ -236,7 +236,7 @@ def _writer_gone(entry: Path) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:
-        return False
+        pass  # it exists, under another user
     return False
 
 

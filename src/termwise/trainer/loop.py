@@ -87,6 +87,11 @@ def _mean_output(outs: list[StepOutput]) -> StepOutput:
         # nanmean: a stat is NaN on a micro-batch where its term was inactive
         return torch.stack([t.detach().float() for t in tensors]).nanmean(0)
 
+    def mean_stats(found: list[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+        # A stat missing from a micro-batch (its term was None there) is averaged without it.
+        keys = dict.fromkeys(k for stats in found for k in stats)
+        return {k: mean([stats[k] for stats in found if k in stats]) for k in keys}
+
     parts = [o.breakdown for o in outs]
     breakdown = dataclasses.replace(
         parts[0],
@@ -97,9 +102,9 @@ def _mean_output(outs: list[StepOutput]) -> StepOutput:
         active=mean([b.active for b in parts]),
         total=mean([b.total for b in parts]),
         at_bound=mean([b.at_bound for b in parts]),
-        stats={k: mean([b.stats[k] for b in parts]) for k in parts[0].stats},
+        stats=mean_stats([b.stats for b in parts]),
     )
-    stats = {k: mean([(o.stats or {})[k] for o in outs]) for k in outs[0].stats or {}}
+    stats = mean_stats([o.stats or {} for o in outs])
     return StepOutput(mean([o.loss for o in outs]), breakdown, stats or None)
 
 
