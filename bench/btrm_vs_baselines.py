@@ -33,7 +33,7 @@ from _doc import DOCS, publish
 from termwise.config import load_yaml_config
 from termwise.recipes.btrm.config import DEFAULT_STEPS, BtrmConfig, default_config
 from termwise.recipes.btrm.data import TIER_NAMES, MembershipTable, build_table
-from termwise.recipes.btrm.recipe import source_name
+from termwise.recipes.btrm.evaluate import source_name
 from termwise.trainer.recipe import run_recipe
 
 MARK = "<!-- btrm_vs_tfidf -->"  # the section keeps its marker in docs/btrm.md
@@ -281,14 +281,11 @@ def override_flags(args: argparse.Namespace) -> str:
 
 def evaluate_saved(args: argparse.Namespace) -> None:
     """Held-out evaluation of an already trained model, at ``--eval-max-length`` tokens."""
+    from termwise.recipes.btrm.after_training import after_training
+    from termwise.recipes.btrm.evaluate import evaluate_model
     from termwise.recipes.btrm.model import load_reward_model
-    from termwise.recipes.btrm.recipe import (
-        after_training,
-        at_scoring_length,
-        evaluate_model,
-        prepare,
-        training_rows,
-    )
+    from termwise.recipes.btrm.prepared import at_scoring_length, prepare
+    from termwise.recipes.btrm.recipe import training_rows
 
     config = load_yaml_config(args.output / "config.yaml", BtrmConfig)
     if args.refit_after_training and args.logistic_weight is not None:

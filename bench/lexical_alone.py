@@ -35,7 +35,8 @@ from termwise.models.tfidf_logistic import document_frequency_idf, fit_logistic,
 from termwise.recipes.btrm.config import BtrmConfig, default_config
 from termwise.recipes.btrm.lexical_fit import prefit_lexical
 from termwise.recipes.btrm.logistic_fit import balanced_weights
-from termwise.recipes.btrm.recipe import Prepared, build_model, prepare
+from termwise.recipes.btrm.prepared import Prepared, prepare
+from termwise.recipes.btrm.recipe import build_model
 from termwise.terms import soft_cap
 
 SCORE_CHUNK = 2048

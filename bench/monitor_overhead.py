@@ -74,6 +74,7 @@ def make_trainer(monitor: HealthMonitor | None, run_dir: Path) -> Trainer:
         config=config,
         run_dir=run_dir,
         monitor=monitor,
+        health=monitor is not None,
     )
 
 

@@ -42,8 +42,9 @@ from termwise.recipes.pref.calibration import (
 )
 from termwise.recipes.pref.config import LEARNING_RATE, PrefConfig
 from termwise.recipes.pref.data import EncodedPairs, encode_pairs, read_pairs
+from termwise.recipes.pref.dev import dev_scores, evaluate_scores
 from termwise.recipes.pref.eval import evaluate_predictions
-from termwise.recipes.pref.recipe import build_model, dev_scores, evaluate_scores, setup
+from termwise.recipes.pref.recipe import build_model, setup
 from termwise.trainer.checkpoint import CheckpointManager, load_trainable
 
 MARK = "<!-- pref_vs_trl -->"

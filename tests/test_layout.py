@@ -49,11 +49,122 @@ def test_every_recipe_fulfils_the_contract_with_its_signatures(recipe):
 
     module = importlib.import_module(f"termwise.recipes.{recipe}.recipe")
     assert module.NAME == recipe and isinstance(module.KEEPS_BEST, bool)
-    for phase in ("setup", "train", "save", "evaluate", "show"):
+    assert isinstance(module.OUTPUTS, tuple) and all(re.compile(o) for o in module.OUTPUTS)
+    for phase in ("setup", "train", "save", "evaluate", "show", "key_metric"):
         wanted = inspect.signature(getattr(Recipe, phase)).parameters
         found = inspect.signature(getattr(module, phase)).parameters
         expected = [(n, p.default) for n, p in wanted.items() if n != "self"]
         assert [(n, p.default) for n, p in found.items()] == expected, f"{recipe}.{phase}"
+
+
+# Objects a recipe builds and then must leave alone: their behaviour is set at construction
+# (callbacks, eval_fn, config_keys), where a reader of setup sees it.
+BUILT = {"trainer", "monitor", "stopping", "early_stopping", "control"}
+# What a loss function may call methods of, beyond its own locals: tensor libraries, the
+# objective, and a term's own state (auto free bits re-solving its threshold).
+LOSS_MAY_CALL = {"torch", "F", "math", "objective", "auto"}
+
+
+def _root(node: ast.expr) -> ast.expr:
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node
+
+
+def _chain(node: ast.expr) -> list[str]:
+    """The names along ``a.b[c].d``: ``["a", "b", "d"]``."""
+    names = []
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        if isinstance(node, ast.Attribute):
+            names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        names.append(node.id)
+    return names[::-1]
+
+
+def _stores(tree: ast.AST) -> list[ast.expr]:
+    targets: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets += node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets.append(node.target)
+    return [t for t in targets if isinstance(t, ast.Attribute | ast.Subscript)]
+
+
+def assignments_to_built_objects(source: str) -> list[str]:
+    """``trainer.eval_fn = ...``, ``session.trainer.x = ...``, ``monitor.config_keys = ...``."""
+    found = []
+    for target in _stores(ast.parse(source)):
+        chain = _chain(target)
+        if BUILT & set(chain[:-1]):
+            found.append(f"line {target.lineno}: {'.'.join(chain)} =")
+    return found
+
+
+def loss_side_effects(source: str) -> list[str]:
+    """In every ``loss_fn``: stores into anything but its own locals, and method calls on
+    captured objects other than :data:`LOSS_MAY_CALL` (a stage switch, a ramp's setter)."""
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not (isinstance(function, ast.FunctionDef) and function.name == "loss_fn"):
+            continue
+        local = {
+            n.id
+            for n in ast.walk(function)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        for node in ast.walk(function):
+            if isinstance(node, ast.Nonlocal | ast.Global):
+                found.append(f"line {node.lineno}: {type(node).__name__.lower()}")
+        for target in _stores(function):
+            root = _root(target)
+            if not (isinstance(root, ast.Name) and root.id in local):
+                found.append(f"line {target.lineno}: {'.'.join(_chain(target))} =")
+        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
+            if not isinstance(call.func, ast.Attribute):
+                continue  # a function or the model: pure, or the forward pass
+            root = _root(call.func)
+            if isinstance(root, ast.Name) and root.id not in local | LOSS_MAY_CALL:
+                if root.id not in {a.arg for a in function.args.args}:
+                    found.append(f"line {call.lineno}: {'.'.join(_chain(call.func))}(...)")
+    return found
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_no_recipe_changes_its_trainer_after_building_it_nor_state_in_a_loss(recipe):
+    """A recipe's phases are callbacks registered in setup; a loss function computes the
+    loss and changes nothing but its terms' own state."""
+    problems = {
+        f"{path.name} {problem}"
+        for path in (PACKAGE / "recipes" / recipe).glob("*.py")
+        for problem in assignments_to_built_objects(path.read_text())
+        + loss_side_effects(path.read_text())
+    }
+    assert not problems, f"recipes/{recipe}: {sorted(problems)}"
+
+
+def test_the_layout_check_catches_a_patched_trainer_and_a_loss_with_side_effects():
+    """The check above, on the shapes it exists to forbid (the vae and lvm of before)."""
+    patched = (
+        "def setup():\n    trainer = T()\n    trainer.eval_fn = f\n    stopping.on_improve = g\n"
+    )
+    assert len(assignments_to_built_objects(patched)) == 2
+    loss = (
+        "def make():\n"
+        "    def loss_fn(model, batch, step):\n"
+        "        switch.enter(step, model)\n"
+        "        scale.target_fraction = ramp(step)\n"
+        "        terms = {}\n"
+        "        terms['x'] = model(batch)\n"
+        "        threshold = auto.observe(step, terms['x'])\n"
+        "        return objective(step, **terms)\n"
+    )
+    assert [p.split(": ")[1] for p in loss_side_effects(loss)] == [
+        "scale.target_fraction =",
+        "switch.enter(...)",
+    ]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)

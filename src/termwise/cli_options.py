@@ -138,8 +138,8 @@ KEY_METRICS = ("val_loss", "test_loss", "val_nll", "test_accuracy", "val_accurac
 
 def key_metric(run_dir: Path) -> str:
     """``name value`` of the run's key metric, or ``-`` when it wrote none: report.json's
-    held-out metrics, else what the recipe named in eval.json reports (pref's overall
-    accuracy, btrm's mean AUC, lvm's MRR)."""
+    held-out metrics, else the one its recipe named in eval.json (``key_metric``, written
+    by :func:`termwise.trainer.recipe.run_recipe`)."""
     import orjson
 
     def read(name: str) -> dict[str, Any]:
@@ -153,19 +153,7 @@ def key_metric(run_dir: Path) -> str:
     for name in KEY_METRICS:
         if isinstance(metrics.get(name), int | float):
             return f"{name} {metrics[name]:.4g}"
-    evaluation = read("eval.json")
-    recipe = evaluation.get("recipe")
-    if recipe == "pref" and isinstance(evaluation.get("overall"), int | float):
-        return f"overall accuracy {evaluation['overall']:.4g}"
-    if recipe == "lvm" and isinstance(evaluation.get("B_retrieval"), dict):
-        return f"val MRR {evaluation['B_retrieval'].get('mrr', float('nan')):.4g}"
-    if recipe == "btrm":
-        aucs = [
-            v
-            for entry in evaluation.values()
-            if isinstance(entry, dict)
-            for v in (entry.get("auc") or {}).values()
-            if isinstance(v, int | float)
-        ]
-        return f"mean AUC {sum(aucs) / len(aucs):.4g}" if aucs else "-"
+    found = read("eval.json").get("key_metric")
+    if isinstance(found, dict) and isinstance(found.get("value"), int | float):
+        return f"{found.get('name')} {found['value']:.4g}"
     return "-"

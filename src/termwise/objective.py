@@ -14,6 +14,7 @@ from torch import Tensor
 from termwise.errors import suggest
 from termwise.schedules import AutoScale, Schedule
 from termwise.terms import TermOutput
+from termwise.terms.stats import WANTED_WEIGHT, stat_key
 
 TermRole = Literal["data", "kl", "aux", "regularizer"]
 ROLES: tuple[str, ...] = get_args(TermRole)
@@ -226,7 +227,7 @@ class Objective:
                 stats[key] = stats[key].float().where(mask[index], math.nan)
         raw = raw_live.detach()
         weight, at_bound = self._weights(step, raw)
-        stats.update(self._wanted_weights(raw))
+        stats.update(self._wanted_weights(step, raw))
         weighted_live = raw_live * weight
         total = weighted_live.sum()
         if scale is not None:
@@ -284,7 +285,7 @@ class Objective:
             means.append(value.float().mean())
         return means, stats, owners
 
-    def _wanted_weights(self, raw: Tensor) -> dict[str, Tensor]:
+    def _wanted_weights(self, step: int, raw: Tensor) -> dict[str, Tensor]:
         """Each auto-scaled weight before its clamp (what a pinned clamp holds back)."""
         wanted = {}
         for i, name in enumerate(self.names):
@@ -292,7 +293,7 @@ class Objective:
             if isinstance(spec, AutoScale):
                 assert spec.reference is not None  # checked in __init__
                 reference = raw[self.names.index(spec.reference)]
-                wanted[f"{name}.wanted_weight"] = spec.unclamped(raw[i], reference)
+                wanted[stat_key(name, WANTED_WEIGHT)] = spec.unclamped(raw[i], reference, step)
         return wanted
 
     def _weights(self, step: int, raw: Tensor) -> tuple[Tensor, Tensor]:
@@ -306,7 +307,7 @@ class Objective:
                 spec = self.weights[name]
                 if isinstance(spec, AutoScale):
                     assert spec.reference is not None  # checked in __init__
-                    lam, pinned = spec(raw[i], raw[self.names.index(spec.reference)])
+                    lam, pinned = spec(raw[i], raw[self.names.index(spec.reference)], step)
                     weight[i] = lam
                     at_bound[i] = pinned
         return weight, at_bound

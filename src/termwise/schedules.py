@@ -161,35 +161,40 @@ class AutoScale:
     (0.05, 0.0)
     """
 
-    target_fraction: float
+    target_fraction: float | Schedule  # a constant, or step -> fraction (a ramp)
     lo: float
     hi: float
     reference: str | None = None
 
     def __post_init__(self) -> None:
-        if self.target_fraction <= 0:
+        if not callable(self.target_fraction) and self.target_fraction <= 0:
             raise ValueError(f"AutoScale: target_fraction must be > 0, got {self.target_fraction}")
         if not 0 <= self.lo < self.hi:
             raise ValueError(f"AutoScale: need 0 <= lo < hi, got lo={self.lo}, hi={self.hi}")
 
-    def __call__(self, term: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+    def fraction_at(self, step: int) -> float:
+        """The target fraction at ``step`` (the constant, or the ramp's value there)."""
+        target = self.target_fraction
+        return float(target(step)) if callable(target) else float(target)
+
+    def __call__(self, term: Tensor, reference: Tensor, step: int = 0) -> tuple[Tensor, Tensor]:
         """Return ``(lambda_eff, at_bound)`` as 0-dim detached tensors (no host sync);
         ``at_bound`` is 1 at ``hi``, -1 at ``lo``, 0 between."""
-        raw = self.unclamped(term, reference)
+        raw = self.unclamped(term, reference, step)
         lam = raw.clamp(self.lo, self.hi)
         # +1 at hi, -1 at lo: a window's mean then says which clamp holds it.
         at_bound = (raw >= self.hi).float() - (raw <= self.lo).float()
         return lam, at_bound
 
-    def unclamped(self, term: Tensor, reference: Tensor) -> Tensor:
+    def unclamped(self, term: Tensor, reference: Tensor, step: int = 0) -> Tensor:
         """The weight the target fraction asks for before the clamp (logged by the
         objective as ``<term>.wanted_weight``: where a pinned clamp should move)."""
         term, reference = term.detach().float(), reference.detach().float()
-        return reference * self.target_fraction / term.abs().clamp_min(1e-12)
+        return reference * self.fraction_at(step) / term.abs().clamp_min(1e-12)
 
     def state_dict(self) -> dict[str, float | int | str | None]:
         return {
-            "target_fraction": self.target_fraction,
+            "target_fraction": None if callable(self.target_fraction) else self.target_fraction,
             "lo": self.lo,
             "hi": self.hi,
             "reference": self.reference,

@@ -42,7 +42,7 @@ def build(run_dir, loss_fn=mse_loss, monitor=None, **overrides):
         lr_scheduler=scheduler,
         monitor=monitor,
         console=quiet_console(),
-        eval_fn=lambda m: {"train_loss": 1.0},
+        eval_fn=lambda m, step: {"train_loss": 1.0},
     )
     return trainer, model
 
@@ -98,6 +98,30 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path, accumulation)
     # with 2 micro-batches a step, 24 batches close epoch 7 (a step spans two epochs).
     where = (12, 3, 3) if accumulation == 1 else (12, 7, 3)
     assert (result.state.step, result.state.epoch, result.state.batches_in_epoch) == where
+    for a, b in zip(params(straight_model), params(resumed_model), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [("accelerate", "termwise"), ("termwise", "accelerate")]
+)
+def test_a_checkpoint_resumes_in_the_layout_it_was_written_in(tmp_path, written, read):
+    """Accelerate's save_state or termwise's layout, whatever checkpoint_format says now."""
+    straight, straight_model = build(tmp_path / "straight")
+    straight.fit()
+
+    def interrupt_at_7(model, batch, step):
+        if step == 7:
+            raise KeyboardInterrupt
+        return mse_loss(model, batch, step)
+
+    first, _ = build(tmp_path / "resumed", loss_fn=interrupt_at_7, checkpoint_format=written)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    saved = first.checkpoints.latest()
+    assert (saved / "optimizer.bin").is_file() == (written == "accelerate")
+    resumed, resumed_model = build(tmp_path / "resumed", checkpoint_format=read)
+    assert resumed.fit(resume=True).state.step == 12
     for a, b in zip(params(straight_model), params(resumed_model), strict=True):
         assert torch.equal(a, b)
 

@@ -22,9 +22,10 @@ def _run(path, *user_entries):
     (path / "checkpoints" / "step_00000004").mkdir(parents=True)
     for name in ("config.yaml", "scalars.csv", "health.jsonl", "eval.json"):
         (path / name).write_text("run file\n")
-    (path / "best").mkdir()
-    (path / "best" / "manifest.json").write_text("{}")
-    mark_run_dir(path, "vae")
+    (path / "model").mkdir()
+    (path / "model" / "manifest.json").write_text("{}")
+    (path / "timing.json").write_text("{}")  # an output the recipe declared
+    mark_run_dir(path, "btrm", [r"timing\.json"])
     for name in user_entries:
         if name.endswith("/"):
             (path / name).mkdir()
@@ -40,6 +41,21 @@ def test_overwrite_removes_the_run_files_and_keeps_the_rest(tmp_path):
     names = sorted(p.name for p in run.iterdir())
     assert names == [RUN_MARKER, "notes", "thesis.tex"]
     assert (run / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_overwrite_keeps_what_another_recipe_would_write(tmp_path):
+    run = _run(tmp_path / "run", "run1/", "gates.json")  # free_bits_demo's and older lvm's
+    prepare_run_dir(run, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == sorted([RUN_MARKER, "gates.json", "run1"])
+
+
+def test_a_run_from_before_its_marker_named_outputs_loses_its_older_outputs(tmp_path):
+    run = _run(tmp_path / "run", "best/", "thesis.tex")
+    marker = orjson.loads((run / RUN_MARKER).read_bytes())
+    del marker["outputs"]
+    (run / RUN_MARKER).write_bytes(orjson.dumps(marker))
+    prepare_run_dir(run, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == [RUN_MARKER, "thesis.tex"]
 
 
 def test_overwrite_removes_the_markers_of_run_outputs_and_temporaries_only(tmp_path):

@@ -21,6 +21,8 @@ from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
 
 ConfigKeys = str | list[str]
+# The mapping, or a function of the step giving the mapping in force then.
+ConfigKeysSpec = Mapping[str, ConfigKeys] | Callable[[int], Mapping[str, ConfigKeys]]
 # (evidence key a rule suggests a value under, what it sets): a recipe maps
 # "<subject>.<what>" to its config field.
 SUGGESTIONS = (
@@ -67,15 +69,15 @@ class HealthMonitor:
         run_dir: str | Path | None = None,
         console: Console | None = None,
         history: int = 200,
-        config_keys: Mapping[str, ConfigKeys] | None = None,
+        config_keys: ConfigKeysSpec | None = None,
         early_windows: int = 5,
     ) -> None:
         """``config_keys`` maps what a rule can suggest (``"<term>.free_bits"``,
         ``"<term>.weight"``, ``"<term>.clamp_high"``: see :data:`SUGGESTIONS`) to the
         recipe's config field that sets it (a dotted path, list items by index:
         ``objective.clamp.1``), or to several fields set to the same value, so such findings
-        carry a machine-readable change (``termwise health fix``). A recipe may update the
-        mapping while it runs (a curriculum stage owns its own weights)."""
+        carry a machine-readable change (``termwise health fix``). A function of the step
+        gives the mapping in force at each step (a curriculum stage owns its own weights)."""
         if every < 1:
             raise ValueError(f"HealthMonitor: every must be >= 1, got {every}")
         self.rules: list[Rule] = list(default_rules() if rules is None else rules)
@@ -94,7 +96,14 @@ class HealthMonitor:
         self._window_index = 0
         self._shown: dict[tuple[str, str], int] = {}
         self._last_step = -1
-        self.config_keys = dict(config_keys or {})
+        self.config_keys: ConfigKeysSpec = (
+            config_keys if callable(config_keys) else dict(config_keys or {})
+        )
+
+    def config_keys_at(self, step: int) -> Mapping[str, ConfigKeys]:
+        """Which config field sets each suggested value at ``step``."""
+        keys = self.config_keys
+        return keys(step) if callable(keys) else keys
 
     def observe(
         self, step: int, breakdown: Breakdown, stats: Mapping[str, Tensor] | None = None
@@ -160,7 +169,7 @@ class HealthMonitor:
 
     def check(self, window: Window) -> list[Finding]:
         """Run every rule on a closed window (also how :func:`recheck` replays a run)."""
-        self._record(window_line(window, self.config_keys))
+        self._record(window_line(window, self.config_keys_at(window.step)))
         history = list(self.windows)
         found = [f for rule in self.rules for f in rule.check_window(window, history)]
         self.windows.append(window)
@@ -189,7 +198,7 @@ class HealthMonitor:
         recipe said which config field sets that value (a field, or several set together)."""
         evidence, changes = finding.evidence, []
         for suggested, what in SUGGESTIONS:
-            keys = self.config_keys.get(f"{finding.subject}.{what}")
+            keys = self.config_keys_at(finding.step).get(f"{finding.subject}.{what}")
             if keys is None or suggested not in evidence:
                 continue
             current = evidence.get(CURRENT_VALUE.get(what, what))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from termwise.health.base import Rule, Window, pct
 from termwise.health.findings import Finding
+from termwise.terms.stats import STD_TO_MU, stat_key
 
 
 class PosteriorCollapsed(Rule):
@@ -24,11 +25,11 @@ class PosteriorCollapsed(Rule):
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         found = []
-        for term in window.terms_with_stat("std_to_mu"):
-            ratio = window.get(f"{term}.std_to_mu")
+        for term in window.terms_with_stat(STD_TO_MU):
+            ratio = window.get(stat_key(term, STD_TO_MU))
             if not ratio < self.threshold:
                 continue
-            start = history[0].get(f"{term}.std_to_mu") if history else ratio
+            start = history[0].get(stat_key(term, STD_TO_MU)) if history else ratio
             found.append(
                 self.finding(
                     window.step,

@@ -11,6 +11,16 @@ from typing import Any
 
 from termwise.health.base import Rule, Window, pct, weight_for_share
 from termwise.health.findings import Finding
+from termwise.terms.stats import (
+    FREE_BITS,
+    FREE_FRACTION,
+    KL_AFTER,
+    KL_RAW,
+    PENALTY_REDUCTION,
+    TARGET_GAP,
+    WANTED_WEIGHT,
+    stat_key,
+)
 
 SUGGESTED_FREE_BITS_RATIO = 0.3  # free bits at 0.3 x observed KL free ~30 % of the penalty
 
@@ -36,15 +46,15 @@ class FreeBitsAllFree(Rule):
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         found = []
-        for term in window.terms_with_stat("kl_after"):
-            kl_raw = window.get(f"{term}.kl_raw")
-            kl_after = window.get(f"{term}.kl_after")
+        for term in window.terms_with_stat(KL_AFTER):
+            kl_raw = window.get(stat_key(term, KL_RAW))
+            kl_after = window.get(stat_key(term, KL_AFTER))
             if not (kl_raw > 0 and kl_after <= 1e-12):
                 continue
             growing = _weight_ramping(term, window, history, self.ramp_tolerance)
-            if growing and not kl_raw < self.ramp_fraction * window.get(f"{term}.free_bits"):
+            if growing and not kl_raw < self.ramp_fraction * window.get(stat_key(term, FREE_BITS)):
                 continue  # the KL may still grow past the threshold as the weight ramps
-            free_bits = window.get(f"{term}.free_bits")
+            free_bits = window.get(stat_key(term, FREE_BITS))
             suggested = _suggested_free_bits(kl_raw)
             found.append(
                 self.finding(
@@ -59,7 +69,7 @@ class FreeBitsAllFree(Rule):
                         "kl_raw": kl_raw,
                         "kl_after": kl_after,
                         "free_bits": free_bits,
-                        "free_fraction": window.get(f"{term}.free_fraction"),
+                        "free_fraction": window.get(stat_key(term, FREE_FRACTION)),
                         "suggested_free_bits": suggested,
                     },
                     subject=term,
@@ -111,12 +121,12 @@ class FreeBitsBand(Rule):
 
     def check_window(self, window: Window, history: Sequence[Window]) -> list[Finding]:
         found = []
-        for term in window.terms_with_stat("penalty_reduction"):
-            reduction = window.get(f"{term}.penalty_reduction")
-            kl_raw = window.get(f"{term}.kl_raw")
-            if not kl_raw > 0 or window.get(f"{term}.kl_after") <= 1e-12:
+        for term in window.terms_with_stat(PENALTY_REDUCTION):
+            reduction = window.get(stat_key(term, PENALTY_REDUCTION))
+            kl_raw = window.get(stat_key(term, KL_RAW))
+            if not kl_raw > 0 or window.get(stat_key(term, KL_AFTER)) <= 1e-12:
                 continue  # nothing to judge, or free_bits.all_free covers it
-            if not window.get(f"{term}.free_bits", 1.0) > 0:
+            if not window.get(stat_key(term, FREE_BITS), 1.0) > 0:
                 continue  # free bits off (0): a choice, not a threshold to tune
             if _weight_ramping(term, window, history, self.ramp_tolerance):
                 continue  # the KL follows a KL weight still in its warm-up
@@ -131,14 +141,14 @@ class FreeBitsBand(Rule):
         evidence: dict[str, float | str] = {
             "penalty_reduction": reduction,
             "kl_raw": kl_raw,
-            "free_bits": window.get(f"{term}.free_bits"),
-            "free_fraction": window.get(f"{term}.free_fraction"),
+            "free_bits": window.get(stat_key(term, FREE_BITS)),
+            "free_fraction": window.get(stat_key(term, FREE_FRACTION)),
             "healthy_low": band.healthy[0],
             "healthy_high": band.healthy[1],
             "suggested_free_bits": _suggested_free_bits(kl_raw),
         }
         suggestion = f"set free_bits to {_suggested_free_bits(kl_raw):g} (0.3 x observed KL)"
-        free = pct(window.get(f"{term}.free_fraction"))
+        free = pct(window.get(stat_key(term, FREE_FRACTION)))
         status = f"penalty reduction {pct(reduction)}, free_fraction {free}"
         if reduction < band.tight:
             evidence["verdict"] = "too tight"
@@ -332,8 +342,9 @@ class TermNegligible(TermShare):
         return [
             f
             for f in super().check_window(window, history)
-            if not window.get(f"{f.subject}.free_fraction", 0.0) > 0.5
-            and not abs(window.get(f"{f.subject}.target_gap", math.inf)) <= self.target_tolerance
+            if not window.get(stat_key(f.subject, FREE_FRACTION), 0.0) > 0.5
+            and not abs(window.get(stat_key(f.subject, TARGET_GAP), math.inf))
+            <= self.target_tolerance
         ]
 
 
@@ -483,7 +494,7 @@ class AutoScalePinned(Rule):
             bound = "hi" if at_high else "lo"
             # Room for twice what the target asked for on average (the objective logs the
             # unclamped weight), else `widen` x the clamp.
-            wanted = window.get(f"{term}.wanted_weight")
+            wanted = window.get(stat_key(term, WANTED_WEIGHT))
             if at_high:
                 value = 2 * wanted if wanted > weight else weight * self.widen
             else:

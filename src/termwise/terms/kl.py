@@ -9,6 +9,14 @@ import torch
 from torch import Tensor, nn
 
 from termwise.terms._output import TermOutput
+from termwise.terms.stats import (
+    FREE_BITS,
+    FREE_FRACTION,
+    KL_AFTER,
+    KL_RAW,
+    PENALTY_REDUCTION,
+    STD_TO_MU,
+)
 
 FreeBitsReduce = Literal["mean_dims", "per_dim", "sum_dims"]
 
@@ -86,7 +94,7 @@ def gaussian_kl(
         "kl": values.detach().float().mean(),
         "mean_std": std.mean(),
         "mean_abs_mu": abs_mu.mean(),
-        "std_to_mu": std.mean() / abs_mu.mean().clamp_min(1e-12),
+        STD_TO_MU: std.mean() / abs_mu.mean().clamp_min(1e-12),
     }
     return TermOutput(values, stats)
 
@@ -141,11 +149,11 @@ def free_bits_kl(
     kl_after = values.detach().float().mean()
     reduction = torch.where(kl_raw > 0, (kl_raw - kl_after) / kl_raw.clamp_min(1e-12), 0.0)
     stats = {
-        "kl_raw": kl_raw,
-        "kl_after": kl_after,
-        "penalty_reduction": reduction,
-        "free_fraction": below.float().mean(),
-        "free_bits": torch.as_tensor(free_bits, dtype=torch.float32, device=mu.device),
+        KL_RAW: kl_raw,
+        KL_AFTER: kl_after,
+        PENALTY_REDUCTION: reduction,
+        FREE_FRACTION: below.float().mean(),
+        FREE_BITS: torch.as_tensor(free_bits, dtype=torch.float32, device=mu.device),
     }
     return TermOutput(values, stats)
 

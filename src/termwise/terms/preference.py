@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from termwise.terms._output import TermOutput
+from termwise.terms.stats import TARGET_GAP
 
 
 def gpm_score(v_a: Tensor, v_b: Tensor, block_scale: Tensor | None = None) -> Tensor:
@@ -82,4 +83,4 @@ def reward_centering(r_chosen: Tensor, r_rejected: Tensor) -> TermOutput:
     """
     values = (r_chosen + r_rejected).square()
     mean = (r_chosen + r_rejected).detach().float().mean() / 2
-    return TermOutput(values, {"mean_reward": mean, "target_gap": mean})
+    return TermOutput(values, {"mean_reward": mean, TARGET_GAP: mean})

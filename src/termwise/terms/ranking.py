@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from termwise.terms._output import TermOutput
+from termwise.terms.stats import TARGET_GAP
 
 
 def bradley_terry(
@@ -103,7 +104,7 @@ def log_square(r: Tensor, eps: float = 1e-6, form: LogSquareForm = "abs") -> Ter
         raise ValueError(f"log_square: form must be abs, squared or positive, got {form!r}")
     stats = {
         "mean_abs_score": r.detach().abs().float().mean(),
-        "target_gap": log_r2.detach().float().mean(),
+        TARGET_GAP: log_r2.detach().float().mean(),
     }
     return TermOutput(values, stats)
 

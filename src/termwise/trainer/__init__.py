@@ -1,4 +1,4 @@
-"""The training loop shared by recipes: Accelerate, checkpoints, scalars, health.
+"""The training loop shared by recipes: Accelerate, named events, checkpoints, scalars, health.
 
 Names load on first use, so a recipe config can import :class:`TrainerConfig` without
 importing torch.
@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING
 from termwise._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from termwise.trainer.callbacks import (
+        BestMetric,
+        EarlyStopping,
+        KeepBestModel,
+        TrainerCallback,
+    )
     from termwise.trainer.checkpoint import (
         CheckpointManager,
         load_trainable,
@@ -17,7 +23,6 @@ if TYPE_CHECKING:
         save_weights,
     )
     from termwise.trainer.config import TrainerConfig
-    from termwise.trainer.early_stopping import EarlyStopping
     from termwise.trainer.loop import (
         StepOutput,
         Trainer,
@@ -35,7 +40,10 @@ _EXPORTS = {
     "save_trainable": "checkpoint",
     "save_weights": "checkpoint",
     "TrainerConfig": "config",
-    "EarlyStopping": "early_stopping",
+    "BestMetric": "callbacks",
+    "EarlyStopping": "callbacks",
+    "KeepBestModel": "callbacks",
+    "TrainerCallback": "callbacks",
     "StepOutput": "loop",
     "Trainer": "loop",
     "TrainResult": "loop",
@@ -45,13 +53,16 @@ _EXPORTS = {
     "read_scalars": "scalars",
 }
 __all__ = [
+    "BestMetric",
     "CheckpointManager",
     "EarlyStopping",
     "EpochSampler",
+    "KeepBestModel",
     "StepOutput",
     "TrainResult",
     "TrainState",
     "Trainer",
+    "TrainerCallback",
     "TrainerConfig",
     "load_trainable",
     "load_weights",

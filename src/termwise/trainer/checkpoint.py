@@ -11,6 +11,16 @@ Layout of ``run_dir/checkpoints/step_00000100/``::
 A checkpoint is written into a temporary folder and renamed into place, then the
 ``latest`` pointer is replaced: a crash mid-write leaves the previous checkpoint intact.
 Nothing is ever unpickled: ``torch.load(..., weights_only=True)`` only.
+
+Under FSDP or DeepSpeed (``checkpoint_format``) the tensors go through Accelerate's
+``save_state``/``load_state`` instead, beside the same ``state.json``. ``load_state`` reads
+model, optimizer, scheduler and RNG files with ``weights_only=True`` (NumPy's RNG arrays
+allow-listed), which keeps the rule; its ``register_for_checkpointing`` objects are loaded
+with ``weights_only=False``, so termwise never registers any: recipe and callback state
+stays in ``state.json``. termwise's own layout stays the default elsewhere because its
+``save_model`` hook writes only the trainable parameters (a LoRA run's adapters, not the
+frozen backbone ``save_state`` would copy into every checkpoint). Each checkpoint is read
+in the layout it was written in, whatever the config says now.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from termwise.errors import TermwiseUserError
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 ModelSaver = Callable[[nn.Module, Path], None]
+ACCELERATE_RNG = "random_states_*.pkl"  # what Accelerate's save_state always writes
 
 
 def save_weights(model: nn.Module, directory: Path) -> None:
@@ -210,7 +221,9 @@ class CheckpointManager:
             )
         for index, path in enumerate(candidates):
             try:
-                if load_state_fn is not None:  # written by Accelerate's save_state
+                if any(path.glob(ACCELERATE_RNG)):  # written by Accelerate's save_state
+                    if load_state_fn is None:
+                        raise ValueError("written by Accelerate's save_state; no loader given")
                     state = orjson.loads((path / "state.json").read_bytes())
                     load_state_fn(path)
                 else:

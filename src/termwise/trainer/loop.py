@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,12 +24,14 @@ from torch.utils.data import DataLoader, Dataset
 from termwise.errors import TermwiseUserError, TrainingDiverged
 from termwise.health import HealthMonitor
 from termwise.health.findings import Finding
+from termwise.health.monitor import ConfigKeysSpec
 from termwise.health.report import print_summary, write_report
 from termwise.meter import DeviceMeter
 from termwise.objective import Breakdown, stack_scalars
+from termwise.terms.stats import PROGRESS
+from termwise.trainer.callbacks import TrainerCallback, TrainerControl
 from termwise.trainer.checkpoint import CheckpointManager, ModelSaver, load_weights, save_weights
 from termwise.trainer.config import TrainerConfig
-from termwise.trainer.early_stopping import EarlyStopping
 from termwise.trainer.sampler import EpochSampler
 from termwise.trainer.scalars import ScalarWriter, log_sizes, truncate_logs
 
@@ -76,7 +78,7 @@ class Stateful(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
-EvalFn = Callable[[nn.Module], Mapping[str, float]]
+EvalFn = Callable[[nn.Module, int], Mapping[str, float]]  # (model, step) -> metrics
 
 
 def _mean_output(outs: list[StepOutput]) -> StepOutput:
@@ -141,9 +143,14 @@ class Trainer:
     """Trains ``model`` on ``train_data`` with ``loss_fn``; logs every term, watches health.
 
     ``loss_fn(model, batch, step)`` returns a :class:`StepOutput` (the loss, the objective's
-    breakdown and optional extra stats). ``eval_fn(model)`` returns metrics such as
-    ``train_loss``/``val_loss`` for the fit rules. ``save_model``/``load_model`` let a recipe
-    save adapters instead of full weights.
+    breakdown and optional extra stats) and changes nothing else. ``eval_fn(model, step)``
+    returns metrics such as ``train_loss``/``val_loss`` for the fit rules.
+    ``callbacks`` carry the recipe's phases (:mod:`termwise.trainer.callbacks`).
+    The health monitor is built from ``config.health_every`` with ``config_keys`` (see
+    :class:`~termwise.health.HealthMonitor`); ``health=False`` runs without one, ``monitor``
+    passes one built with other rules. ``save_model``/``load_model`` let a recipe save
+    adapters instead of full weights. ``stateful``: recipe objects whose JSON state is in
+    every checkpoint (an adaptive threshold).
     """
 
     def __init__(
@@ -157,13 +164,15 @@ class Trainer:
         run_dir: str | Path,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         lr_scheduler: Any = None,
-        monitor: HealthMonitor | None = None,
         eval_fn: EvalFn | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
+        health: bool = True,
+        config_keys: ConfigKeysSpec | None = None,
+        monitor: HealthMonitor | None = None,
         console: Console | None = None,
         save_model: ModelSaver = save_weights,
         load_model: ModelSaver = load_weights,
         accelerator: Accelerator | None = None,
-        early_stopping: EarlyStopping | None = None,
         stateful: Mapping[str, Stateful] | None = None,
     ) -> None:
         self.config = config
@@ -177,16 +186,25 @@ class Trainer:
         # Accelerate divides each micro-batch's loss by this and syncs gradients on the last.
         self.accelerator.gradient_accumulation_steps = config.gradient_accumulation_steps
         main = self.accelerator.is_main_process
+        if monitor is None and health:  # only the main process writes the health files
+            monitor = HealthMonitor(
+                every=config.health_every,
+                run_dir=self.run_dir if main else None,
+                console=self.console if main else None,
+                config_keys=config_keys,
+            )
         self.monitor = monitor
         self.loss_fn = loss_fn
         self.eval_fn = eval_fn
+        self.callbacks = list(callbacks)
+        self.control = TrainerControl()
         self.save_model_fn = save_model
         self.load_model_fn = load_model
-        self.early_stopping = early_stopping
-        # Recipe state that must survive a resume (an adaptive threshold, early stopping).
+        # Recipe state that must survive a resume (an adaptive threshold, a best metric).
         self.stateful: dict[str, Stateful] = dict(stateful or {})
-        if early_stopping is not None:
-            self.stateful["early_stopping"] = early_stopping
+        for callback in self.callbacks:
+            if callback.state_key is not None:
+                self.stateful[callback.state_key] = callback  # type: ignore[assignment]
         size = len(train_data)  # type: ignore[arg-type]
         if size == 0:
             raise ValueError("Trainer: train_data is empty")
@@ -224,6 +242,17 @@ class Trainer:
         if monitor is not None and main:
             monitor.listeners.append(self._on_finding)
 
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        """The model without Accelerate's wrappers (DDP, mixed precision)."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def fire(self, event: str, *args: Any) -> None:
+        """Call ``event`` (one of :data:`~termwise.trainer.callbacks.EVENTS`) on every
+        callback, in the order they were registered."""
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
     # -- the loop ---------------------------------------------------------------------
 
     def fit(self, resume: bool = False) -> TrainResult:
@@ -237,6 +266,7 @@ class Trainer:
                     path=self.run_dir,
                 )
             seed_everything(self.config.seed)
+        self.fire("on_train_begin")
         main = self.accelerator.is_main_process
         writer = ScalarWriter(self.run_dir, self._start_trackers()) if main else None
         try:
@@ -273,7 +303,9 @@ class Trainer:
             if writer is not None:
                 writer.close()
             self._stop_trackers()
-        return self._finish(last or self.checkpoints.latest())
+        result = self._finish(last or self.checkpoints.latest())
+        self.fire("on_train_end")
+        return result
 
     def _start_trackers(self) -> Any:
         """Accelerate's trackers (``log_with``) under ``run_dir/tb``; their ``log``, or None
@@ -304,7 +336,7 @@ class Trainer:
                 self._log(writer, progress, task)
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 self._evaluate(writer)
-                if self.early_stopping is not None and self.early_stopping.should_stop:
+                if self.control.should_stop:
                     self.state.stopped_early = True
                     progress.update(task, completed=step)
                     return
@@ -331,6 +363,7 @@ class Trainer:
         accumulation and health observation, on the mean over the micro-batches. :meth:`fit`
         calls it per optimizer step; it is public for custom loops and benchmarks."""
         step = self.state.step
+        self.fire("on_step_begin", step)
         self.model.train()
         outs = [self._backward(micro, step, len(more) > 0) for micro in (batch, *more)]
         out = outs[0] if not more else _mean_output(outs)
@@ -352,6 +385,7 @@ class Trainer:
                     "steps with a non-finite loss or gradient; last good checkpoint: "
                     f"{last if last is not None else 'none yet'}"
                 )
+            self.fire("on_step_end", step)
             return
         self.optimizer.step()
         if self.lr_scheduler is not None:
@@ -365,6 +399,7 @@ class Trainer:
         self.meter.add(keys, values)
         if self.monitor is not None:
             self.monitor.observe_flat(step, keys, values, out.breakdown.names, out.breakdown.roles)
+        self.fire("on_step_end", step)
 
     def _backward(self, batch: Any, step: int, accumulating: bool) -> StepOutput:
         """The loss of one micro-batch and its backward pass (Accelerate scales it by the
@@ -392,12 +427,10 @@ class Trainer:
             if k.endswith(".share")
         )
         status = f"loss {scalars.get('total', float('nan')):.4g} | {shares}"
-        for key in (k for k in scalars if k.endswith(".kl_raw")):  # free-bits terms
-            term = key.removesuffix(".kl_raw")
-            status += (
-                f" | KLr {scalars[key]:.3g} KLa {scalars.get(term + '.kl_after', 0.0):.3g} "
-                f"fb% {100 * scalars.get(term + '.penalty_reduction', 0.0):.0f}"
-            )
+        for key, value in scalars.items():  # the stats a term marks for the progress bar
+            label, scale = PROGRESS.get(key.rpartition(".")[2], ("", 0.0))
+            if label:
+                status += f" | {key.rpartition('.')[0]} {label} {scale * value:.3g}"
         if self._newest is not None:
             status += f" | {self._newest.code}"
         progress.update(task, status=status)
@@ -407,12 +440,9 @@ class Trainer:
             return
         self.model.eval()
         with torch.no_grad():
-            metrics = dict(self.eval_fn(self.accelerator.unwrap_model(self.model)))
+            metrics = dict(self.eval_fn(self.unwrapped_model, self.state.step))
         self.metrics = metrics
-        if self.early_stopping is not None:
-            self.early_stopping.update(
-                self.state.step, metrics, self.accelerator.unwrap_model(self.model)
-            )
+        self.fire("on_evaluate", self.state.step, metrics)
         if writer is not None:
             writer.write(self.state.step, metrics, prefix="eval/")
             with (self.run_dir / "metrics.jsonl").open("ab") as handle:
@@ -460,7 +490,7 @@ class Trainer:
         elif main:
             path = self.checkpoints.save(
                 self.state.step,
-                self.accelerator.unwrap_model(self.model),
+                self.unwrapped_model,
                 self.optimizer,
                 self.lr_scheduler,
                 state,
@@ -468,6 +498,7 @@ class Trainer:
             )
         self._saved_step = self.state.step
         self.accelerator.wait_for_everyone()
+        self.fire("on_save", path)
         return path
 
     def _accelerate_state(self) -> bool:
@@ -480,16 +511,12 @@ class Trainer:
 
     def _resume(self) -> None:
         path, state = self.checkpoints.load(
-            self.accelerator.unwrap_model(self.model),
+            self.unwrapped_model,
             self.optimizer,
             self.lr_scheduler,
             self.load_model_fn,
             say=lambda text: self.console.print(text, markup=False),
-            load_state_fn=(
-                (lambda path: self.accelerator.load_state(str(path)))
-                if self._accelerate_state()
-                else None
-            ),
+            load_state_fn=lambda path: self.accelerator.load_state(str(path)),
         )
         self.state = TrainState(**state["train"])
         self.state.consecutive_nonfinite = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import Dataset
 
-from termwise.health.monitor import HealthMonitor
+from termwise.trainer.callbacks import TrainerCallback
 from termwise.trainer.checkpoint import load_trainable, load_weights, save_trainable, save_weights
 from termwise.trainer.config import TrainerConfig
 from termwise.trainer.loop import StepOutput, Trainer
@@ -61,13 +61,15 @@ def planned_batch_trainer(
     console: Console,
     config_keys: dict[str, str] | None = None,
     learning_rates: dict[str, float] | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> Trainer:
     """AdamW on the trainable parameters, the health monitor, and a loop in which each
     item of ``batches`` is one whole batch (planned by length and source; the loop's
     sampler shuffles whole batches, and a resumed run replays the same plan). With LoRA
     the checkpoints hold the trainable parameters alone. ``config_keys``: see
     :class:`termwise.health.HealthMonitor`. ``learning_rates``: parameter-name prefix ->
-    its own learning rate (e.g. a lexical branch), the rest at ``settings.learning_rate``."""
+    its own learning rate (e.g. a lexical branch), the rest at ``settings.learning_rate``.
+    ``callbacks``: the recipe's phases (:mod:`termwise.trainer.callbacks`)."""
     config = settings.trainer
     adapters_only = settings.lora.enabled
     return Trainer(
@@ -82,9 +84,8 @@ def planned_batch_trainer(
         config=config.model_copy(update={"batch_size": 1}),  # each item is a planned batch
         run_dir=output,
         collate_fn=lambda items: items[0],
-        monitor=HealthMonitor(
-            every=config.health_every, run_dir=output, console=console, config_keys=config_keys
-        ),
+        config_keys=config_keys,
+        callbacks=callbacks,
         console=console,
         save_model=save_trainable if adapters_only else save_weights,
         load_model=load_trainable if adapters_only else load_weights,

@@ -10,10 +10,16 @@ checks every system's signatures against it):
 * ``save(session, directory)``: the trained model, ready to load, in ``directory``.
 * ``evaluate(session, directory)``: held-out results of the model saved in ``directory``.
 * ``show(results, console)``: print them.
+* ``key_metric(results)``: ``{"name": ..., "value": ...}`` of the number the run is judged
+  by, or None (the trainer's held-out metrics then stand for it).
+
+Beside them, ``OUTPUTS`` names (as regular expressions) the top-level entries the recipe
+writes into a run directory beyond the trainer's own, so ``--overwrite`` removes them and
+nothing else.
 
 :func:`run_recipe` strings them together with one output layout for every system:
 ``OUTPUT/config.yaml`` (the resolved config), ``OUTPUT/model`` (the model),
-``OUTPUT/eval.json`` (the results, with the recipe's name), beside the trainer's
+``OUTPUT/eval.json`` (the results, with the recipe's name and key metric), beside the trainer's
 checkpoints, scalars and health files.
 """
 
@@ -36,6 +42,7 @@ class Recipe(Protocol):
     # True when training itself saves the best model so far into OUTPUT/model (early
     # stopping); then run_recipe saves the final weights only if no evaluation ran.
     KEEPS_BEST: bool
+    OUTPUTS: tuple[str, ...]
 
     def setup(self, config: Any, output: Path, console: Console, resume: bool = False) -> Any: ...
 
@@ -46,6 +53,8 @@ class Recipe(Protocol):
     def evaluate(self, session: Any, directory: Path) -> dict[str, Any]: ...
 
     def show(self, results: dict[str, Any], console: Console) -> None: ...
+
+    def key_metric(self, results: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
 def run_recipe(
@@ -70,13 +79,14 @@ def _run_locked(
     from termwise.data.jsonl import write_json
     from termwise.trainer.run_dir import start_run
 
-    start_run(output, config, console, resume, overwrite)
+    start_run(output, config, console, resume, overwrite, recipe.OUTPUTS)
     session = recipe.setup(config, output, console, resume)
     recipe.train(session, resume)
     model = output / MODEL_DIR
     if not (recipe.KEEPS_BEST and model.is_dir()):
         recipe.save(session, model)
     results = {"recipe": recipe.NAME, **recipe.evaluate(session, model)}
+    results["key_metric"] = recipe.key_metric(results)
     write_json(output / EVAL_FILE, results)
     recipe.show(results, console)
     return results

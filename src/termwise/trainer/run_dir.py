@@ -4,7 +4,8 @@ A new run starts in a missing or empty directory and writes a marker there
 (``.termwise-run.json``). A directory that holds a run is continued only with ``resume`` and
 replaced only with ``overwrite``, and both need the marker: a folder that merely holds a
 ``config.yaml`` or a ``checkpoints/`` of someone else's is never a termwise run. Replacing
-removes the entries a run writes (:data:`RUN_ENTRIES`), never the folder's other contents,
+removes the entries a run writes (the trainer's :data:`RUN_ENTRIES` and those its recipe
+declared, ``OUTPUTS``, recorded in the marker), never the folder's other contents,
 never the current directory or a folder holding the run's inputs, never through a symlink.
 The resolved config is written into the run as ``config.yaml``, so an evaluation,
 ``health fix`` or a person can reproduce the run.
@@ -30,12 +31,15 @@ from termwise.trainer.run_lock import LOCK_FILE
 
 RUN_CONFIG = "config.yaml"
 RUN_MARKER = ".termwise-run.json"
-# Every top-level entry a termwise run writes into its directory (and nothing else is removed).
+# The top-level entries the trainer, run_recipe, report and health fix write into a run.
 RUN_ENTRIES = re.compile(
     r"(config\.yaml|checkpoints|scalars\.csv|health\.jsonl|health_windows\.jsonl|"
-    r"report\.json|report\.html|"
-    r"metrics\.jsonl|tb|model|best|eval\.json|gates\.json|result\.json|timing\.json|"
-    r"fixed\.yaml|fix\d+|fix\d+\.yaml|run\d+|\d+_[a-z_]+|dev_scores\.json|\.eval-.+)"
+    r"report\.json|report\.html|metrics\.jsonl|tb|model|eval\.json|"
+    r"fixed\.yaml|fix\d+|fix\d+\.yaml)"
+)
+# What recipes wrote beside them before a run's marker recorded its recipe's OUTPUTS.
+LEGACY_OUTPUTS = (
+    r"best|gates\.json|result\.json|timing\.json|run\d+|\d+_[a-z_]+|dev_scores\.json|\.eval-.+",
 )
 
 
@@ -104,8 +108,10 @@ def prepare_run_dir(
     overwrite: bool = False,
     inputs: Iterable[Path] = (),
     recipe: str = "",
+    outputs: Iterable[str] = (),
 ) -> None:
-    """Check ``path`` for a new run (or for resuming one) before anything heavy loads."""
+    """Check ``path`` for a new run (or for resuming one) before anything heavy loads;
+    ``outputs``: the recipe's ``OUTPUTS``, recorded in the marker."""
     if path.exists() and not path.is_dir():
         raise TermwiseUserError("is a file, expected a run directory", path=path)
     if resume and overwrite:
@@ -139,16 +145,30 @@ def prepare_run_dir(
                 markup=False,
             )
     path.mkdir(parents=True, exist_ok=True)
-    mark_run_dir(path, recipe)
+    mark_run_dir(path, recipe, outputs)
+
+
+def run_entries(path: Path) -> re.Pattern[str]:
+    """The names of the top-level entries the run in ``path`` writes: the trainer's and
+    its recipe's ``OUTPUTS`` as its marker records them."""
+    try:
+        marker = orjson.loads((path / RUN_MARKER).read_bytes())
+        outputs = marker["outputs"]
+        if not (isinstance(outputs, list) and all(isinstance(o, str) for o in outputs)):
+            raise TypeError(outputs)
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        outputs = list(LEGACY_OUTPUTS)  # a run from before its marker named them
+    return re.compile("|".join([RUN_ENTRIES.pattern, *(f"({o})" for o in outputs)]))
 
 
 def run_files(path: Path) -> Iterator[Path]:
     """The entries of a run directory that a run wrote (its marker included, the lock of
     the run writing it now left out), and the temporaries of an interrupted write."""
+    entries = run_entries(path)
     for entry in path.iterdir():
         sidecar = OUTPUT_MARKER.fullmatch(entry.name)  # the marker of a run file's output
         name = entry.name if sidecar is None else sidecar["name"]
-        if name == RUN_MARKER or RUN_ENTRIES.fullmatch(name) or is_temporary(entry):
+        if name == RUN_MARKER or entries.fullmatch(name) or is_temporary(entry):
             yield entry
 
 
@@ -170,7 +190,7 @@ def check_run_output(
 
     inputs = [p for p in run_files(run_dir) if p.name != own_name]
     check_output(target, *inputs, run_dir.parent / RUN_CONFIG, force=force, owner=owner)
-    if target.name != own_name and RUN_ENTRIES.fullmatch(target.name):
+    if target.name != own_name and run_entries(run_dir).fullmatch(target.name):
         if target.parent.resolve() in (run_dir.resolve(), run_dir.parent.resolve()):
             raise TermwiseUserError(
                 "--output would be one of the run's own files; write elsewhere", path=target
@@ -191,14 +211,19 @@ def remove_run_files(path: Path) -> list[str]:
     return [entry.name for entry in path.iterdir() if entry not in owned | {path / LOCK_FILE}]
 
 
-def mark_run_dir(path: Path, recipe: str) -> None:
+def mark_run_dir(path: Path, recipe: str, outputs: Iterable[str] = ()) -> None:
     """Write the marker that makes ``path`` a termwise run (kept when it already is one)."""
     marker = path / RUN_MARKER
     if marker.is_file():
         return
     from termwise import __version__
 
-    payload = {"recipe": recipe, "termwise": __version__, "pid": os.getpid()}
+    payload = {
+        "recipe": recipe,
+        "termwise": __version__,
+        "pid": os.getpid(),
+        "outputs": list(outputs),
+    }
     write_bytes_atomic(marker, orjson.dumps(payload))
 
 
@@ -222,10 +247,11 @@ def start_run(
     console: Console,
     resume: bool = False,
     overwrite: bool = False,
+    outputs: Iterable[str] = (),
 ) -> None:
     """What every recipe's ``train`` does first: check the run directory
-    (:func:`prepare_run_dir`, the config's paths as the inputs it must not delete) and
-    record the config in it (:func:`write_run_config`)."""
+    (:func:`prepare_run_dir`, the config's paths as the inputs it must not delete, the
+    recipe's ``outputs`` recorded) and record the config in it (:func:`write_run_config`)."""
     recipe = type(config).__module__.split(".")[-2] if "recipes" in type(config).__module__ else ""
-    prepare_run_dir(path, resume, overwrite, input_paths(config), recipe)
+    prepare_run_dir(path, resume, overwrite, input_paths(config), recipe, outputs)
     write_run_config(path, config, console)

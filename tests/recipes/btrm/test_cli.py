@@ -20,6 +20,9 @@ def test_train_then_score_end_to_end(tmp_path, config_path):
     assert "tf-idf logistic regression per head fitted" in result.output
     evaluation = orjson.loads((run / "eval.json").read_bytes())
     assert evaluation.pop("recipe") == "btrm"
+    key = evaluation.pop("key_metric")  # the recipe's: the mean of every held-out AUC
+    aucs = [v for e in evaluation.values() for v in e["auc"].values() if v is not None]
+    assert key["name"] == "mean AUC" and key["value"] == pytest.approx(sum(aucs) / len(aucs))
     assert set(evaluation) == {
         "fiction",
         "news",
@@ -140,7 +143,7 @@ def test_score_without_a_model_is_a_user_error(tmp_path, monkeypatch, capsys):
 
 
 def test_the_worst_source_of_each_tier_is_named_in_full():
-    from termwise.recipes.btrm.recipe import worst_source
+    from termwise.recipes.btrm.evaluate import worst_source
 
     auc = {
         "furthest_neg": 0.95,

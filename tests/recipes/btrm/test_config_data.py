@@ -114,7 +114,7 @@ def test_scoring_length_re_encodes_longer(tiny_bert):
     from transformers import AutoTokenizer
 
     from termwise.models.backbone import BackboneConfig
-    from termwise.recipes.btrm.recipe import Prepared, at_scoring_length
+    from termwise.recipes.btrm.prepared import Prepared, at_scoring_length
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
     texts = ["word " * 300, "short"]

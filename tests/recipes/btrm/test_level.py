@@ -5,10 +5,12 @@ import torch
 
 from termwise.config import load_yaml_config
 from termwise.models.lexical import pack_bags
+from termwise.recipes.btrm.after_training import score_training_rows
 from termwise.recipes.btrm.config import BtrmConfig
 from termwise.recipes.btrm.level import fit_level
 from termwise.recipes.btrm.logistic_fit import fit_tfidf_logistic
-from termwise.recipes.btrm.recipe import build_model, prepare, score_rows, score_training_rows
+from termwise.recipes.btrm.prepared import score_rows
+from termwise.recipes.btrm.recipe import build_model, prepare
 
 from .conftest import write_tiny_config
 

@@ -13,7 +13,7 @@ from termwise.recipes.pref.calibration import (
     reliability_table,
 )
 from termwise.recipes.pref.data import PreferencePair
-from termwise.recipes.pref.recipe import evaluate_scores
+from termwise.recipes.pref.dev import evaluate_scores
 from tests.cli.test_cli import assert_one_line_exit_2, run_main
 from tests.recipes.pref.test_cli import _gen
 

@@ -64,6 +64,8 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     trained = orjson.loads((run / "eval.json").read_bytes())
     assert (trained.pop("recipe"), trained.pop("kind")) == ("pref", "bt")
     assert trained.pop("dev_path").endswith("dev.jsonl")
+    key = trained.pop("key_metric")
+    assert key == {"name": "overall accuracy", "value": trained["overall"]}
     evaluated = orjson.loads(out_json.read_bytes())
     coverage = evaluated.pop("calibration_source")
     assert coverage["file"].endswith("dev.jsonl") and coverage["unseen_categories"] == []

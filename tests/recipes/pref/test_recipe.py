@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from termwise.recipes.pref.config import PrefConfig
-from termwise.recipes.pref.data import PreferencePair
+from termwise.recipes.pref.data import PreferencePair, plan_pair_batches
 from termwise.recipes.pref.eval import (
     brier_score,
     ece_sampling_floor,
@@ -16,12 +16,7 @@ from termwise.recipes.pref.eval import (
     negative_log_likelihood,
     uncertainty_auroc,
 )
-from termwise.recipes.pref.recipe import (
-    kl_weight_schedule,
-    make_loss,
-    make_objective,
-    plan_pair_batches,
-)
+from termwise.recipes.pref.recipe import kl_weight_schedule, make_loss, make_objective
 
 
 def _config(tmp_path, **kwargs) -> PrefConfig:

@@ -15,7 +15,6 @@ from termwise.recipes.vae.config import StageConfig, VaeConfig
 from termwise.recipes.vae.evaluate import evaluate_file
 from termwise.recipes.vae.model import load_vae
 from termwise.recipes.vae.recipe import setup
-from termwise.trainer import EarlyStopping
 from termwise.trainer.recipe import run_recipe
 from tests.recipes.vae.conftest import tiny_config
 
@@ -58,17 +57,6 @@ def test_freezing_the_decoder_warns_but_runs():
         issubclass(w.category, TermwiseConfigWarning) and "rarely helps" in str(w.message)
         for w in caught
     )
-
-
-def test_early_stopping_keeps_the_best_and_stops_after_patience():
-    saved = []
-    stopping = EarlyStopping("val_nll", patience=2, on_improve=lambda m, s, _: saved.append(s))
-    model = torch.nn.Linear(1, 1)
-    for step, value in [(1, 5.0), (2, 4.0), (3, 4.5), (4, 4.2)]:
-        stopping.update(step, {"val_nll": value}, model)
-    assert saved == [1, 2] and stopping.best_step == 2 and stopping.should_stop
-    with pytest.raises(Exception, match="did you mean 'val_nll'"):
-        EarlyStopping("val_nl").update(1, {"val_nll": 1.0}, model)
 
 
 def test_collapse_rule_fires_on_a_collapsed_run_and_not_on_a_healthy_one():

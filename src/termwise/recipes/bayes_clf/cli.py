@@ -31,13 +31,14 @@ def diagnose(
     """Tiny model, configured model, configured model without KL: data, KL or model?"""
     from termwise.recipes.bayes_clf.config import BayesClfConfig
     from termwise.recipes.bayes_clf.recipe import diagnose as run_diagnose
+    from termwise.recipes.bayes_clf.verdict import DIAGNOSE_OUTPUTS
     from termwise.trainer.run_dir import input_paths, prepare_run_dir, write_run_config
     from termwise.trainer.run_lock import run_lock
 
     settings = load_yaml_config(config, BayesClfConfig)
     inputs = [config, *input_paths(settings)]
     with run_lock(output):
-        prepare_run_dir(output, overwrite=overwrite, inputs=inputs, recipe="bayes_clf")
+        prepare_run_dir(output, False, overwrite, inputs, "bayes_clf", DIAGNOSE_OUTPUTS)
         write_run_config(output, settings)
         run_diagnose(settings, output, Console())
 

@@ -108,7 +108,7 @@ def sample_inputs(
     import numpy as np
 
     from termwise.recipes.btrm.data import TIER_NAMES
-    from termwise.recipes.btrm.recipe import prepare
+    from termwise.recipes.btrm.prepared import prepare
 
     settings = _config(config)
     prepared = prepare(settings)

@@ -56,15 +56,20 @@ class RewardHeads(nn.Module):
         self.logistic: TfidfLogistic | None = None
 
     def forward(
-        self, pooled: Tensor, bag_ids: Tensor | None = None, bag_offsets: Tensor | None = None
+        self,
+        pooled: Tensor,
+        bag_ids: Tensor | None = None,
+        bag_offsets: Tensor | None = None,
+        with_logistic: bool = True,
     ) -> Tensor:
+        """The heads' scores; ``with_logistic=False`` leaves the fitted regression out."""
         scores = self.linear(self.norm(pooled.float()))
         if self.lexical is None:
             return scores
         if bag_ids is None or bag_offsets is None:
             raise ValueError("this model has a lexical branch: pass the texts' n-gram bags")
         scores = scores + self.lexical(bag_ids, bag_offsets)
-        if self.logistic is not None:
+        if self.logistic is not None and with_logistic:
             scores = scores + self.logistic(bag_ids, bag_offsets)
         return scores
 
@@ -102,23 +107,34 @@ class MultiHeadRewardModel(nn.Module):
         attention_mask: Tensor,
         bag_ids: Tensor | None = None,
         bag_offsets: Tensor | None = None,
+        jointly_trained: bool = False,
     ) -> Tensor:
+        """Capped scores ``[batch, heads]``; ``jointly_trained``: the part trained with the
+        backbone alone (no fitted regression, no cap), to which the regression is added."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
-        return soft_cap(self.heads(pooled, bag_ids, bag_offsets), self.logit_cap)
+        scores = self.heads(pooled, bag_ids, bag_offsets, with_logistic=not jointly_trained)
+        return scores if jointly_trained else soft_cap(scores, self.logit_cap)
 
     def score_batch(
-        self, input_ids: Tensor, attention_mask: Tensor, bags: list[list[int]] | None
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        bags: list[list[int]] | None,
+        jointly_trained: bool = False,
     ) -> Tensor:
         """Scores of one padded batch; ``bags`` (the rows' n-gram bags) when the model has
-        a lexical branch, moved to the model's device."""
+        a lexical branch, moved to the model's device. ``jointly_trained``: see
+        :meth:`forward` (and no score level)."""
         if bags is None:
-            scores = self(input_ids, attention_mask)
+            scores = self(input_ids, attention_mask, jointly_trained=jointly_trained)
         else:
             ids, offsets = pack_bags(bags)
             device = input_ids.device
-            scores = self(input_ids, attention_mask, ids.to(device), offsets.to(device))
-        if self.level is None:
+            scores = self(
+                input_ids, attention_mask, ids.to(device), offsets.to(device), jointly_trained
+            )
+        if self.level is None or jointly_trained:
             return scores
         level = self.level.to(scores.device)
         return scores * level[0] + level[1]

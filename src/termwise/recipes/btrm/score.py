@@ -100,16 +100,21 @@ def score_ids(
     max_tokens: int | None = SCORE_TOKENS,
     bf16: bool = False,
     bags: Sequence[list[int]] | None = None,
+    jointly_trained: bool = False,
 ) -> Tensor:
     """Scores ``[len(ids), heads]`` (float32, input order) of already encoded texts;
-    ``bags``: their n-gram bags, for a model with a lexical branch."""
+    ``bags``: their n-gram bags, for a model with a lexical branch; ``jointly_trained``:
+    see :meth:`MultiHeadRewardModel.forward`."""
     device = next(model.parameters()).device
 
     def run(rows: list[int]) -> Tensor:
         input_ids, mask = pad([ids[i] for i in rows], pad_id)
         batch_bags = None if bags is None else [bags[i] for i in rows]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            return model.score_batch(input_ids.to(device), mask.to(device), batch_bags).float()
+            scores = model.score_batch(
+                input_ids.to(device), mask.to(device), batch_bags, jointly_trained
+            )
+            return scores.float()
 
     with torch.inference_mode():
         return map_batches([len(row) for row in ids], run, batch_size, max_tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -28,10 +29,10 @@ def free_bits(
     from termwise.trainer.run_dir import check_replaceable
 
     settings = load_yaml_config(config, FreeBitsDemoConfig) if config else FreeBitsDemoConfig()
-    if free_bits is not None:
-        settings.free_bits = free_bits
+    updates: dict[str, Any] = {} if free_bits is None else {"free_bits": free_bits}
     if max_steps is not None:
-        settings.trainer.max_steps = max_steps
+        updates["trainer"] = settings.trainer.model_copy(update={"max_steps": max_steps})
+    settings = settings.model_copy(update=updates)
     if overwrite and config and run_dir.is_dir():  # the config file is an input to keep
         check_replaceable(run_dir, [config])
     run_recipe(demo, settings, run_dir, Console(), overwrite=overwrite)

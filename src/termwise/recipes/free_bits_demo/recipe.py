@@ -31,41 +31,13 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from termwise.data.jsonl import atomic_directory, write_json
-from termwise.health import HealthMonitor
 from termwise.health.findings import Finding
 from termwise.objective import Objective
 from termwise.recipes.free_bits_demo.config import FreeBitsDemoConfig
+from termwise.recipes.free_bits_demo.model import BottleneckClassifier
 from termwise.schedules import linear_warmup
 from termwise.terms import free_bits_kl
 from termwise.trainer import StepOutput, Trainer, TrainResult, seed_everything
-
-
-class BottleneckClassifier(nn.Module):
-    """MLP encoder to a bounded Gaussian latent, linear classifier on a sample of it."""
-
-    def __init__(
-        self,
-        inputs: int,
-        hidden: int,
-        latent: int,
-        classes: int,
-        mean_bound: float,
-        logvar_range: float,
-    ) -> None:
-        super().__init__()
-        self.mean_bound = mean_bound
-        self.logvar_range = logvar_range
-        self.encoder = nn.Sequential(
-            nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent)
-        )
-        self.classifier = nn.Linear(latent, classes)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        raw_mu, raw_logvar = self.encoder(x).chunk(2, dim=-1)
-        mu = self.mean_bound * torch.tanh(raw_mu)
-        logvar = -self.logvar_range * torch.sigmoid(raw_logvar)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        return self.classifier(z), mu, logvar
 
 
 @dataclass
@@ -108,7 +80,7 @@ def train_once(
         total, breakdown = objective(step, ce=ce, kl=free_bits_kl(mu, logvar, free_bits))
         return StepOutput(total, breakdown)
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
+    def evaluate(model: nn.Module, step: int) -> dict[str, float]:
         metrics: dict[str, float] = {}
         for split, dataset in (("train", data.train), ("test", data.test)):
             x, y = dataset.tensors
@@ -120,12 +92,6 @@ def train_once(
             metrics[f"{split}_accuracy"] = (logits.argmax(-1) == y).float().mean().item()
         return metrics
 
-    monitor = HealthMonitor(
-        every=cfg.health_every,
-        run_dir=run_dir,
-        console=console,
-        config_keys={"kl.free_bits": "free_bits", "kl.weight": "max_kl_weight"},
-    )
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate),
@@ -133,7 +99,7 @@ def train_once(
         loss_fn=loss_fn,
         config=cfg,
         run_dir=run_dir,
-        monitor=monitor,
+        config_keys={"kl.free_bits": "free_bits", "kl.weight": "max_kl_weight"},
         eval_fn=evaluate,
         console=console,
     )
@@ -151,6 +117,7 @@ class DemoRun:
 
 NAME = "free_bits_demo"
 KEEPS_BEST = False
+OUTPUTS: tuple[str, ...] = (r"run\d+",)  # run1 and run2
 FREE_BITS_CODES = ("free_bits.all_free", "free_bits.band")
 
 
@@ -252,3 +219,8 @@ def show(results: dict[str, Any], console: Console) -> None:
     console.print(table)
     if results["run1_finding"] is None:
         console.print("Run 1 raised no free-bits warning, so there is nothing to correct.")
+
+
+def key_metric(results: dict[str, Any]) -> dict[str, Any] | None:
+    """None: the runs' own reports hold their metrics."""
+    return None

@@ -25,7 +25,6 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from termwise.health import HealthMonitor
 from termwise.models.backbone import resolve_backbone
 from termwise.objective import Objective, WeightSpec
 from termwise.recipes.lvm.baselines import Ridge, trivial_predictors
@@ -35,11 +34,13 @@ from termwise.recipes.lvm.gates import baseline_rows, print_gates, run_gates
 from termwise.recipes.lvm.model import LvmManifest, NextVectorModel, load_lvm, save_lvm
 from termwise.schedules import AutoScale, piecewise
 from termwise.terms import directional_margin, next_vector_info_nce
-from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
+from termwise.trainer import BestMetric, KeepBestModel, StepOutput, Trainer, seed_everything
 from termwise.trainer.recipe import MODEL_DIR
 
 NAME = "lvm"
 KEEPS_BEST = True
+# lvm eval's cache of a data file's vectors, beside the model
+OUTPUTS: tuple[str, ...] = (r"\.eval-.+",)
 R_AT_5_TOLERANCE = 0.02
 
 
@@ -81,9 +82,9 @@ class WindowData(Dataset[tuple[Tensor, Tensor, Tensor]]):
         return v[w.context[i]], v[w.target[i]], v[w.previous[i]]
 
 
-def make_objective(config: LvmConfig) -> tuple[Objective, AutoScale | None]:
+def make_objective(config: LvmConfig, steps_per_epoch: int) -> tuple[Objective, AutoScale | None]:
     """``mse`` (data), ``nce`` (data, when its weight is > 0) and ``dir`` (aux, auto-scaled
-    to the MSE, when enabled)."""
+    to the MSE at the epoch's ``target_frac``, when enabled)."""
     roles: dict[str, str] = {"mse": "data"}
     weights: dict[str, WeightSpec] = {}
     contrastive = config.objective.contrastive
@@ -92,15 +93,19 @@ def make_objective(config: LvmConfig) -> tuple[Objective, AutoScale | None]:
     scale = None
     if config.objective.directional:
         low, high = config.objective.clamp
-        scale = AutoScale(config.objective.target_frac.values[0], low, high, reference="mse")
+        target_frac = by_epoch(config.objective.target_frac)
+        scale = AutoScale(
+            lambda step: target_frac(step // steps_per_epoch), low, high, reference="mse"
+        )
         roles["dir"], weights["dir"] = "aux", scale
     return Objective(roles, weights=weights), scale
 
 
 def make_loss(
-    config: LvmConfig, objective: Objective, scale: AutoScale | None, steps_per_epoch: int
+    config: LvmConfig, objective: Objective, steps_per_epoch: int
 ) -> Callable[[nn.Module, Any, int], StepOutput]:
-    target_frac, margin = by_epoch(config.objective.target_frac), by_epoch(config.objective.margin)
+    margin = by_epoch(config.objective.margin)
+    directional = "dir" in objective.names
     contrastive = config.objective.contrastive
 
     def loss_fn(model: nn.Module, batch: Any, step: int) -> StepOutput:
@@ -117,17 +122,16 @@ def make_loss(
         if contrastive.weight > 0:
             negatives = context if contrastive.hard_negatives else None
             terms["nce"] = next_vector_info_nce(pred, target, negatives, contrastive.temperature)
-        if scale is not None:
-            scale.target_fraction = target_frac(epoch)  # the ramp moves by epoch
+        if directional:
             current = margin(epoch)
             terms["dir"] = directional_margin(
                 pred, target, previous, current, config.objective.gamma
             )
             stats["margin"] = pred.new_tensor(current)
         total, breakdown = objective(step, **terms)
-        if scale is not None:
-            weighted = breakdown.weighted
-            stats["frac_of_mse"] = weighted[-1] / weighted[0].clamp_min(1e-12)
+        if directional:
+            weighted = breakdown.term("dir").weighted, breakdown.term("mse").weighted
+            stats["frac_of_mse"] = weighted[0] / weighted[1].clamp_min(1e-12)
         return StepOutput(total, breakdown, stats)
 
     return loss_fn
@@ -170,7 +174,7 @@ def setup(config: LvmConfig, output: Path, console: Console, resume: bool = Fals
     ood_windows = make_windows(corpus, ood_docs, *cut) if ood_docs else None
     steps_per_epoch = math.ceil(len(train_windows) / config.trainer.batch_size)
     model = NextVectorModel(corpus.vectors.shape[1], config.data.context, config.model)
-    objective, scale = make_objective(config)
+    objective, _ = make_objective(config, steps_per_epoch)
     manifest = LvmManifest(
         format="termwise-lvm/1",
         dim=corpus.vectors.shape[1],
@@ -185,7 +189,7 @@ def setup(config: LvmConfig, output: Path, console: Console, resume: bool = Fals
     epoch_baselines = baseline_rows(trivial_predictors(ridge), corpus, per_epoch, full=False)
     guard = RecallGuard()
 
-    def epoch_gates(model: nn.Module) -> dict[str, float]:
+    def epoch_gates(model: nn.Module, step: int) -> dict[str, float]:
         report = run_gates(
             model, corpus, per_epoch, None, config.gates, full=False, baselines=epoch_baselines
         )
@@ -200,29 +204,23 @@ def setup(config: LvmConfig, output: Path, console: Console, resume: bool = Fals
         assert isinstance(model, NextVectorModel)
         save_lvm(model, output / MODEL_DIR, manifest, ridge)
 
+    # The best epoch by "selection" is kept in OUTPUT/model; training never stops early.
+    best = [BestMetric("selection", "max"), KeepBestModel(save_best)]
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         ),
         train_data=WindowData(corpus, train_windows),
-        loss_fn=make_loss(config, objective, scale, steps_per_epoch),
+        loss_fn=make_loss(config, objective, steps_per_epoch),
         config=config.trainer.model_copy(
             update={"max_steps": config.epochs * steps_per_epoch, "eval_every": steps_per_epoch}
         ),
         run_dir=output,
-        monitor=HealthMonitor(
-            every=config.trainer.health_every,
-            run_dir=output,
-            console=console,
-            config_keys={
-                "dir.clamp_low": "objective.clamp.0",
-                "dir.clamp_high": "objective.clamp.1",
-            },
-        ),
+        config_keys={"dir.clamp_low": "objective.clamp.0", "dir.clamp_high": "objective.clamp.1"},
         console=console,
         eval_fn=epoch_gates,
-        early_stopping=EarlyStopping("selection", "max", patience=10**6, on_improve=save_best),
+        callbacks=best,
         stateful={"recall_guard": guard},
     )
     console.print(
@@ -264,3 +262,9 @@ def evaluate(session: Session, directory: Path) -> dict[str, Any]:
     return run_gates(
         model, corpus, val, session.ood_windows, session.config.gates, baselines=baselines
     )
+
+
+def key_metric(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The val MRR of gate B (retrieval)."""
+    mrr = (results.get("B_retrieval") or {}).get("mrr")
+    return {"name": "val MRR", "value": mrr} if isinstance(mrr, int | float) else None

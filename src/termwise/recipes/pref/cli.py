@@ -90,9 +90,9 @@ def evaluate(
     model's calibration, a reliability table, uncertainty AUROC."""
     from termwise.data.jsonl import write_json
     from termwise.recipes.pref.calibration import RAW
+    from termwise.recipes.pref.dev import evaluate_file as evaluate_pairs
     from termwise.recipes.pref.eval import calibration_coverage, print_coverage, print_results
     from termwise.recipes.pref.model import load_preference_model
-    from termwise.recipes.pref.recipe import evaluate_file as evaluate_pairs
 
     opts.check_eval_files(data, model, json_out, force, "pref eval")
     loaded, tokenizer, manifest = load_preference_model(model)
@@ -126,9 +126,9 @@ def calibrate(
     them in the model's manifest; the weights are not touched and accuracy cannot change."""
     from termwise.data.jsonl import check_output, check_readable
     from termwise.recipes.pref.calibration import fit_calibration
+    from termwise.recipes.pref.dev import dev_scores
     from termwise.recipes.pref.eval import category_subsets
     from termwise.recipes.pref.model import MANIFEST, load_preference_model, store_calibration
-    from termwise.recipes.pref.recipe import dev_scores
 
     check_readable(data, "data file")
     if model.is_dir():  # the manifest is rewritten after the fit: check now, not after it

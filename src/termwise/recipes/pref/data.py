@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from termwise.data.batching import pad
 from termwise.data.jsonl import iter_records, require_text
@@ -250,3 +251,29 @@ def parse_scoring_record(
     for name in fields:
         require_text(row, name, path, line)
     return ("pair" if len(fields) == 2 else "single"), fields
+
+
+def plan_pair_batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Batches of pairs with similar lengths: a seeded shuffle, then within chunks of 32
+    batches, sort by length and cut. Random across chunks, tight padding within a batch."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    chunk = batch_size * 32
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return batches
+
+
+class PairBatches(Dataset[dict[str, Tensor]]):
+    """Item i is planned batch i, collated (the loop's sampler shuffles whole batches)."""
+
+    def __init__(self, encoded: EncodedPairs, plan: list[np.ndarray], pad_id: int) -> None:
+        self.encoded, self.plan, self.pad_id = encoded, plan, pad_id
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return collate_pairs(self.encoded, self.plan[index], self.pad_id)

@@ -24,35 +24,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from termwise.models.backbone import adapted_backbone, load_tokenizer, resolve_backbone
 from termwise.objective import Objective, WeightSpec
 from termwise.recipes.pref.calibration import (
     RAW,
-    Calibration,
     fit_calibration,
-    probabilities,
-    reliability_table,
 )
 from termwise.recipes.pref.config import PrefConfig
 from termwise.recipes.pref.data import (
     EncodedPairs,
-    OnBadRecord,
-    PreferencePair,
-    collate_pairs,
+    PairBatches,
     encode_pairs,
+    plan_pair_batches,
     read_pairs,
 )
+from termwise.recipes.pref.dev import dev_scores, evaluate_scores
 from termwise.recipes.pref.eval import (
     category_subsets,
-    evaluate_predictions,
-    expected_calibration_error,
-    negative_log_likelihood,
     print_results,
 )
 from termwise.recipes.pref.model import (
@@ -61,7 +53,6 @@ from termwise.recipes.pref.model import (
     save_preference_model,
     store_calibration,
 )
-from termwise.recipes.pref.score import pair_scores
 from termwise.schedules import linear_warmup
 from termwise.terms import TermOutput, bradley_terry, gaussian_kl
 from termwise.terms.preference import reward_centering
@@ -107,32 +98,6 @@ def build_model(config: PrefConfig, path: Path) -> PreferenceModel:
         prompt_scaling=config.gpm.prompt_scaling,
         init_std_ratio=config.bayes.init_std_ratio,
     )
-
-
-def plan_pair_batches(lengths: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
-    """Batches of pairs with similar lengths: a seeded shuffle, then within chunks of 32
-    batches, sort by length and cut. Random across chunks, tight padding within a batch."""
-    order = np.random.default_rng(seed).permutation(len(lengths))
-    chunk = batch_size * 32
-    batches = []
-    for start in range(0, len(order), chunk):
-        part = order[start : start + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-    return batches
-
-
-class PairBatches(Dataset[dict[str, Tensor]]):
-    """Item i is planned batch i, collated (the loop's sampler shuffles whole batches)."""
-
-    def __init__(self, prepared: Prepared, plan: list[np.ndarray]) -> None:
-        self.prepared, self.plan = prepared, plan
-
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return collate_pairs(self.prepared.encoded, self.plan[index], self.prepared.pad_id)
 
 
 def make_objective(config: PrefConfig) -> Objective:
@@ -191,6 +156,7 @@ def make_loss(
 
 NAME = "pref"
 KEEPS_BEST = False
+OUTPUTS: tuple[str, ...] = ()
 
 # -- train ---------------------------------------------------------------------------------
 
@@ -219,7 +185,7 @@ def setup(config: PrefConfig, output: Path, console: Console, resume: bool = Fal
     model = build_model(config, prepared.backbone)
     trainer = planned_batch_trainer(
         model,
-        PairBatches(prepared, plan),
+        PairBatches(prepared.encoded, plan, prepared.pad_id),
         make_loss(config, make_objective(config)),
         config,
         output,
@@ -283,57 +249,9 @@ def save(session: Session, directory: Path) -> None:
     )
 
 
-def dev_scores(
-    model: PreferenceModel,
-    tokenizer: Any,
-    path: Path,
-    max_length: int,
-    n_samples: int,
-    on_bad_record: OnBadRecord = "error",
-) -> tuple[list[PreferencePair], np.ndarray, int]:
-    """The pairs of ``path``, their scores ``[draws, pairs]`` and the bad records skipped."""
-    pairs, report = read_pairs(path, on_bad_record)
-    encoded = encode_pairs(tokenizer, pairs, max_length)
-    scores = pair_scores(model, encoded, int(tokenizer.pad_token_id or 0), n_samples)
-    return pairs, scores, len(report.bad)
-
-
-def evaluate_scores(
-    pairs: list[PreferencePair], scores: np.ndarray, kind: str, calibration: Calibration
-) -> dict[str, Any]:
-    """Every metric of :func:`evaluate_predictions` under ``calibration``, the raw NLL, ECE
-    and accuracy beside them, and the reliability diagram's bins."""
-    p, std = probabilities(scores, calibration)
-    results = evaluate_predictions(pairs, p, std if kind == "bayes_gpm" else None)
-    raw = probabilities(scores)[0]
-    results["calibration"] = {
-        "temperature": calibration.temperature,
-        "power": calibration.power,
-        "ece_raw": expected_calibration_error(raw),
-        "nll_raw": negative_log_likelihood(raw),
-        "overall_raw": evaluate_predictions(pairs, raw)["overall"],
-        "changed_side": int(((raw > 0.5) != (p > 0.5)).sum()),
-    }
-    results["reliability"] = [
-        {"bin": b, "pairs": n, "confidence": c, "accuracy": a}
-        for b, n, c, a in reliability_table(p)
-    ]
-    return results
-
-
-def evaluate_file(
-    model: PreferenceModel,
-    tokenizer: Any,
-    path: Path,
-    max_length: int,
-    n_samples: int,
-    on_bad_record: OnBadRecord = "error",
-    calibration: Calibration = RAW,
-) -> dict[str, Any]:
-    """Every metric of :func:`evaluate_scores` on the pairs in ``path``."""
-    pairs, scores, skipped = dev_scores(
-        model, tokenizer, path, max_length, n_samples, on_bad_record
+def key_metric(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The accuracy on the dev pairs (none without them)."""
+    overall = results.get("overall")
+    return (
+        {"name": "overall accuracy", "value": overall} if isinstance(overall, int | float) else None
     )
-    results = evaluate_scores(pairs, scores, model.kind, calibration)
-    results["skipped_records"] = skipped
-    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from termwise.data.jsonl import iter_records
 from termwise.errors import TermwiseUserError
-from termwise.recipes.vae.config import VaeConfig
+from termwise.recipes.vae.config import CRITERION, VaeConfig
 from termwise.recipes.vae.data import encode_texts, read_examples
 from termwise.recipes.vae.metrics import Weights, diagnose_split
 from termwise.recipes.vae.model import load_vae
@@ -70,4 +71,37 @@ def print_metrics(results: dict[str, Any], console: Console, title: str) -> None
     table.add_column("value")
     for name, value in results.items():
         table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+OPERATORS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+
+
+def check_success(criteria: dict[str, str], metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each criterion (``"val_nll": "< 4.8"``) against the metrics: value, passed."""
+    outcome: dict[str, dict[str, Any]] = {}
+    for name, rule in criteria.items():
+        match = CRITERION.match(rule)
+        assert match is not None  # validated in the config
+        value = metrics.get(name)
+        passed = value is not None and OPERATORS[match.group(1)](value, float(match.group(2)))
+        outcome[name] = {"rule": rule.strip(), "value": value, "passed": bool(passed)}
+    return outcome
+
+
+def print_success(outcome: dict[str, dict[str, Any]], console: Console) -> None:
+    if not outcome:
+        return
+    table = Table(title="Success criteria (best model, val)")
+    for column in ("metric", "criterion", "value", "result"):
+        table.add_column(column)
+    for name, entry in outcome.items():
+        value = "missing" if entry["value"] is None else f"{entry['value']:.4g}"
+        table.add_row(name, entry["rule"], value, "pass" if entry["passed"] else "FAIL")
     console.print(table)

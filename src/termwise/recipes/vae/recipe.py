@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +29,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from termwise.health import HealthMonitor
 from termwise.objective import Objective
-from termwise.recipes.vae.config import CRITERION, StageConfig, VaeConfig
+from termwise.recipes.vae.config import VaeConfig
+from termwise.recipes.vae.curriculum import (
+    Curriculum,
+    StageSwitch,
+    plan_curriculum,
+    stage_config_keys,
+)
 from termwise.recipes.vae.data import VaeData, load_data
-from termwise.recipes.vae.evaluate import print_metrics
+from termwise.recipes.vae.evaluate import check_success, print_metrics, print_success
 from termwise.recipes.vae.metrics import (
     Weights,
     diagnose_split,
@@ -47,56 +50,22 @@ from termwise.recipes.vae.metrics import (
     teacher_term,
 )
 from termwise.recipes.vae.model import SentenceVAE, decoder_targets, load_vae, save_vae
-from termwise.schedules import AutoFreeBits, Schedule, cyclical, join, linear_warmup, piecewise
+from termwise.schedules import AutoFreeBits
 from termwise.terms import TermOutput, free_bits_kl, free_bits_raw_kl
-from termwise.trainer import EarlyStopping, StepOutput, Trainer, seed_everything
+from termwise.trainer import (
+    EarlyStopping,
+    KeepBestModel,
+    StepOutput,
+    Trainer,
+    seed_everything,
+)
 from termwise.trainer.recipe import MODEL_DIR
 
 NAME = "vae"
 KEEPS_BEST = True
+OUTPUTS: tuple[str, ...] = ()
 
 # -- setup ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Curriculum:
-    """The stages laid out in steps."""
-
-    stages: list[StageConfig]
-    starts: list[int]  # first step of each stage
-    total: int
-    kl_weight: Schedule
-    teacher_weight: Schedule
-
-    def stage_at(self, step: int) -> int:
-        return max(i for i, start in enumerate(self.starts) if step >= start)
-
-
-def plan_curriculum(stages: list[StageConfig], steps_per_epoch: int) -> Curriculum:
-    lengths = [stage.epochs * steps_per_epoch for stage in stages]
-    starts = [sum(lengths[:i]) for i in range(len(stages))]
-    ramps: list[Schedule] = []
-    for stage, length in zip(stages, lengths, strict=True):
-        ramp = stage.kl_weight
-        if ramp.shape == "cyclical":
-            ramps.append(cyclical(length, ramp.cycles, 0.5, ramp.start, ramp.end))
-        else:
-            ramps.append(linear_warmup(ramp.start, ramp.end, length))
-    return Curriculum(
-        stages,
-        starts,
-        sum(lengths),
-        join(ramps, starts[1:]),
-        piecewise(starts[1:], [s.teacher_weight for s in stages]),
-    )
-
-
-def apply_freezing(model: SentenceVAE, stage: StageConfig) -> None:
-    """Only the parts the stage does not freeze train."""
-    for part, modules in model.parts().items():
-        for module in modules:
-            for parameter in module.parameters():
-                parameter.requires_grad_(part not in stage.freeze)
 
 
 def build_model(config: VaeConfig, data: VaeData) -> SentenceVAE:
@@ -122,6 +91,14 @@ def make_objective(config: VaeConfig, curriculum: Curriculum) -> Objective:
     return Objective(roles, weights=weights)
 
 
+def free_bits_now(config: VaeConfig, auto: AutoFreeBits | None) -> float:
+    """The free-bits threshold in force: ``auto``'s, or the configured one."""
+    if auto is not None:
+        return auto.value
+    fixed = config.kl.free_bits
+    return 0.0 if fixed == "auto" else float(fixed)  # auto without a latent: none
+
+
 @dataclass
 class Session:
     config: VaeConfig
@@ -133,45 +110,15 @@ class Session:
     stopping: EarlyStopping
 
     def free_bits(self) -> float:
-        if self.auto is not None:
-            return self.auto.value
-        fixed = self.config.kl.free_bits
-        return 0.0 if fixed == "auto" else float(fixed)  # auto without a latent: none
-
-
-@dataclass
-class StageSwitch:
-    """Freezes what a curriculum stage freezes when training enters it. The stage follows
-    from the step, so a resumed run re-enters its stage at its first step: nothing to save."""
-
-    curriculum: Curriculum
-    console: Console
-    on_stage: Callable[[int], None]
-    stage: int = -1
-
-    def enter(self, step: int, model: SentenceVAE) -> None:
-        stage = self.curriculum.stage_at(step)
-        if stage != self.stage:
-            self.stage = stage
-            apply_freezing(model, self.curriculum.stages[stage])
-            self.on_stage(stage)
-            self.console.print(f"stage {self.curriculum.stages[stage].name!r} from step {step}")
+        return free_bits_now(self.config, self.auto)
 
 
 def make_loss(
-    config: VaeConfig,
-    objective: Objective,
-    curriculum: Curriculum,
-    auto: AutoFreeBits | None,
-    console: Console,
-    on_stage: Callable[[int], None] = lambda stage: None,
+    config: VaeConfig, objective: Objective, auto: AutoFreeBits | None
 ) -> Callable[[nn.Module, Any, int], StepOutput]:
     reduce = config.kl.reduce
-    switch = StageSwitch(curriculum, console, on_stage)
 
     def loss_fn(model: nn.Module, batch: Any, step: int) -> StepOutput:
-        assert isinstance(model, SentenceVAE)
-        switch.enter(step, model)
         ids, lengths, labels, teacher = batch
         out = model(ids, lengths)
         if config.task == "classify":
@@ -200,19 +147,6 @@ def make_loss(
     return loss_fn
 
 
-def stage_config_keys(config: VaeConfig, stage: int) -> dict[str, str | list[str]]:
-    """Which config fields set the values health findings suggest, in one stage: the
-    stage's own teacher weight, its KL weight when the stage holds it flat (a ramp has no
-    single value to fix), free bits unless ``auto`` chooses them."""
-    keys: dict[str, str | list[str]] = {"teacher.weight": f"stages.{stage}.teacher_weight"}
-    ramp = config.stages[stage].kl_weight
-    if ramp.start == ramp.end:
-        keys["kl.weight"] = [f"stages.{stage}.kl_weight.start", f"stages.{stage}.kl_weight.end"]
-    if config.kl.free_bits != "auto":
-        keys["kl.free_bits"] = "kl.free_bits"
-    return keys
-
-
 def setup(config: VaeConfig, output: Path, console: Console, resume: bool = False) -> Session:
     """Load (or build) the data, plan the curriculum, build the model and the trainer."""
     seed_everything(config.trainer.seed)
@@ -235,42 +169,48 @@ def setup(config: VaeConfig, output: Path, console: Console, resume: bool = Fals
         update={"max_steps": curriculum.total, "eval_every": steps_per_epoch}
     )
     stopping = EarlyStopping(
-        config.stopping_metric,
-        config.early_stopping.mode,
-        config.early_stopping.patience,
+        metric=config.stopping_metric,
+        mode=config.early_stopping.mode,
+        patience=config.early_stopping.patience,
     )
-    monitor = HealthMonitor(every=config.trainer.health_every, run_dir=output, console=console)
-
-    def on_stage(stage: int) -> None:
-        monitor.config_keys = stage_config_keys(config, stage)
-
     trainer = Trainer(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.learning_rate),
         train_data=dataset,
-        loss_fn=make_loss(config, objective, curriculum, auto, console, on_stage),
+        loss_fn=make_loss(config, objective, auto),
         config=trainer_config,
         run_dir=output,
-        monitor=monitor,
+        eval_fn=functools.partial(epoch_diagnostics, config, data, curriculum, auto),
+        callbacks=[
+            StageSwitch(curriculum, console),
+            stopping,
+            KeepBestModel(functools.partial(save_best, config, data, auto, output / MODEL_DIR)),
+        ],
+        # Each stage owns its weights: a finding suggests the field of the stage it is in.
+        config_keys=lambda step: stage_config_keys(config, curriculum.stage_at(step)),
         console=console,
-        early_stopping=stopping,
         stateful={"free_bits": auto} if auto is not None else None,
     )
-    session = Session(config, data, model, trainer, curriculum, auto, stopping)
-    trainer.eval_fn = functools.partial(epoch_diagnostics, session)
-    stopping.on_improve = functools.partial(save_best, session, output / MODEL_DIR)
     console.print(
         f"{len(rows)} training examples, {steps_per_epoch} steps an epoch, "
         f"{curriculum.total} steps in {len(config.stages)} stage(s)"
     )
-    return session
+    return Session(config, data, model, trainer, curriculum, auto, stopping)
 
 
-def save_best(session: Session, best: Path, model: nn.Module, step: int, metrics: Any) -> None:
-    """Early stopping's ``on_improve``: the new best model, with the free bits it has now."""
+def save_best(
+    config: VaeConfig,
+    data: VaeData,
+    auto: AutoFreeBits | None,
+    best: Path,
+    model: nn.Module,
+    step: int,
+    metrics: Any,
+) -> None:
+    """Each new best model, with the free bits it has now."""
     assert isinstance(model, SentenceVAE)
-    data, config = session.data, session.config
-    save_vae(model, data.vocab, best, session.free_bits(), data.label_names, config.kl.reduce)
+    free_bits = free_bits_now(config, auto)
+    save_vae(model, data.vocab, best, free_bits, data.label_names, config.kl.reduce)
 
 
 # -- train, evaluate, save -----------------------------------------------------------------
@@ -303,23 +243,25 @@ def split_tensors(
     return data.ids[rows], data.lengths[rows], data.labels[rows], data.teacher[rows]
 
 
-def current_weights(session: Session) -> Weights:
-    step = session.trainer.state.step
-    curriculum = session.curriculum
-    return Weights(curriculum.kl_weight(step), curriculum.teacher_weight(step), session.free_bits())
-
-
-def epoch_diagnostics(session: Session, model: nn.Module) -> dict[str, float]:
-    """Train and val diagnostics on ``eval_examples`` examples each."""
+def epoch_diagnostics(
+    config: VaeConfig,
+    data: VaeData,
+    curriculum: Curriculum,
+    auto: AutoFreeBits | None,
+    model: nn.Module,
+    step: int,
+) -> dict[str, float]:
+    """Train and val diagnostics on ``eval_examples`` examples each, under the weights in
+    force at ``step``."""
     assert isinstance(model, SentenceVAE)
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()  # the diagnostics run beside the CPU data
-    config = session.config
-    weights = current_weights(session)
+    free_bits = free_bits_now(config, auto)
+    weights = Weights(curriculum.kl_weight(step), curriculum.teacher_weight(step), free_bits)
     metrics: dict[str, float] = {"free_bits": weights.free_bits, "kl_weight": weights.kl}
     for split in ("train", "val"):
         generator = torch.Generator().manual_seed(0)
-        tensors = split_tensors(session.data, split, config.eval_examples)
+        tensors = split_tensors(data, split, config.eval_examples)
         found = diagnose_split(model, *tensors, weights, config.kl.reduce, generator)
         metrics |= prefixed(split, found)
     key = "nll" if config.task == "reconstruct" else "loss"
@@ -350,34 +292,6 @@ def evaluate(session: Session, directory: Path) -> dict[str, Any]:
     return results
 
 
-OPERATORS = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-}
-
-
-def check_success(criteria: dict[str, str], metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each criterion (``"val_nll": "< 4.8"``) against the metrics: value, passed."""
-    outcome: dict[str, dict[str, Any]] = {}
-    for name, rule in criteria.items():
-        match = CRITERION.match(rule)
-        assert match is not None  # validated in the config
-        value = metrics.get(name)
-        passed = value is not None and OPERATORS[match.group(1)](value, float(match.group(2)))
-        outcome[name] = {"rule": rule.strip(), "value": value, "passed": bool(passed)}
-    return outcome
-
-
-def print_success(outcome: dict[str, dict[str, Any]], console: Console) -> None:
-    if not outcome:
-        return
-    table = Table(title="Success criteria (best model, val)")
-    for column in ("metric", "criterion", "value", "result"):
-        table.add_column(column)
-    for name, entry in outcome.items():
-        value = "missing" if entry["value"] is None else f"{entry['value']:.4g}"
-        table.add_row(name, entry["rule"], value, "pass" if entry["passed"] else "FAIL")
-    console.print(table)
+def key_metric(results: dict[str, Any]) -> dict[str, Any] | None:
+    """None: the trainer's held-out metrics (``val_loss``) stand for the run."""
+    return None
