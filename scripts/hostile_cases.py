@@ -626,7 +626,7 @@ def cases() -> list[Case]:
         Case("cli", "unknown command", ["lvm", "nothing"]),
         Case("cli", "missing required option", ["vae", "eval"]),
     ]
-    return out + marker_cases() + config_cases()
+    return out + marker_cases() + config_cases() + corpus_cases()
 
 
 def marker_cases() -> list[Case]:
@@ -676,6 +676,60 @@ def marker_cases() -> list[Case]:
             ),
             keep=["exp3"],
             contains="my_eval.txt",
+        ),
+    ]
+
+
+def _corpus(scratch: Path, bad_line: bool = False) -> None:
+    """Two shards in ``corpus/``; with ``bad_line`` the second holds a line that is not JSON."""
+    (scratch / "corpus").mkdir(exist_ok=True)
+    (scratch / "corpus" / "a.jsonl").write_text('{"text": "a council meeting"}\n')
+    second = '{"text": "a story"}\n' + ("{not json\n" if bad_line else "")
+    (scratch / "corpus" / "b.jsonl").write_text(second)
+
+
+def corpus_cases() -> list[Case]:
+    """``btrm score`` on a folder of shards (Ray Data): refusals before any cluster starts,
+    and a bad record named by file and line with nothing half-written."""
+    score = ["btrm", "score", "-m", "runs/btrm/model", "-i", "corpus"]
+    return [
+        Case("btrm score corpus", "a folder with no shards", [*score[:-1], "proj", "-o", "c1"]),
+        Case(
+            "btrm score corpus",
+            "-o a user's non-empty folder",
+            [*score, "-o", "proj"],
+            setup=_corpus,
+            keep=["proj"],
+            contains="not the output of a corpus scoring",
+        ),
+        Case(
+            "btrm score corpus",
+            "-o inside the input folder",
+            [*score, "-o", "corpus/out"],
+            setup=_corpus,
+            keep=["corpus"],
+            contains="would hold the input shards",
+        ),
+        Case(
+            "btrm score corpus",
+            "-o a file",
+            [*score, "-o", "a_file"],
+            setup=_corpus,
+            keep=["a_file"],
+        ),
+        Case(
+            "btrm score corpus",
+            "--on-bad-record typo",
+            [*score, "-o", "c2", "--on-bad-record", "skp"],
+            setup=_corpus,
+        ),
+        Case(
+            "btrm score corpus",
+            "a shard with a line that is not JSON",
+            [*score, "-o", "c3"],
+            setup=lambda s: _corpus(s, bad_line=True),
+            keep=["corpus"],
+            contains="b.jsonl:2",
         ),
     ]
 

@@ -136,8 +136,16 @@ opts.train_command(
 @btrm_app.command("score")
 def score(
     model: Path = opts.MODEL_DIR,
-    input_path: Path = opts.SCORE_INPUT,
-    output: Path = opts.SCORE_OUTPUT,
+    input_path: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="JSONL records to score; or a corpus: a folder or a glob of .jsonl/.parquet "
+        "shards, scored on Ray Data into a folder of shards (resumable).",
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="JSONL with scores added; for a corpus, a folder of shards."
+    ),
     text_field: str = typer.Option(
         "auto", help="Field holding the text (auto: text, prose, content, response)."
     ),
@@ -151,9 +159,46 @@ def score(
     bf16: bool = typer.Option(
         False, "--bf16", help="bfloat16 autocast: ~2x faster on AMX CPUs, scores within ~1e-2."
     ),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="CPU fast path: the backbone's Linear layers as dynamic int8 (speed-up and score "
+        "change in docs/benchmarks.md).",
+    ),
+    actors: int | None = typer.Option(
+        None, min=1, help="Corpus: scoring actors (default: one per CPU, or per GPU)."
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Corpus: a running Ray cluster (auto, or host:port); default: a local one.",
+    ),
+    on_bad_record: str = typer.Option(
+        "error",
+        help="Corpus: a record without a text stops the job (error) or is skipped and counted "
+        "(skip).",
+    ),
     force: bool = opts.FORCE,
 ) -> None:
     """Add {"scores": {head: value}} to every record, in input order."""
+    from termwise.recipes.btrm.corpus import is_corpus
+
+    console = Console()
+    if is_corpus(input_path):
+        _score_corpus(
+            model,
+            input_path,
+            output,
+            text_field,
+            actors,
+            ray_address,
+            on_bad_record,
+            bf16,
+            int8,
+            force,
+            console,
+        )
+        return
     from termwise.recipes.btrm.score import score_file
 
     count = score_file(
@@ -163,12 +208,49 @@ def score(
         text_field,
         batch_size,
         chunk,
-        Console(),
+        console,
         bf16,
         max_tokens,
         force,
+        int8,
     )
-    Console().print(f"scored {count} records -> {output}")
+    console.print(f"scored {count} records -> {output}")
+
+
+def _score_corpus(
+    model: Path,
+    inputs: Path,
+    output: Path,
+    text_field: str,
+    actors: int | None,
+    address: str | None,
+    on_bad_record: str,
+    bf16: bool,
+    int8: bool,
+    force: bool,
+    console: Console,
+) -> None:
+    from termwise.recipes.btrm.corpus import CorpusSettings, score_corpus
+
+    if on_bad_record not in ("error", "skip"):
+        raise TermwiseUserError(f"--on-bad-record: expected error or skip, got {on_bad_record!r}")
+    settings = CorpusSettings(
+        None if text_field == "auto" else text_field,
+        actors,
+        address,
+        on_bad_record,
+        bf16,
+        int8,
+        force,
+    )
+    results = score_corpus(model, inputs, output, settings, console)
+    rows = sum(r.rows_out for r in results)
+    bad = sum(len(r.bad) for r in results)
+    console.print(
+        f"scored {rows} records in {len(results)} shards -> {output}"
+        + (f" ({bad} bad records skipped, listed in the manifest)" if bad else ""),
+        markup=False,
+    )
 
 
 @btrm_app.command("export")
