@@ -97,8 +97,9 @@ def test_early_stopping_stops_after_patience_and_the_best_model_is_kept(tmp_path
     metrics = {2: 5.0, 4: 4.0, 6: 4.5, 8: 4.2, 10: 1.0}
     result = build(tmp_path, [stopping, keep, recorder], metrics, max_steps=12).fit()
     assert result.state.stopped_early and result.state.step == 8
-    # the final evaluation (at step 8 again) is the third without improvement
+    # step 8's evaluation stands as the final one: no second evaluation of it
     assert saved == [(2, 5.0), (4, 4.0)] and stopping.best_step == 4
+    assert stopping.bad_evaluations == 2
     assert [s for e, s in recorder.events if e == "new_best"] == [2, 4]
 
 

@@ -164,3 +164,18 @@ def test_a_kill_after_the_final_evaluation_logs_it_once_on_resume(tmp_path, monk
     assert _eval_rows(run) == {("12", "eval/train_loss"): 1}
     metrics = (run / "metrics.jsonl").read_text().splitlines()
     assert [line.count('"step":12') for line in metrics] == [1]
+
+
+def test_a_run_resumed_at_a_shorter_max_steps_logs_its_last_evaluation_once(tmp_path):
+    """Killed after an evaluation and a checkpoint at step 8, then resumed with max_steps 8
+    (a shortened schedule): that evaluation is the final one, not logged again."""
+    run = tmp_path / "run"
+    first, _ = build(run, max_steps=12, eval_every=4, checkpoint_every=4, log_every=1)
+    first.fit()
+    _kill_after(run, 8)
+    again, _ = build(run, max_steps=8, eval_every=4, checkpoint_every=4, log_every=1)
+    result = again.fit(resume=True)
+    assert result.state.step == 8 and result.metrics == {"train_loss": 1.0}
+    assert _eval_rows(run) == {("4", "eval/train_loss"): 1, ("8", "eval/train_loss"): 1}
+    metrics = (run / "metrics.jsonl").read_text().splitlines()
+    assert sum(line.count('"step":8') for line in metrics) == 1

@@ -128,6 +128,7 @@ class TrainState:
     consecutive_nonfinite: int = 0
     stopped_early: bool = False
     final_step: int = -1  # the step whose final evaluation is logged (-1: none yet)
+    evaluated_step: int = -1  # the step of the newest evaluation logged (-1: none yet)
 
 
 @dataclass
@@ -278,7 +279,10 @@ class Trainer:
             if self.state.final_step != self.state.step:  # once: a finished run resumed adds none
                 if self.monitor is not None:
                     self.monitor.flush()
-                self._evaluate(writer)
+                # Stopped early, or resumed at or past a shorter max_steps: the evaluation
+                # of this step is already logged, and stands as the final one.
+                if self.state.evaluated_step != self.state.step:
+                    self._evaluate(writer)
                 self.state.final_step = self.state.step
             if self.state.step > self._saved_step:
                 last = self._save()
@@ -442,6 +446,7 @@ class Trainer:
         with torch.no_grad():
             metrics = dict(self.eval_fn(self.unwrapped_model, self.state.step))
         self.metrics = metrics
+        self.state.evaluated_step = self.state.step
         self.fire("on_evaluate", self.state.step, metrics)
         if writer is not None:
             writer.write(self.state.step, metrics, prefix="eval/")

@@ -261,7 +261,7 @@ def score_corpus(
                 "of this run are finished, a rerun scores only the others)"
             )
         manifest["shards"][Path(result.output).name] = {
-            "input": result.shard,
+            "input": str(Path(result.shard).resolve()),
             "rows_in": result.rows_in,
             "rows_out": result.rows_out,
             "bad_records": len(result.bad),
@@ -331,7 +331,7 @@ def finished(manifest: dict[str, Any], shard: Path, output: Path) -> bool:
     entry = manifest["shards"].get(output.name)
     return (
         isinstance(entry, dict)
-        and entry.get("input") == str(shard)
+        and entry.get("input") == str(shard.resolve())  # however the input was spelled
         and is_own_output(output, OWNER)
     )
 
