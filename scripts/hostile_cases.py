@@ -725,6 +725,13 @@ def corpus_cases() -> list[Case]:
         ),
         Case(
             "btrm score corpus",
+            "--ray-address where no cluster listens",
+            [*score, "-o", "c4", "--ray-address", "127.0.0.1:1"],
+            setup=_corpus,
+            contains="no Ray cluster answers there",
+        ),
+        Case(
+            "btrm score corpus",
             "a shard with a line that is not JSON",
             [*score, "-o", "c3"],
             setup=lambda s: _corpus(s, bad_line=True),

@@ -174,6 +174,21 @@ def test_an_output_folder_of_another_kind_or_model_is_refused(
     assert_one_line_exit_2(code, err, "no .jsonl or .parquet shards found")
 
 
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [("127.0.0.1:1", "no Ray cluster answers there"), ("nonsense", "expected auto or host:port")],
+)
+def test_a_ray_address_with_no_cluster_is_one_line_at_once(
+    model_dir, tmp_path, monkeypatch, capsys, address, said
+):
+    write_shards(tmp_path / "corpus", rows=2)
+    args = ["btrm", "score", "-m", str(model_dir), "-i", str(tmp_path / "corpus")]
+    code, err = run_main(
+        monkeypatch, capsys, *args, "-o", str(tmp_path / "out"), "--ray-address", address
+    )
+    assert_one_line_exit_2(code, err, f"--ray-address {address}", said)
+
+
 def test_score_batch_adds_a_column_per_head_in_a_ray_data_pipeline(ray_cluster, model_dir):
     from termwise.btrm import ScoreBatch, load
 

@@ -382,9 +382,26 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     import ray
 
+    if address not in (None, "auto", "local"):
+        check_reachable(address)  # Ray itself retries an unreachable address for minutes
     if ray.is_initialized():
         return
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except ConnectionError as error:
         raise TermwiseUserError(f"--ray-address {address}: {error}") from None
+
+
+def check_reachable(address: str, seconds: float = 5.0) -> None:
+    """One line, within ``seconds``, when nothing listens at ``[ray://]host:port``."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise TermwiseUserError(f"--ray-address {address}: expected auto or host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise TermwiseUserError(
+            f"--ray-address {address}: no Ray cluster answers there ({error.strerror or error})"
+        ) from None
