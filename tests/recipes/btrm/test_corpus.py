@@ -174,6 +174,18 @@ def test_an_output_folder_of_another_kind_or_model_is_refused(
     assert_one_line_exit_2(code, err, "no .jsonl or .parquet shards found")
 
 
+def test_an_output_folder_it_cannot_write_is_one_line(model_dir, tmp_path, monkeypatch, capsys):
+    write_shards(tmp_path / "corpus", rows=2)
+    (tmp_path / "locked").mkdir()
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if str(p) == str(tmp_path / "locked") else real(p, mode)
+    )
+    args = ["btrm", "score", "-m", str(model_dir), "-i", str(tmp_path / "corpus")]
+    code, err = run_main(monkeypatch, capsys, *args, "-o", str(tmp_path / "locked" / "out"))
+    assert_one_line_exit_2(code, err, "cannot write in", "permissions")
+
+
 @pytest.mark.parametrize(
     ("address", "said"),
     [("127.0.0.1:1", "no Ray cluster answers there"), ("nonsense", "expected auto or host:port")],

@@ -297,6 +297,9 @@ def open_manifest(
         raise TermwiseUserError(
             "--output would hold the input shards; write elsewhere", path=output
         )
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):  # before any shard is scored
+        raise TermwiseUserError(f"--output: cannot write in {existing} (permissions)", path=output)
     fresh = {"model": str(model_dir.resolve()), "shards": {}}
     if not path.is_file():
         if output.is_dir() and any(output.iterdir()):
