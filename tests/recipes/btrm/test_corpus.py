@@ -245,3 +245,12 @@ def test_a_parquet_shard_is_scored_into_jsonl(ray_cluster, model_dir, tmp_path):
     expected = load(model_dir).score(texts)
     for row, scores in zip(rows, expected, strict=True):
         assert row["scores"] == pytest.approx(scores, rel=1e-4, abs=1e-4)
+
+
+def test_a_file_named_like_a_pattern_is_that_file(tmp_path):
+    from termwise.recipes.btrm.corpus import is_corpus
+
+    named = tmp_path / "part[1].jsonl"
+    named.write_text('{"text": "a"}\n')
+    assert not is_corpus(named)
+    assert is_corpus(tmp_path / "*.jsonl") and is_corpus(tmp_path)

@@ -231,7 +231,8 @@ class CorpusSettings:
 
 def is_corpus(spec: Path) -> bool:
     """Whether ``--input`` names a corpus (a folder, or a glob) rather than one file."""
-    return spec.is_dir() or glob.has_magic(str(spec))
+    # A file whose name holds [ or * is that file, not a pattern.
+    return spec.is_dir() or (not spec.exists() and glob.has_magic(str(spec)))
 
 
 def score_corpus(
