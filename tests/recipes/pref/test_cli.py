@@ -67,6 +67,7 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     key = trained.pop("key_metric")
     assert key == {"name": "overall accuracy", "value": trained["overall"]}
     evaluated = orjson.loads(out_json.read_bytes())
+    assert evaluated.pop("unseen_subsets")["recorded"] is True
     coverage = evaluated.pop("calibration_source")
     assert coverage["file"].endswith("dev.jsonl") and coverage["unseen_categories"] == []
     assert set(coverage["categories"]) == set(trained["categories"])
@@ -76,7 +77,13 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     shifted.write_bytes(
         b"".join(
             orjson.dumps(
-                {"prompt": f"q{i}", "chosen": "a", "rejected": "b", "category": "adversarial"}
+                {
+                    "prompt": f"q{i}",
+                    "chosen": "a",
+                    "rejected": "b",
+                    "category": "adversarial",
+                    "subset": "brand-new",
+                }
             )
             + b"\n"
             for i in range(4)
@@ -87,6 +94,8 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_bert, monkeypatch, capsys):
     )
     assert result.exit_code == 0, result.output
     assert "warning: the calibration saw no pairs of adversarial" in result.output
+    assert "the 1 subset(s) the model never trained on" in result.output
+    assert "(adversarial/brand-new)" in result.output
     records = [
         {"id": 1, "prompt": "Is 7 prime?", "chosen": "Yes.", "rejected": "No."},
         {"id": 2, "prompt": "Is 7 prime?", "response": "Yes."},

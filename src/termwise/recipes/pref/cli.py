@@ -86,12 +86,19 @@ def evaluate(
     no_calibration: bool = NO_CALIBRATION,
     force: bool = opts.FORCE,
 ) -> None:
-    """Accuracy per category and subset (ties wrong), NLL, Brier, ECE before and after the
-    model's calibration, a reliability table, uncertainty AUROC."""
+    """Accuracy per category and subset (ties wrong), the mean over subsets the model never
+    trained on, NLL, Brier, ECE before and after the model's calibration, a reliability
+    table, uncertainty AUROC."""
     from termwise.data.jsonl import write_json
     from termwise.recipes.pref.calibration import RAW
     from termwise.recipes.pref.dev import evaluate_file as evaluate_pairs
-    from termwise.recipes.pref.eval import calibration_coverage, print_coverage, print_results
+    from termwise.recipes.pref.eval import (
+        calibration_coverage,
+        print_coverage,
+        print_results,
+        print_unseen,
+        unseen_subset_accuracy,
+    )
     from termwise.recipes.pref.model import load_preference_model
 
     opts.check_eval_files(data, model, json_out, force, "pref eval")
@@ -103,6 +110,10 @@ def evaluate(
     )
     console = Console()
     print_results(results, console, title=f"{loaded.kind} on {data}")
+    results["unseen_subsets"] = unseen_subset_accuracy(
+        manifest.trained_subsets, results["categories"]
+    )
+    print_unseen(results["unseen_subsets"], console)
     if not no_calibration:
         results["calibration_source"] = calibration_coverage(
             manifest.calibration, results["categories"]

@@ -231,3 +231,41 @@ def print_coverage(coverage: Mapping[str, Any], console: Console) -> None:
             "calibrate on pairs like these, or read the raw ECE)",
             markup=False,
         )
+
+
+def unseen_subset_accuracy(
+    trained: Mapping[str, Sequence[str]] | None, evaluated: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The mean accuracy over the evaluated subsets no training pair came from (``trained``:
+    the manifest's ``category -> subsets``): the figure that carries to new prompts, where
+    the overall one mixes in subsets the model has seen. Unnamed subsets (``all``) count as
+    neither."""
+    if trained is None:
+        return {"recorded": False}
+    seen = {(c, s) for c, subsets in trained.items() for s in subsets}
+    unseen = {
+        f"{c}/{s}": entry["accuracy"]
+        for c, category in evaluated.items()
+        for s, entry in category.get("subsets", {}).items()
+        if s != "all" and (c, s) not in seen
+    }
+    mean = sum(unseen.values()) / len(unseen) if unseen else None
+    return {"recorded": True, "subsets": sorted(unseen), "mean_accuracy": mean}
+
+
+def print_unseen(unseen: Mapping[str, Any], console: Console) -> None:
+    """One line: the unseen subsets' mean, or why there is none."""
+    if not unseen["recorded"]:
+        console.print(
+            "unseen subsets: the model does not record its training subsets (saved "
+            "by an older termwise)"
+        )
+    elif unseen["mean_accuracy"] is None:
+        console.print("unseen subsets: none (every named subset here was in the training pairs)")
+    else:
+        names = unseen["subsets"]
+        console.print(
+            f"mean over the {len(names)} subset(s) the model never trained on: "
+            f"{unseen['mean_accuracy']:.3f} ({', '.join(names)}); the figure for new prompts",
+            markup=False,
+        )

@@ -194,6 +194,11 @@ class PreferenceManifest(SavedManifest):
     calibration: dict[str, Any] | None = Field(
         None, description="Where temperature and power were fitted: file, pairs, NLL and ECE."
     )
+    trained_subsets: dict[str, list[str]] | None = Field(
+        None,
+        description="category -> subsets of the training pairs (null: saved before they "
+        "were recorded); pref eval reports the subsets outside them apart.",
+    )
 
     def fitted_calibration(self) -> Calibration:
         """The map from scores to calibrated logits saved with the model."""

@@ -67,6 +67,7 @@ class Prepared:
     encoded: EncodedPairs
     tokenizer: Any
     backbone: Path
+    subsets: dict[str, set[str]]  # category -> subsets of the training pairs
 
     @property
     def pad_id(self) -> int:
@@ -83,7 +84,7 @@ def prepare(config: PrefConfig, console: Console) -> Prepared:
             markup=False,
         )
     encoded = encode_pairs(tokenizer, pairs, config.backbone.max_length)
-    return Prepared(encoded, tokenizer, path)
+    return Prepared(encoded, tokenizer, path, category_subsets(pairs))
 
 
 def build_model(config: PrefConfig, path: Path) -> PreferenceModel:
@@ -245,6 +246,7 @@ def save(session: Session, directory: Path) -> None:
             "max_length": config.backbone.scoring_length,
             "train_max_length": config.backbone.max_length,
             "n_samples": config.bayes.n_samples,
+            "trained_subsets": {c: sorted(s) for c, s in sorted(session.prepared.subsets.items())},
         },
     )
 
