@@ -196,6 +196,27 @@ def text_setup(target: str, text: str) -> Callable[[Path], None]:
     return lambda scratch: (scratch / target).write_text(text)
 
 
+PASSAGES = "overlap.jsonl"
+
+
+def passages_case(what: str, rows: str, contains: str) -> Case:
+    """``lvm build-data`` on corpus passages ``rows`` (overlap.jsonl), refused in one line."""
+    edit = with_yaml("lvm.yaml", "passages.yaml", lambda d: d["data"].update(sequences=[PASSAGES]))
+
+    def setup(scratch: Path) -> None:
+        text_setup(PASSAGES, rows)(scratch)
+        edit(scratch)
+
+    return Case(
+        "lvm build-data",
+        what,
+        ["lvm", "build-data", "-c", "passages.yaml"],
+        setup=setup,
+        keep=[PASSAGES],
+        contains=contains,
+    )
+
+
 # -- the cases -------------------------------------------------------------------------------
 
 
@@ -443,6 +464,23 @@ def cases() -> list[Case]:
                 "lvm.yaml", "cache-file.yaml", lambda d: d["data"].update(cache_dir="a_file")
             ),
             keep=["a_file"],
+        ),
+        passages_case(
+            "corpus passages whose ranges overlap",
+            '{"id": "brown-ca01-s000-003", "text": "A b. C d. E f. G h."}\n'
+            '{"id": "brown-ca01-s002-004", "text": "I j. K l. M n."}\n',
+            "overlap.jsonl:2: id",
+        ),
+        passages_case(
+            "a passage id with no range",
+            '{"id": "brown-ca01", "text": "A b. C d."}\n',
+            "overlap.jsonl:1: id",
+        ),
+        Case(
+            "lvm gen-config",
+            "an unknown document set",
+            ["lvm", "gen-config", "-o", "docs-set.yaml", "--documents", "news"],
+            contains="prose-mix",
         ),
         Case(
             "vae build-data",

@@ -8,7 +8,6 @@ data settings and each file's size and mtime; a stale cache is rebuilt, saying s
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,48 +23,49 @@ from termwise.data.jsonl import (
     atomic_path,
     iter_records,
     require_string_list,
-    require_text,
     write_json,
 )
 from termwise.errors import TermwiseUserError
 from termwise.models.backbone import embed_texts, resolve_backbone
 from termwise.recipes.lvm.config import LvmDataConfig
+from termwise.recipes.lvm.passages import PART, Passage, parse_passage, rebuild_documents
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+# Bumped when reading a file gives other documents (2: passages rebuilt from their ids).
+READER_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Document:
     name: str
     sentences: list[str]
+    group: str = ""  # the source document (parts split at a gap share it); "" = name
+
+    @property
+    def source(self) -> str:
+        return self.group or self.name
 
 
 def read_documents(path: Path) -> list[Document]:
     """``{sentences: [...]}`` rows are documents as they are; rows with a text field are
-    split into sentences and grouped into documents by their ``source`` (in file order)."""
+    corpus passages, rebuilt into documents from their ids (:mod:`.passages`)."""
     documents: list[Document] = []
-    grouped: dict[str, list[str]] = {}
+    passages: list[Passage] = []
     for line, record, _ in iter_records(path):
         if "sentences" in record:
             sentences = require_string_list(record, "sentences", path, line)
             documents.append(Document(f"{path.name}:{record.get('id', line)}", sentences))
-            continue
-        field = next((f for f in TEXT_FIELDS if f in record), None)
-        if field is None:
+        elif any(f in record for f in TEXT_FIELDS):
+            passages.append(parse_passage(record, path, line))
+        else:
             raise TermwiseUserError(
-                f"missing: a document needs sentences (a list of strings) or a text field "
-                f"({', '.join(TEXT_FIELDS)})",
+                f"missing: a document needs sentences (a list of strings), or a passage "
+                f"needs a text field ({', '.join(TEXT_FIELDS)}) and an id",
                 path=path,
                 line=line,
                 field="sentences",
             )
-        if not isinstance(record[field], str):
-            require_text(record, field, path, line)  # says null, or which type it is
-        source = f"{path.name}:{record.get('source', line)}"
-        pieces = [p.strip() for p in SENTENCE_END.split(str(record[field])) if p.strip()]
-        grouped.setdefault(source, []).extend(pieces)
-    documents += [Document(name, sentences) for name, sentences in grouped.items()]
-    return documents
+    rebuilt = rebuild_documents(passages, path) if passages else []
+    return documents + [Document(r.name, r.sentences, r.group) for r in rebuilt]
 
 
 @dataclass
@@ -85,6 +85,10 @@ class Corpus:
         chosen = ~self.ood & (self.val if split == "val" else ~self.val)
         return torch.nonzero(chosen).flatten().tolist()
 
+    def group(self, index: int) -> str:
+        """The source document of document ``index`` (a part split at a gap names it)."""
+        return PART.sub("", self.names[index])
+
     def document(self, index: int) -> Tensor:
         return self.vectors[int(self.offsets[index]) : int(self.offsets[index + 1])]
 
@@ -103,6 +107,7 @@ def _val_documents(names: list[str], fraction: float) -> set[str]:
 def _key(config: LvmDataConfig) -> str:
     files = [*config.sequences, *config.ood]
     settings = {
+        "reader": READER_VERSION,
         "backbone": str(resolve_backbone(config.backbone)),
         "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files],
         "val_fraction": config.val_fraction,
@@ -117,7 +122,8 @@ def build_corpus(config: LvmDataConfig, console: Console) -> Corpus:
     outside = [d for path in config.ood for d in read_documents(path)][: config.max_ood_documents]
     prepare_cache_dir(config.cache_dir, "embeddings.safetensors")  # before the long part
     documents = [d for d in inside + outside if d.sentences]
-    held = _val_documents([d.name for d in inside if d.sentences], config.val_fraction)
+    # Parts of one source document (split at a gap) stay on one side.
+    held = _val_documents(sorted({d.source for d in inside if d.sentences}), config.val_fraction)
     texts = [s for d in documents for s in d.sentences]
     path = resolve_backbone(config.backbone)
     console.print(f"embedding {len(texts)} sentences with {path.name}", markup=False)
@@ -128,7 +134,7 @@ def build_corpus(config: LvmDataConfig, console: Console) -> Corpus:
         torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
         [d.name for d in documents],
         torch.tensor([i >= len([d for d in inside if d.sentences]) for i in range(len(documents))]),
-        torch.tensor([d.name in held for d in documents]),
+        torch.tensor([d.source in held for d in documents]),
     )
     directory = config.cache_dir
     tensors = {"vectors": vectors, "offsets": corpus.offsets, "ood": corpus.ood, "val": corpus.val}
@@ -144,7 +150,9 @@ def print_counts(corpus: Corpus, console: Console) -> None:
     for split in ("train", "val", "ood"):
         docs = corpus.documents(split)
         sentences = sum(len(corpus.document(i)) for i in docs)
-        parts.append(f"{split} {len(docs)} documents / {sentences} sentences")
+        groups = len({corpus.group(i) for i in docs})
+        split_at_gaps = f" in {len(docs)} parts" if groups != len(docs) else ""
+        parts.append(f"{split} {groups} documents{split_at_gaps} / {sentences} sentences")
     console.print(f"{'; '.join(parts)}; vectors {tuple(corpus.vectors.shape)}", markup=False)
 
 

@@ -24,7 +24,7 @@ WEIGHTS = "model.safetensors"
 class NextVectorModel(nn.Module):
     """``[B, C, d]`` context vectors -> a unit vector ``[B, d]``: a linear projection plus a
     learned position embedding, a transformer encoder, the last position's state projected
-    back to ``d`` and normalised."""
+    back to ``d`` (with ``residual``, added to the last context vector) and normalised."""
 
     def __init__(self, dim: int, context: int, config: LvmModelConfig) -> None:
         super().__init__()
@@ -41,9 +41,14 @@ class NextVectorModel(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.out = nn.Linear(config.width, dim)
 
+        if config.residual:  # the correction starts at zero: the first prediction copies last
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
     def forward(self, context: Tensor) -> Tensor:
         hidden = self.encoder(self.project(context) + self.position[: context.shape[1]])
-        return F.normalize(self.out(hidden[:, -1]), dim=-1)
+        out = self.out(hidden[:, -1])
+        return F.normalize(context[:, -1] + out if self.config.residual else out, dim=-1)
 
 
 class LvmManifest(StrictModel):

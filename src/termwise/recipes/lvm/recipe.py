@@ -138,14 +138,17 @@ def make_loss(
 
 
 def training_documents(corpus: Corpus, fraction: float) -> list[int]:
-    """The training split, or a fixed random ``fraction`` of its documents (the same subset
-    for every seed, so a learning curve compares amounts of data, not draws)."""
+    """The training split, or a fixed random ``fraction`` of its source documents (the same
+    subset for every seed, so a learning curve compares amounts of data, not draws; the
+    parts of a document split at a gap come together)."""
     documents = corpus.documents("train")
     if fraction >= 1:
         return documents
-    keep = max(1, math.ceil(fraction * len(documents)))
-    order = torch.randperm(len(documents), generator=torch.Generator().manual_seed(0))
-    return sorted(documents[i] for i in order[:keep].tolist())
+    groups = list(dict.fromkeys(corpus.group(i) for i in documents))
+    keep = max(1, math.ceil(fraction * len(groups)))
+    order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(0))
+    chosen = {groups[i] for i in order[:keep].tolist()}
+    return [i for i in documents if corpus.group(i) in chosen]
 
 
 @dataclass
