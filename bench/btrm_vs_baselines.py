@@ -219,13 +219,44 @@ def main() -> None:
         "this code (and --logistic-weight), on the saved model's trained heads; the joint "
         "steps depend on neither, so this is what training with them would give",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="K document-level folds (each source's documents dealt round them): the config "
+        "trained on each, the baselines on the same folds, the spread over folds; finished "
+        "folds are reused (OUTPUT/fold-k)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/btrm.md")
     args = parser.parse_args()
     if args.evaluate_only:
         evaluate_saved(args)
         return
+    if args.folds:
+        from _btrm_folds import run_folds
+
+        run_folds(args, raw_config(args))
+        return
     args.output.mkdir(parents=True, exist_ok=True)
     config_path = args.output / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw_config(args), sort_keys=False))
+    config = load_yaml_config(config_path, BtrmConfig)
+    console = Console(width=150)
+    started = time.perf_counter()
+    ran = run_recipe(btrm_recipe, config, args.output / "train", console)
+    results = {head: entry for head, entry in ran.items() if isinstance(entry, dict)}
+    minutes = (time.perf_counter() - started) / 60
+    timing = orjson.loads((args.output / "train" / "timing.json").read_bytes())
+    args.train_minutes = timing["train_seconds"] / 60
+    table = build_table(config)  # the same hash split as the reward model's
+    baseline = aucs(table, baseline_scores(table))
+    fast = aucs(table, fasttext_scores(table, args.seed))
+    lines = report_lines(args, results, baseline, minutes) + pair_lines(results, fast, baseline)
+    publish(MARK, lines, args.write, DOCS / "btrm.md")
+
+
+def raw_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The default config with the command's overrides, as a YAML-ready dict."""
     raw = default_config(args.data_dir, args.max_steps).model_dump(mode="json")
     raw["trainer"]["progress"] = False
     for dest, path in CONFIG_OVERRIDES.items():
@@ -240,20 +271,7 @@ def main() -> None:
     raw["trainer"]["seed"] = args.seed
     raw["balance_sources"] = args.balance_sources
     raw["lexical"]["enabled"] = args.lexical
-    config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    config = load_yaml_config(config_path, BtrmConfig)
-    console = Console(width=150)
-    started = time.perf_counter()
-    ran = run_recipe(btrm_recipe, config, args.output / "train", console)
-    results = {head: entry for head, entry in ran.items() if isinstance(entry, dict)}
-    minutes = (time.perf_counter() - started) / 60
-    timing = orjson.loads((args.output / "train" / "timing.json").read_bytes())
-    args.train_minutes = timing["train_seconds"] / 60
-    table = build_table(config)  # the same hash split as the reward model's
-    baseline = aucs(table, baseline_scores(table))
-    fast = aucs(table, fasttext_scores(table, args.seed))
-    lines = report_lines(args, results, baseline, minutes) + pair_lines(results, fast, baseline)
-    publish(MARK, lines, args.write, DOCS / "btrm.md")
+    return raw
 
 
 # Flags that override one config key each (argparse dest -> path in the config dict).

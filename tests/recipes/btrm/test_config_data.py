@@ -6,7 +6,7 @@ import pytest
 
 from termwise.config import load_yaml_config, write_config
 from termwise.errors import TermwiseUserError
-from termwise.recipes.btrm.config import HEADER, BtrmConfig, default_config
+from termwise.recipes.btrm.config import HEADER, BtrmConfig, HeldoutFold, default_config
 from termwise.recipes.btrm.data import (
     MembershipTable,
     build_table,
@@ -183,6 +183,25 @@ def test_heldout_groups_take_whole_documents():
     assert heldout_groups(["only"], "salt", 0.5) == set()  # would leave nothing to train on
     assert len(heldout_groups(["a", "b"], "salt", 0.9)) == 1  # never all
     assert len(heldout_groups([f"d{i}" for i in range(40)], "salt", 0.15)) == 6
+
+
+def test_folds_hold_out_every_document_once_and_spread_each_source():
+    groups = [f"doc{i}" for i in range(23)]
+    folds = [heldout_groups(groups, "salt", 0.15, HeldoutFold(index=k, folds=5)) for k in range(5)]
+    assert sorted(g for fold in folds for g in fold) == sorted(groups)  # each once
+    assert sorted(len(fold) for fold in folds) == [4, 4, 5, 5, 5]
+    rows = [f"row{i}" for i in range(400)]
+    by_row = [
+        {r for r in rows if is_heldout(r, "src", 0.15, HeldoutFold(index=k, folds=4))}
+        for k in range(4)
+    ]
+    assert sorted(r for fold in by_row for r in fold) == sorted(rows)
+    assert all(60 < len(fold) < 140 for fold in by_row)
+
+
+def test_a_fold_index_outside_the_folds_is_refused():
+    with pytest.raises(ValueError, match="index must be below folds"):
+        HeldoutFold(index=5, folds=5)
 
 
 def test_document_split_in_the_table(tmp_path):

@@ -89,7 +89,7 @@ def test_decoders(config: Path = opts.CONFIG) -> None:
                 str(report.rows),
                 kept or "-",
                 bad,
-                heldout_summary(records, source, settings.heldout_fraction),
+                heldout_summary(records, source, settings.heldout_fraction, settings.heldout_fold),
                 samples,
             )
             if not records:

@@ -95,6 +95,19 @@ class TierWeightsConfig(StrictModel):
     )
 
 
+class HeldoutFold(StrictModel):
+    """One of K document-level folds held out for evaluation."""
+
+    index: int = Field(..., ge=0, description="Which fold is held out (0-based).")
+    folds: int = Field(..., ge=2, le=MAX_COUNT, description="How many folds (K).")
+
+    @model_validator(mode="after")
+    def _index_in_range(self) -> HeldoutFold:
+        if self.index >= self.folds:
+            raise ValueError(f"index must be below folds ({self.folds}), got {self.index}")
+        return self
+
+
 class BtrmConfig(StrictModel):
     """``termwise btrm`` settings: backbone, heads and their data, training."""
 
@@ -152,6 +165,13 @@ class BtrmConfig(StrictModel):
         gt=0,
         lt=1,
         description="Share of every source held out for the final per-head evaluation.",
+    )
+    heldout_fold: HeldoutFold | None = Field(
+        None,
+        description="Hold out fold `index` of `folds` instead of heldout_fraction: every "
+        "source's documents in hash order dealt round the folds (rows by their hash), so "
+        "K runs with index 0..K-1 hold out every document once (bench/btrm_vs_baselines.py "
+        "--folds). null: heldout_fraction.",
     )
     level_fraction: float = Field(
         0.1,

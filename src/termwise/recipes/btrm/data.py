@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from termwise.recipes.btrm.config import BtrmConfig, SourceConfig
+from termwise.recipes.btrm.config import BtrmConfig, HeldoutFold, SourceConfig
 from termwise.recipes.btrm.sources import Record, SourceReport, read_source
 
 TIER_CODES = {"soft_neg": 1, "semi_firm_neg": 2, "furthest_neg": 3}
@@ -55,19 +55,31 @@ def _unit_hash(name: str, salt: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def is_heldout(row_id: str, source_key: str, fraction: float) -> bool:
+def is_heldout(
+    row_id: str, source_key: str, fraction: float, fold: HeldoutFold | None = None
+) -> bool:
     """Stable per-row assignment (a hash, not the RNG): the same row is held out in every
-    run and every process, whatever else changes in the config."""
-    return _unit_hash(row_id, source_key) < fraction
+    run and every process, whatever else changes in the config. With a ``fold``: the row
+    whose hash falls in that fold's 1/K of [0, 1)."""
+    position = _unit_hash(row_id, source_key)
+    if fold is not None:
+        return int(position * fold.folds) == fold.index
+    return position < fraction
 
 
-def heldout_groups(groups: list[str], salt: str, fraction: float) -> set[str]:
+def heldout_groups(
+    groups: list[str], salt: str, fraction: float, fold: HeldoutFold | None = None
+) -> set[str]:
     """Whole documents to hold out: the ``round(fraction * n)`` groups first in hash order,
     at least one and never all when there are two or more (a threshold on the hash, as for
-    rows, would often hold out none of five science-fiction texts)."""
+    rows, would often hold out none of five science-fiction texts). With a ``fold``: the
+    groups dealt to it when the hash order is dealt round the K folds (one source's
+    documents spread evenly over the folds)."""
     unique = sorted(set(groups), key=lambda g: _unit_hash(g, salt))
     if len(unique) < 2:
         return set()
+    if fold is not None:
+        return set(unique[fold.index :: fold.folds])
     count = min(max(round(fraction * len(unique)), 1), len(unique) - 1)
     return set(unique[:count])
 
@@ -97,21 +109,25 @@ def level_sample(
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def heldout_flags(records: list[Record], source: SourceConfig, fraction: float) -> list[bool]:
+def heldout_flags(
+    records: list[Record], source: SourceConfig, fraction: float, fold: HeldoutFold | None = None
+) -> list[bool]:
     """Which of a source's rows are held out. By document: salted with the file alone, so
     tier-filtered views of one file (its dialogue windows, their single lines) hold out the
     same documents. By row: a derived line follows its dialogue window."""
     if source.group_field:
-        held = heldout_groups([r.group for r in records], str(source.path), fraction)
+        held = heldout_groups([r.group for r in records], str(source.path), fraction, fold)
         return [r.group in held for r in records]
-    return [is_heldout(r.group, source.key, fraction) for r in records]
+    return [is_heldout(r.group, source.key, fraction, fold) for r in records]
 
 
-def heldout_summary(records: list[Record], source: SourceConfig, fraction: float) -> str:
+def heldout_summary(
+    records: list[Record], source: SourceConfig, fraction: float, fold: HeldoutFold | None = None
+) -> str:
     """How a source is split, for people: "by row" or "k of n documents (by FIELD)"."""
     if not source.group_field:
         return "by row"
-    flags = heldout_flags(records, source, fraction)
+    flags = heldout_flags(records, source, fraction, fold)
     held = {r.group for r, flag in zip(records, flags, strict=True) if flag}
     return f"{len(held)} of {len({r.group for r in records})} documents (by {source.group_field})"
 
@@ -169,7 +185,9 @@ def build_table(config: BtrmConfig) -> MembershipTable:
         texts += [record.text for record in records]
         source_of += [key] * len(records)
         tiers += [record.tier for record in records]
-        heldout += heldout_flags(records, sources[key], config.heldout_fraction)
+        heldout += heldout_flags(
+            records, sources[key], config.heldout_fraction, config.heldout_fold
+        )
     positive = np.zeros((len(texts), len(config.heads)), dtype=bool)
     negative_tier = np.zeros((len(texts), len(config.heads)), dtype=np.int8)
     for h, (positives, negatives) in enumerate(plan):

@@ -1,0 +1,178 @@
+"""``bench/btrm_vs_baselines.py --folds K``: the config on K document-level folds.
+
+Fold k holds out the documents dealt to it when each source's documents, in hash order, are
+dealt round the K folds (rows of by-row sources by their hash): every document is held out
+once, and every source is spread over the folds (``heldout_fold`` in the config). On each
+fold: the reward model trained with the config, fastText and TF-IDF + LR on the same
+training rows, all scored on the fold's held-out documents. Per fold: pairs behind each
+baseline, mean AUC, every head's median positive and negative and its held-out documents;
+then the spread (min, median, max) over folds. A finished fold (``OUTPUT/fold-k/fold.json``
+written with the same config) is read back, not retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import yaml
+from rich.console import Console
+
+import termwise.recipes.btrm.recipe as btrm_recipe
+from _doc import DOCS, publish
+from termwise.config import load_yaml_config
+from termwise.recipes.btrm.config import BtrmConfig
+from termwise.recipes.btrm.data import MembershipTable, build_table
+from termwise.trainer.recipe import run_recipe
+
+MARK = "<!-- btrm_folds -->"
+MARGIN = 0.005  # behind a baseline: more than this under it
+LEVEL_BAND = (0.7, 1.3)
+MIN_LEVEL_DOCUMENTS = 20  # a head's level is judged where it has this many held-out documents
+
+
+def heldout_documents(table: MembershipTable) -> dict[str, int]:
+    """Per head, the held-out documents among its positives."""
+    rows = table.split(heldout=True)
+    return {
+        head: len(set(table.group[rows][table.positive[rows, h]].tolist()))
+        for h, head in enumerate(table.heads)
+    }
+
+
+def trained_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> dict[str, Any]:
+    """Fold ``index``: train, score the baselines, save ``fold.json``; or read it back."""
+    from btrm_vs_baselines import aucs, baseline_scores, fasttext_scores
+
+    output = args.output / f"fold-{index}"
+    raw = {**raw, "heldout_fold": {"index": index, "folds": args.folds}}
+    done = output / "fold.json"
+    if done.is_file():
+        saved = orjson.loads(done.read_bytes())
+        if saved.get("config") == raw:
+            return dict(saved)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = load_yaml_config(output / "config.yaml", BtrmConfig)
+    started = time.perf_counter()
+    ran = run_recipe(btrm_recipe, config, output / "train", Console(width=150), overwrite=True)
+    minutes = (time.perf_counter() - started) / 60
+    table = build_table(config)  # the fold's split, as the model's
+    fold = {
+        "config": raw,
+        "minutes": minutes,
+        "btrm": {
+            h: entry for h, entry in ran.items() if isinstance(entry, dict) and "auc" in entry
+        },
+        "tfidf": aucs(table, baseline_scores(table)),
+        "fasttext": aucs(table, fasttext_scores(table, args.seed)),
+        "heldout_documents": heldout_documents(table),
+    }
+    done.write_bytes(orjson.dumps(fold, option=orjson.OPT_INDENT_2))
+    return fold
+
+
+def fold_summary(fold: dict[str, Any]) -> dict[str, Any]:
+    """Pairs behind each baseline, mean AUCs and the heads outside the level band."""
+    behind: dict[str, list[str]] = {"fasttext": [], "tfidf": [], "tfidf_any": []}
+    means: dict[str, list[float]] = {"btrm": [], "fasttext": [], "tfidf": []}
+    for head, entry in fold["btrm"].items():
+        for key, ours in entry["auc"].items():
+            fast, tfidf = fold["fasttext"][head].get(key), fold["tfidf"][head].get(key)
+            if ":" not in key or ours is None or fast is None or tfidf is None:
+                continue
+            means["btrm"].append(ours)
+            means["fasttext"].append(fast)
+            means["tfidf"].append(tfidf)
+            pair = f"{head} vs {key} ({ours:.3f}; fastText {fast:.3f}, TF-IDF {tfidf:.3f})"
+            if ours < fast - MARGIN:
+                behind["fasttext"].append(pair)
+            if ours < tfidf - MARGIN:
+                behind["tfidf"].append(pair)
+            if ours < tfidf:
+                behind["tfidf_any"].append(pair)
+    outside = [
+        f"{head} {entry['median_positive']:.2f}"
+        for head, entry in fold["btrm"].items()
+        if fold["heldout_documents"][head] >= MIN_LEVEL_DOCUMENTS
+        and not LEVEL_BAND[0] <= (entry["median_positive"] or 0.0) <= LEVEL_BAND[1]
+    ]
+    return {
+        "pairs": len(means["btrm"]),
+        "behind": behind,
+        "mean": {name: float(np.mean(values)) for name, values in means.items()},
+        "outside_band": outside,
+    }
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    return " / ".join(
+        f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values))
+    )
+
+
+def fold_lines(args: argparse.Namespace, folds: list[dict[str, Any]]) -> list[str]:
+    summaries = [fold_summary(fold) for fold in folds]
+    lines = [
+        f"## Multi-head reward model on {args.folds} document folds "
+        "(`bench/btrm_vs_baselines.py --folds`)",
+        "",
+        f"Command: `.venv/bin/python bench/btrm_vs_baselines.py --data-dir {args.data_dir} "
+        f"--max-steps {args.max_steps} --folds {args.folds} --output {args.output}"
+        f"{' --write' if args.write else ''}` (the default config on every fold; fastText and "
+        f"TF-IDF + LR on the same training rows; behind = more than {MARGIN} under; a head's "
+        f"median positive judged against [{LEVEL_BAND[0]}, {LEVEL_BAND[1]}] where it has at "
+        f"least {MIN_LEVEL_DOCUMENTS} held-out documents).",
+        "",
+        "| fold | pairs | behind fastText | behind TF-IDF | behind TF-IDF at all | mean AUC "
+        "btrm / fastText / TF-IDF | heads outside the band | min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for k, (fold, s) in enumerate(zip(folds, summaries, strict=True)):
+        mean = s["mean"]
+        lines.append(
+            f"| {k} | {s['pairs']} | {len(s['behind']['fasttext'])} | "
+            f"{len(s['behind']['tfidf'])} | {len(s['behind']['tfidf_any'])} | "
+            f"{mean['btrm']:.4f} / {mean['fasttext']:.4f} / {mean['tfidf']:.4f} | "
+            f"{', '.join(s['outside_band']) or '-'} | {fold['minutes']:.1f} |"
+        )
+    counts = {
+        key: [float(len(s["behind"][key])) for s in summaries]
+        for key in ("fasttext", "tfidf", "tfidf_any")
+    }
+    lines += [
+        "",
+        "Spread over folds (min / median / max):",
+        "",
+        "| measure | spread |",
+        "|---|---|",
+        f"| pairs behind fastText | {spread(counts['fasttext'], 1)} |",
+        f"| pairs behind TF-IDF | {spread(counts['tfidf'], 1)} |",
+        f"| pairs behind TF-IDF at all | {spread(counts['tfidf_any'], 1)} |",
+        f"| mean AUC, btrm | {spread([s['mean']['btrm'] for s in summaries])} |",
+        f"| mean AUC, TF-IDF | {spread([s['mean']['tfidf'] for s in summaries])} |",
+        f"| mean AUC, fastText | {spread([s['mean']['fasttext'] for s in summaries])} |",
+    ]
+    for head in folds[0]["btrm"]:
+        positives = [f["btrm"][head]["median_positive"] for f in folds]
+        negatives = [f["btrm"][head].get("median_negative") for f in folds]
+        documents = [float(f["heldout_documents"][head]) for f in folds]
+        lines.append(
+            f"| {head}: median positive; negative; held-out documents | "
+            f"{spread([p for p in positives if p is not None])}; "
+            f"{spread([n for n in negatives if n is not None])}; {spread(documents, 0)} |"
+        )
+    behind = sorted({pair.split(" (")[0] for s in summaries for pair in s["behind"]["tfidf"]})
+    lines += ["", "Pairs behind TF-IDF on some fold: " + ("; ".join(behind) or "none") + "."]
+    return lines
+
+
+def run_folds(args: argparse.Namespace, raw: dict[str, Any]) -> None:
+    folds = [trained_fold(args, raw, k) for k in range(args.folds)]
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    publish(MARK, fold_lines(args, folds), args.write, DOCS / "btrm.md")
