@@ -94,7 +94,12 @@ opts.train_command(
 @lvm_app.command("eval")
 def evaluate(
     model: Path = opts.BEST_MODEL_DIR,
-    data: Path = typer.Option(..., "--data", "-d", help="JSONL documents {sentences: [...]}."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help="JSONL documents {sentences: [...]}, or corpus passages {id, text}.",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the gates here."),
     force: bool = opts.FORCE,
 ) -> None:
