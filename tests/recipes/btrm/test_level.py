@@ -45,8 +45,9 @@ def test_a_head_with_barely_separated_medians_keeps_its_raw_scores():
     level = fit_level(scores, positive, ~positive)
     assert level.fitted.tolist() == [False, True]
     assert (level.scale[0], level.offset[0]) == (1.0, 0.0)
-    assert "(kept raw)" in level.summary(["flat", "clear"]).split("clear")[0]
-    assert "(kept raw)" not in level.summary(["flat", "clear"]).split("clear")[1]
+    flat, clear = level.summary(["flat", "clear"]).split("clear")
+    assert "(kept raw: medians too close)" in flat
+    assert "kept raw" not in clear
 
 
 def test_training_rows_are_scored_with_the_regression_out_of_fold(tmp_path, tiny_bert):
@@ -72,3 +73,29 @@ def test_training_rows_are_scored_with_the_regression_out_of_fold(tmp_path, tiny
     assert model.heads.logistic is not None and model.logit_cap == cap  # put back
     # without a regression they are the model's own scores
     np.testing.assert_array_equal(score_training_rows(model, prepared, sample, None), own)
+
+
+def test_a_head_with_few_unseen_documents_keeps_its_raw_scores_and_says_so():
+    rng = np.random.default_rng(1)
+    positive = rng.random((300, 2)) < 0.4
+    scores = rng.normal(size=(300, 2)) + 3.0 * positive
+    level = fit_level(scores, positive, ~positive, np.array([3, 40]))
+    assert level.fitted.tolist() == [False, True]
+    assert (level.scale[0], level.offset[0]) == (1.0, 0.0)
+    few, many = level.summary(["few", "many"]).split("many")
+    assert "kept raw: 3 unseen documents, a level needs 20" in few
+    assert "kept raw" not in many
+
+
+def test_unseen_documents_count_the_positive_documents_kept_out(tmp_path, tiny_bert):
+    from termwise.recipes.btrm.after_training import unseen_documents
+    from termwise.recipes.btrm.recipe import training_rows
+
+    config = load_yaml_config(write_tiny_config(tmp_path, tiny_bert), BtrmConfig)
+    table = prepare(config).table
+    _, kept_out = training_rows(table, config)
+    counts = unseen_documents(table, kept_out)
+    for h in range(len(table.heads)):
+        documents = {table.group[i] for i in kept_out if table.positive[i, h]}
+        assert counts[h] == len(documents)
+    assert counts.sum() > 0

@@ -181,7 +181,9 @@ class BtrmConfig(StrictModel):
         "head's score level: after training, an affine map per head sends the median "
         "positive of these unseen documents and of a sample of training rows (the tf-idf "
         "regression's part out of fold) to 1 and the median negative to -1, so one "
-        "threshold means the same on every head (ranking unchanged). 0: no level.",
+        "threshold means the same on every head (ranking unchanged). A head with fewer "
+        "than 20 positive documents among the kept-out ones keeps its raw scores, and "
+        "training says which. 0: no level.",
     )
     max_rows_per_source: int | None = Field(
         None,
