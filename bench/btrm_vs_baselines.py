@@ -192,6 +192,9 @@ def main() -> None:
         "--furthest-weight", type=float, default=None, help="override tier_weights.furthest_neg"
     )
     parser.add_argument(
+        "--soft-weight", type=float, default=None, help="override tier_weights.soft_neg"
+    )
+    parser.add_argument(
         "--logistic-weight",
         type=float,
         default=None,
@@ -283,6 +286,7 @@ CONFIG_OVERRIDES: dict[str, tuple[str, ...]] = {
     "lexical_lr": ("lexical", "learning_rate"),
     "prefit_epochs": ("lexical", "prefit_epochs"),
     "furthest_weight": ("tier_weights", "furthest_neg"),
+    "soft_weight": ("tier_weights", "soft_neg"),
     "logistic_weight": ("lexical", "logistic_weight"),
     "hard_negative_gamma": ("hard_negative_gamma",),
 }
