@@ -74,7 +74,11 @@ def bench_config(head: str, args: argparse.Namespace) -> PrefConfig:
             "calibrate": False,
             "gpm": {
                 key: value
-                for key, value in (("tau", args.gpm_tau), ("dim", args.gpm_dim))
+                for key, value in (
+                    ("tau", args.gpm_tau),
+                    ("dim", args.gpm_dim),
+                    ("reward_head", args.gpm_reward_head or None),
+                )
                 if value is not None
             },
             "trainer": {
@@ -92,8 +96,16 @@ def bench_config(head: str, args: argparse.Namespace) -> PrefConfig:
 
 
 def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    model, config, seconds = train_termwise(head, args, args.output / head, console)
+    return {**termwise_results(model, config, args), "step_time": seconds}
+
+
+def train_termwise(
+    head: str, args: argparse.Namespace, output: Path, console: Console
+) -> tuple[Any, PrefConfig, float]:
+    """A termwise model of kind ``head`` trained on ``args.data_dir/train.jsonl`` into
+    ``output``; its config and the median seconds per step."""
     config = bench_config(head, args)
-    output = args.output / head
     session = setup(config, output, console)
     stamps: list[float] = []
     step = session.trainer.train_step
@@ -104,7 +116,7 @@ def run_termwise(head: str, args: argparse.Namespace, console: Console) -> dict[
 
     session.trainer.train_step = timed  # type: ignore[method-assign]
     session.trainer.fit()
-    return {**termwise_results(session.model, config, args), "step_time": step_time(stamps)}
+    return session.model, config, step_time(stamps)
 
 
 def termwise_results(model: Any, config: PrefConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -194,6 +206,19 @@ def cross_fitted(
 def run_trl(
     train: EncodedPairs, dev: EncodedPairs, args: argparse.Namespace, pad_id: int
 ) -> dict[str, Any]:
+    model, seconds = train_trl(train, args, args.output / "trl")
+    scores = trl_scores(model, dev, pad_id)
+    results = evaluate_predictions(dev.pairs, probabilities(scores)[0])
+    return {
+        **results,
+        **cross_fitted(dev.pairs, scores, args.power_prior_sigma),
+        "scores": scores.tolist(),
+        "step_time": seconds,
+    }
+
+
+def train_trl(train: EncodedPairs, args: argparse.Namespace, output: Path) -> tuple[Any, float]:
+    """TRL's RewardTrainer (LoRA as termwise's) on ``train``: the model and s/step."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification, TrainerCallback
@@ -210,7 +235,7 @@ def run_trl(
     model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
     dataset = Dataset.from_dict({"chosen_ids": train.chosen, "rejected_ids": train.rejected})
     config = RewardConfig(
-        output_dir=str(args.output / "trl"),
+        output_dir=str(output),
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate or LEARNING_RATE["bt"],
@@ -243,14 +268,7 @@ def run_trl(
         callbacks=[StepClock()],
     )
     trainer.train()
-    scores = trl_scores(trainer.model, dev, pad_id)
-    results = evaluate_predictions(dev.pairs, probabilities(scores)[0])
-    return {
-        **results,
-        **cross_fitted(dev.pairs, scores, args.power_prior_sigma),
-        "scores": scores.tolist(),
-        "step_time": step_time(stamps),
-    }
+    return trainer.model, step_time(stamps)
 
 
 @torch.no_grad()
@@ -380,6 +398,11 @@ def main() -> None:
         "--gpm-tau", type=float, default=None, help="gpm/bayes_gpm tau (default: the config's)"
     )
     parser.add_argument(
+        "--gpm-reward-head",
+        action="store_true",
+        help="gpm/bayes_gpm with a Bradley-Terry reward beside the skew-symmetric score",
+    )
+    parser.add_argument(
         "--label-smoothing",
         type=float,
         default=None,
@@ -407,8 +430,37 @@ def main() -> None:
         help="prior std of log(power) in the cross-fitted calibration (0: temperature only); "
         "with --from-results, rows with saved scores are recalibrated with it",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="K outer folds of whole subsets held out (bench/_pref_folds.py); 0: the one "
+        "train/dev split",
+    )
+    parser.add_argument("--seeds", default="0,1", help="with --folds: the seeds of every run")
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        default=None,
+        help="with --folds: gpm/bayes_gpm candidates chosen by nested folds, as KEY=V1,V2 "
+        "(KEY dim, tau, lr or reward: 0/1); the config's default is always a candidate",
+    )
+    parser.add_argument("--inner-folds", type=int, default=3, help="with --grid: inner folds")
+    parser.add_argument(
+        "--run-folds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with --folds: train only these outer folds (default all); the report covers "
+        "every finished fold",
+    )
     parser.add_argument("--write", action="store_true", help="Update docs/benchmarks.md.")
     args = parser.parse_args()
+    if args.folds:
+        from _pref_folds import run_folds
+
+        run_folds(args)
+        return
     if args.rescore is not None and args.rescore.resolve() == args.output.resolve():
         parser.error("--rescore reads the run in DIR: give another --output")
     if args.from_results:
@@ -447,6 +499,7 @@ def main() -> None:
         + (f" --models {args.models}" if args.models != "trl,bt,gpm,bayes_gpm" else "")
         + (f" --gpm-tau {args.gpm_tau}" if args.gpm_tau is not None else "")
         + (f" --gpm-dim {args.gpm_dim}" if args.gpm_dim is not None else "")
+        + (" --gpm-reward-head" if args.gpm_reward_head else "")
         + (f" --label-smoothing {args.label_smoothing}" if args.label_smoothing is not None else "")
         + (f" --rescore {args.rescore} --output {args.output}" if args.rescore else "")
         + sigma_flag(args)

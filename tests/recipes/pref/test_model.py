@@ -150,3 +150,43 @@ def test_gpm_at_the_default_dim_fits_a_preference_cycle_that_bt_cannot():
     # 0.1; a start with the cycle's orientation reversed can settle at the all-tied point).
     fitted = sum(bool((_fitted_cycle_logits("gpm", seed) > 0).all()) for seed in range(5))
     assert fitted >= 3
+
+
+@pytest.mark.parametrize("head", ["gpm", "bayes_gpm"])
+def test_reward_head_adds_the_reward_gap_to_the_skew_symmetric_score(tiny_bert, head):
+    plain = _model(tiny_bert, head, lora=False).eval()
+    model = _model(tiny_bert, head, lora=False, reward_head=True).eval()
+    _, _, batch = _batch(tiny_bert)
+    _, _, swapped = _batch(tiny_bert, _swap(PAIRS))
+    with torch.no_grad():
+        # zero-initialised: the same scores as the model without it
+        torch.testing.assert_close(
+            model(batch, n_samples=0).logits, plain(batch, n_samples=0).logits
+        )
+        assert model.reward_out is not None
+        model.reward_out.weight.normal_()
+        pooled, _ = model.features(
+            batch["input_ids"], batch["attention_mask"], batch["prompt_mask"]
+        )
+        rewards = model.reward_out(pooled).squeeze(-1)
+        expected = plain(batch, n_samples=0).logits + rewards[: len(PAIRS)] - rewards[len(PAIRS) :]
+        logits = model(batch, n_samples=0).logits
+        torch.testing.assert_close(logits, expected)
+        torch.testing.assert_close(model(swapped, n_samples=0).logits, -logits)
+
+
+def test_reward_head_is_saved_and_loaded(tiny_bert, tmp_path):
+    model = _model(tiny_bert, "gpm", lora=True, reward_head=True)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    model.eval()
+    tokenizer, encoded, _ = _batch(tiny_bert)
+    before = predict_pairs(model, encoded, 0)
+    save_preference_model(
+        model, tokenizer, tmp_path / "m", {"backbone_path": str(tiny_bert), "max_length": 64}
+    )
+    loaded, _, manifest = load_preference_model(tmp_path / "m")
+    assert manifest.reward_head and loaded.reward_head
+    np.testing.assert_array_equal(before[0], predict_pairs(loaded, encoded, 0)[0])

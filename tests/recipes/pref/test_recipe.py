@@ -37,6 +37,13 @@ def test_config_rejects_odd_dim_and_unknown_key(tmp_path):
         _config(tmp_path, bayes={"prior_variance": 0.1})
 
 
+def test_reward_head_is_for_the_embedding_kinds_only(tmp_path):
+    assert _config(tmp_path, kind="gpm", gpm={"reward_head": True}).gpm.reward_head
+    assert not _config(tmp_path, kind="gpm").gpm.reward_head
+    with pytest.raises(ValueError, match="applies to kind gpm or bayes_gpm"):
+        _config(tmp_path, kind="bt", gpm={"reward_head": True})
+
+
 def test_embedding_size_and_temperature_left_out_depend_on_the_kind(tmp_path):
     gpm, bayes = _config(tmp_path, kind="gpm").gpm, _config(tmp_path, kind="bayes_gpm").gpm
     assert (gpm.dim, gpm.tau, bayes.dim, bayes.tau) == (2, 0.15, 8, 0.1)

@@ -55,6 +55,12 @@ class GpmConfig(StrictModel):
     prompt_scaling: bool = Field(
         False, description="Scale block j by lambda_j = k * softmax(W h_prompt)_j."
     )
+    reward_head: bool = Field(
+        False,
+        description="Add a Bradley-Terry reward beside the skew-symmetric score: "
+        "logit = r_a - r_b + <R v_a, v_b> / tau (the reward carries the transitive part, "
+        "the embedding the cyclic part; the reward starts at zero). Off: the plain GPM.",
+    )
 
     @field_validator("dim")
     @classmethod
@@ -164,3 +170,11 @@ class PrefConfig(StrictModel):
         ),
         description="Shared training-loop settings (batch_size counts pairs).",
     )
+
+    @model_validator(mode="after")
+    def _reward_head_needs_an_embedding(self) -> PrefConfig:
+        if self.kind == "bt" and self.gpm.reward_head:
+            raise ValueError(
+                "gpm.reward_head: applies to kind gpm or bayes_gpm (a bt model is a reward)"
+            )
+        return self

@@ -10,6 +10,11 @@ through an RMSNorm:
 * ``bayes_gpm``: ``raw_mu`` and ``logvar`` (``2k`` each); a draw is
   ``normalize(raw_mu + eps * exp(logvar / 2))``. The KL lives on the ambient parameters.
 
+With ``reward_head`` (gpm, bayes_gpm) a scalar reward is added beside the skew-symmetric
+score, ``logit = r_chosen - r_rejected + <R v_c, v_r> / tau``: the transitive part of a
+preference is carried by the reward, the cyclic part by the embedding. Its weights start at
+zero, so an untrained model scores as the plain gpm does.
+
 With ``prompt_scaling`` the ``k`` blocks are weighted by ``lambda = k * softmax(W h_p)``.
 ``h_p`` is the prompt's pooled hidden state averaged over the pair's two sequences: for a
 causal LM both copies are identical; for a bidirectional encoder each copy has seen its
@@ -74,6 +79,7 @@ class PreferenceModel(nn.Module):
         tau: float = 0.1,
         prompt_scaling: bool = False,
         init_std_ratio: float = 0.1,
+        reward_head: bool = False,
     ) -> None:
         super().__init__()
         if kind != "bt" and (dim < 2 or dim % 2):
@@ -96,6 +102,11 @@ class PreferenceModel(nn.Module):
             nn.init.constant_(self.logvar.bias, 2 * math.log(init_std_ratio * INITIAL_ABS_MU))
         if prompt_scaling and kind != "bt":
             self.prompt_head = nn.Linear(hidden_size, dim // 2)
+        self.reward_out: nn.Linear | None = None
+        if reward_head and kind != "bt":
+            self.reward_out = nn.Linear(hidden_size, 1)
+            nn.init.zeros_(self.reward_out.weight)  # starts as the plain skew-symmetric model
+            nn.init.zeros_(self.reward_out.bias)
 
     # -- features -------------------------------------------------------------------------
 
@@ -123,6 +134,17 @@ class PreferenceModel(nn.Module):
     def reward(self, pooled: Tensor) -> Tensor:
         return self.out(pooled).squeeze(-1)
 
+    @property
+    def reward_head(self) -> bool:
+        return self.reward_out is not None
+
+    def reward_gap(self, pooled: Tensor) -> Tensor | float:
+        """``r_chosen - r_rejected`` of the reward beside the embedding (0 without one)."""
+        if self.reward_out is None:
+            return 0.0
+        chosen, rejected = self.reward_out(pooled).squeeze(-1).chunk(2)
+        return chosen - rejected
+
     def embedding(self, pooled: Tensor) -> Tensor:
         """The gpm unit vector, or the bayes_gpm posterior mean direction."""
         return F.normalize(self.out(pooled), dim=-1)
@@ -144,14 +166,14 @@ class PreferenceModel(nn.Module):
             rewards = self.reward(pooled)
             chosen, rejected = rewards.chunk(2)
             return PairOutput(chosen - rejected, rewards=rewards)
-        scale = self.block_scale(prompt)
+        scale, gap = self.block_scale(prompt), self.reward_gap(pooled)
         if self.kind == "gpm":
             v_c, v_r = self.embedding(pooled).chunk(2)
-            return PairOutput(gpm_score(v_c, v_r, scale) / self.tau)
+            return PairOutput(gpm_score(v_c, v_r, scale) / self.tau + gap)
         raw_mu, logvar = self.posterior(pooled)
         if n_samples == 0:
             v_c, v_r = F.normalize(raw_mu, dim=-1).chunk(2)
-            logits = gpm_score(v_c, v_r, scale) / self.tau
+            logits = gpm_score(v_c, v_r, scale) / self.tau + gap
             return PairOutput(logits, raw_mu=raw_mu, logvar=logvar)
         std = (0.5 * logvar).exp()
         noise = torch.randn(
@@ -162,7 +184,7 @@ class PreferenceModel(nn.Module):
         )
         draws = F.normalize(raw_mu + noise * std, dim=-1)
         v_c, v_r = draws.chunk(2, dim=1)
-        logits = gpm_score(v_c, v_r, scale) / self.tau
+        logits = gpm_score(v_c, v_r, scale) / self.tau + gap  # the gap is the same per draw
         return PairOutput(logits, raw_mu=raw_mu, logvar=logvar)
 
     def head_modules(self) -> nn.ModuleDict:
@@ -172,6 +194,8 @@ class PreferenceModel(nn.Module):
             parts["logvar"] = self.logvar
         if self.prompt_head is not None:
             parts["prompt_head"] = self.prompt_head
+        if self.reward_out is not None:
+            parts["reward_out"] = self.reward_out
         return nn.ModuleDict(parts)
 
 
@@ -182,6 +206,9 @@ class PreferenceManifest(SavedManifest):
     dim: int = Field(..., ge=1, description="Embedding size (gpm, bayes_gpm).")
     tau: float = Field(..., gt=0, description="Logit temperature of the gpm score.")
     prompt_scaling: bool = Field(..., description="Per-block prompt scaling.")
+    reward_head: bool = Field(
+        False, description="A scalar reward added beside the skew-symmetric score."
+    )
     n_samples: int = Field(16, ge=1, description="Monte Carlo draws (bayes_gpm).")
     temperature: float = Field(
         1.0, gt=0, description="Scores are divided by it before the sigmoid (1: uncalibrated)."
@@ -229,6 +256,7 @@ def save_preference_model(
             "dim": model.dim,
             "tau": model.tau,
             "prompt_scaling": model.prompt_scaling,
+            "reward_head": model.reward_head,
             "lora": isinstance(model.backbone, PeftModel),
         }
     )
@@ -248,6 +276,7 @@ def load_preference_model(directory: Path) -> tuple[PreferenceModel, Any, Prefer
         dim=manifest.dim,
         tau=manifest.tau,
         prompt_scaling=manifest.prompt_scaling,
+        reward_head=manifest.reward_head,
     )
     load_head_weights(model.head_modules(), directory / WEIGHTS)
     return model.eval(), tokenizer, manifest

@@ -97,6 +97,7 @@ def build_model(config: PrefConfig, path: Path) -> PreferenceModel:
         dim=config.gpm.dim,
         tau=config.gpm.tau,
         prompt_scaling=config.gpm.prompt_scaling,
+        reward_head=config.gpm.reward_head,
         init_std_ratio=config.bayes.init_std_ratio,
     )
 
