@@ -104,9 +104,9 @@ class PreferenceModel(nn.Module):
             self.prompt_head = nn.Linear(hidden_size, dim // 2)
         self.reward_out: nn.Linear | None = None
         if reward_head and kind != "bt":
-            self.reward_out = nn.Linear(hidden_size, 1)
-            nn.init.zeros_(self.reward_out.weight)  # starts as the plain skew-symmetric model
-            nn.init.zeros_(self.reward_out.bias)
+            # No bias: it cancels in r_a - r_b. Zero weights: starts as the plain GPM.
+            self.reward_out = nn.Linear(hidden_size, 1, bias=False)
+            nn.init.zeros_(self.reward_out.weight)
 
     # -- features -------------------------------------------------------------------------
 
