@@ -85,6 +85,16 @@ def test_a_head_with_few_unseen_documents_keeps_its_raw_scores_and_says_so():
     few, many = level.summary(["few", "many"]).split("many")
     assert "kept raw: 3 unseen documents, a level needs 20" in few
     assert "kept raw" not in many
+    assert level.summary(["few", "many"]).startswith("score level from 300 rows")
+
+
+def test_a_summary_with_no_head_levelled_says_none_was_fitted():
+    rng = np.random.default_rng(2)
+    positive = rng.random((200, 2)) < 0.4
+    scores = rng.normal(size=(200, 2)) + 3.0 * positive
+    summary = fit_level(scores, positive, ~positive, np.array([3, 5])).summary(["a", "b"])
+    assert summary.startswith("score level: none fitted, every head keeps its raw scores")
+    assert "-> +1/-1" not in summary
 
 
 def test_unseen_documents_count_the_positive_documents_kept_out(tmp_path, tiny_bert):

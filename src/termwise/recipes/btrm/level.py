@@ -63,9 +63,14 @@ class Level:
                 zip(heads, self.positive_median, self.negative_median, strict=True)
             )
         )
+        if not self.fitted.any():  # say so first: no head's scores were moved
+            return (
+                f"score level: none fitted, every head keeps its raw scores (median "
+                f"positive/negative over {self.rows} rows): {medians}"
+            )
         return (
-            f"score level from {self.rows} rows (median positive/negative before -> +1/-1): "
-            f"{medians}"
+            f"score level from {self.rows} rows (median positive/negative before -> +1/-1, "
+            f"where fitted): {medians}"
         )
 
 
