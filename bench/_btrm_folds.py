@@ -7,7 +7,8 @@ fold: the reward model trained with the config, fastText and TF-IDF + LR on the 
 training rows, all scored on the fold's held-out documents. Per fold: pairs behind each
 baseline, mean AUC, every head's median positive and negative and its held-out documents;
 then the spread (min, median, max) over folds. A finished fold (``OUTPUT/fold-k/fold.json``
-written with the same config) is read back, not retrained.
+written with the same config) is read back, not retrained; one written with another config
+stops the run (it is never trained over).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def trained_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> d
         saved = orjson.loads(done.read_bytes())
         if saved.get("config") == raw:
             return dict(saved)
+        # Never retrain over a finished fold: a path spelled another way would cost its model.
+        raise SystemExit(
+            f"{done}: written with another config ({first_difference(saved.get('config'), raw)}); "
+            "give another --output, or move that fold away to train it again"
+        )
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(output / "config.yaml", BtrmConfig)
@@ -75,6 +81,19 @@ def trained_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> d
     }
     done.write_bytes(orjson.dumps(fold, option=orjson.OPT_INDENT_2))
     return fold
+
+
+def first_difference(saved: Any, wanted: Any, where: str = "") -> str:
+    """The first key path where two configs differ, with both values."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        for key in [*saved, *(k for k in wanted if k not in saved)]:
+            if saved.get(key) != wanted.get(key):
+                return first_difference(saved.get(key), wanted.get(key), f"{where}.{key}")
+    if isinstance(saved, list) and isinstance(wanted, list) and len(saved) == len(wanted):
+        for i, (a, b) in enumerate(zip(saved, wanted, strict=True)):
+            if a != b:
+                return first_difference(a, b, f"{where}[{i}]")
+    return f"{where.lstrip('.')}: {saved!r} there, {wanted!r} now"
 
 
 def fold_summary(fold: dict[str, Any]) -> dict[str, Any]:
@@ -117,14 +136,17 @@ def spread(values: list[float], digits: int = 3) -> str:
 
 
 def fold_lines(args: argparse.Namespace, folds: list[dict[str, Any]]) -> list[str]:
+    from btrm_vs_baselines import override_flags
+
     summaries = [fold_summary(fold) for fold in folds]
     lines = [
         f"## Multi-head reward model on {args.folds} document folds "
         "(`bench/btrm_vs_baselines.py --folds`)",
         "",
         f"Command: `.venv/bin/python bench/btrm_vs_baselines.py --data-dir {args.data_dir} "
-        f"--max-steps {args.max_steps} --folds {args.folds} --output {args.output}"
-        f"{' --write' if args.write else ''}` (the default config on every fold; fastText and "
+        f"--max-steps {args.max_steps} --folds {args.folds}{override_flags(args)} --output "
+        f"{args.output}{compare_flag(args)}{' --write' if args.write else ''}` (the "
+        f"{'candidate' if args.compare_with else 'default'} config on every fold; fastText and "
         f"TF-IDF + LR on the same training rows; behind = more than {MARGIN} under; a head's "
         f"median positive judged against [{LEVEL_BAND[0]}, {LEVEL_BAND[1]}] where it has at "
         f"least {MIN_LEVEL_DOCUMENTS} held-out documents).",
@@ -172,7 +194,94 @@ def fold_lines(args: argparse.Namespace, folds: list[dict[str, Any]]) -> list[st
     return lines
 
 
+def compare_flag(args: argparse.Namespace) -> str:
+    return "" if args.compare_with is None else f" --compare-with {args.compare_with}"
+
+
 def run_folds(args: argparse.Namespace, raw: dict[str, Any]) -> None:
     folds = [trained_fold(args, raw, k) for k in range(args.folds)]
     Path(args.output).mkdir(parents=True, exist_ok=True)
-    publish(MARK, fold_lines(args, folds), args.write, DOCS / "btrm.md")
+    if args.compare_with is None:
+        publish(MARK, fold_lines(args, folds), args.write, DOCS / "btrm.md")
+        return
+    default = [read_fold(args.compare_with, k) for k in range(args.folds)]
+    lines = fold_lines(args, folds) + ["", *comparison_lines(args, default, folds)]
+    publish(CANDIDATE_MARK, lines, args.write, DOCS / "btrm.md")
+
+
+CANDIDATE_MARK = "<!-- btrm_candidate -->"
+
+
+def read_fold(directory: Path, index: int) -> dict[str, Any]:
+    path = directory / f"fold-{index}" / "fold.json"
+    if not path.is_file():
+        raise SystemExit(f"--compare-with: {path} is missing (run the default folds first)")
+    return dict(orjson.loads(path.read_bytes()))
+
+
+def rule_checks(
+    default: list[dict[str, Any]], candidate: list[dict[str, Any]]
+) -> list[tuple[str, bool, str]]:
+    """docs/btrm.md's rule for replacing a default, condition by condition."""
+    d = [fold_summary(f) for f in default]
+    c = [fold_summary(f) for f in candidate]
+    fast = [sum(len(s["behind"]["fasttext"]) for s in side) for side in (d, c)]
+    tfidf = [
+        (len(a["behind"]["tfidf"]), len(b["behind"]["tfidf"])) for a, b in zip(d, c, strict=True)
+    ]
+    drops = [b["mean"]["btrm"] - a["mean"]["btrm"] for a, b in zip(d, c, strict=True)]
+    outside = [", ".join(s["outside_band"]) for s in c if s["outside_band"]]
+    return [
+        (
+            "fewer pairs behind fastText, summed over the folds",
+            fast[1] < fast[0],
+            f"{fast[1]} against {fast[0]}",
+        ),
+        (
+            "on no fold more pairs behind TF-IDF",
+            all(b <= a for a, b in tfidf),
+            ", ".join(f"{b} against {a}" for a, b in tfidf),
+        ),
+        (
+            "every judged head inside the band on every fold",
+            not outside,
+            "; ".join(outside) or "all",
+        ),
+        (
+            "mean AUC at least the default's minus 0.001 on every fold",
+            min(drops) >= -0.001,
+            f"smallest change {min(drops):+.4f}",
+        ),
+    ]
+
+
+def comparison_lines(
+    args: argparse.Namespace, default: list[dict[str, Any]], candidate: list[dict[str, Any]]
+) -> list[str]:
+    """The candidate against the default on the same folds, and the rule's verdict."""
+    same = all(a["tfidf"] == b["tfidf"] for a, b in zip(default, candidate, strict=True))
+    rows = []
+    for k, (a, b) in enumerate(zip(default, candidate, strict=True)):
+        sa, sb = fold_summary(a), fold_summary(b)
+        rows.append(
+            f"| {k} | {len(sa['behind']['fasttext'])} / {len(sb['behind']['fasttext'])} | "
+            f"{len(sa['behind']['tfidf'])} / {len(sb['behind']['tfidf'])} | "
+            f"{sa['mean']['btrm']:.4f} / {sb['mean']['btrm']:.4f} |"
+        )
+    checks = rule_checks(default, candidate)
+    passed = all(ok for _, ok, _ in checks)
+    return [
+        f"Against the default (`{args.compare_with}`), default / candidate per fold"
+        + ("" if same else " (WARNING: the TF-IDF scores differ, so the folds do not match)")
+        + ":",
+        "",
+        "| fold | behind fastText | behind TF-IDF | mean AUC |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "The rule (docs/btrm.md), condition by condition:",
+        "",
+        *(f"- {'met' if ok else 'NOT met'}: {name} ({value})" for name, ok, value in checks),
+        "",
+        f"Verdict: {'the candidate replaces the default' if passed else 'the default stays'}.",
+    ]

@@ -230,6 +230,13 @@ def main() -> None:
         "trained on each, the baselines on the same folds, the spread over folds; finished "
         "folds are reused (OUTPUT/fold-k)",
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        help="with --folds: the default's fold runs (its OUTPUT); the section then compares "
+        "this config with it by docs/btrm.md's rule",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/btrm.md")
     args = parser.parse_args()
     if args.evaluate_only:
