@@ -397,6 +397,8 @@ def report(
             + f" | {spread(overall, 100)} | {spread(ece, 1, 3)} |"
         )
     lines += ["", *choices(folds), *goals(summary, len(folds))]
+    if {"bt", "gpm"} <= set(rows):
+        lines += ["", *hard_pairs(args, folds)]
     return lines
 
 
@@ -447,3 +449,61 @@ def goals(summary: dict[str, dict[str, Any]], folds: int) -> list[str]:
             )
         )
     return [f"- {'met' if ok else 'NOT met'}: {goal} ({value})" for goal, ok, value in checks]
+
+
+def hard_pairs(
+    args: argparse.Namespace, folds: dict[int, dict[str, list[dict[str, Any]]]]
+) -> list[str]:
+    """Where gpm and bt part on the held-out chat_hard subsets: per subset and fold, the
+    pairs each gets right that the other does not, gpm's median |logit| on its right and
+    wrong pairs, and the pairs gpm gets most confidently wrong where bt is right."""
+    lines = [
+        "On the held-out chat_hard subsets, gpm against bt (first seed): pairs, accuracy, "
+        "pairs only one of them gets right, gpm's median |logit| when right / wrong.",
+        "",
+        "| fold | subset | pairs | bt | gpm | only bt right | only gpm right "
+        "| gpm abs logit right / wrong |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    examples: list[tuple[float, str]] = []
+    for k, rows in folds.items():
+        bt, gpm = rows["bt"][0], rows["gpm"][0]
+        texts = {r["id"]: r for r in read_records(args.output / f"fold-{k}" / "heldout.jsonl")}
+        bt_scores, gpm_scores = bt_gpm_scores(bt, gpm)
+        for subset in sorted(gpm["categories"].get("chat_hard", {}).get("subsets", {})):
+            rows_in = [i for i, key in enumerate(gpm["ids"]) if texts[key]["subset"] == subset]
+            b, g = bt_scores[rows_in] > 0, gpm_scores[rows_in] > 0
+            size = np.abs(gpm_scores[rows_in])
+            right = f"{np.median(size[g]):.2f}" if g.any() else "-"
+            wrong = f"{np.median(size[~g]):.2f}" if (~g).any() else "-"
+            lines.append(
+                f"| {k} | {subset} | {len(rows_in)} | {100 * b.mean():.1f} | "
+                f"{100 * g.mean():.1f} | {int((b & ~g).sum())} | {int((g & ~b).sum())} | "
+                f"{right} / {wrong} |"
+            )
+            for i in np.flatnonzero(b & ~g):
+                record = texts[gpm["ids"][rows_in[i]]]
+                examples.append(
+                    (float(size[i]), example_line(record, float(gpm_scores[rows_in[i]])))
+                )
+    worst = [line for _, line in sorted(examples, reverse=True)[:3]]
+    return lines + (
+        ["", "gpm most confidently wrong where bt is right:", "", *worst] if worst else []
+    )
+
+
+def bt_gpm_scores(bt: dict[str, Any], gpm: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's mean score per held-out pair (draws averaged), in gpm's pair order."""
+    if bt["ids"] != gpm["ids"]:
+        raise SystemExit("bt and gpm were scored on different held-out pairs")
+    return np.asarray(bt["scores"]).mean(0), np.asarray(gpm["scores"]).mean(0)
+
+
+def example_line(record: dict[str, Any], logit: float) -> str:
+    def cut(text: str) -> str:
+        return " ".join(text.split())[:140]
+
+    return (
+        f'- `{record["id"]}` (gpm logit {logit:+.2f}): prompt "{cut(record["prompt"])}"; '
+        f'chosen "{cut(record["chosen"])}"; rejected "{cut(record["rejected"])}"'
+    )
