@@ -139,9 +139,14 @@ def fold_lines(args: argparse.Namespace, folds: list[dict[str, Any]]) -> list[st
     from btrm_vs_baselines import override_flags
 
     summaries = [fold_summary(fold) for fold in folds]
+    title = (
+        f"## A candidate on the {args.folds} folds:{override_flags(args)}"
+        if args.compare_with
+        else f"## Multi-head reward model on {args.folds} document folds "
+        "(`bench/btrm_vs_baselines.py --folds`)"
+    )
     lines = [
-        f"## Multi-head reward model on {args.folds} document folds "
-        "(`bench/btrm_vs_baselines.py --folds`)",
+        title,
         "",
         f"Command: `.venv/bin/python bench/btrm_vs_baselines.py --data-dir {args.data_dir} "
         f"--max-steps {args.max_steps} --folds {args.folds}{override_flags(args)} --output "
