@@ -356,7 +356,7 @@ def report(
     ]
     if not folds:
         return lines
-    rows = list(next(iter(folds.values())))
+    rows = [row for row in next(iter(folds.values())) if all(row in f for f in folds.values())]
     lines += [
         "| fold | model | "
         + " | ".join(CATEGORIES)
@@ -379,10 +379,10 @@ def report(
     lines += [
         "",
         "Over the folds: each category's held-out pairs pooled over folds; the mean of "
-        "categories and the calibrated ECE as mean (min / median / max) over folds.",
+        "categories and the ECEs as mean (min / median / max) over folds.",
         "",
-        "| model | " + " | ".join(CATEGORIES) + " | mean of categories | ECE calibrated |",
-        "|---|" + "---|" * (len(CATEGORIES) + 2),
+        "| model | " + " | ".join(CATEGORIES) + " | mean of categories | ECE | ECE calibrated |",
+        "|---|" + "---|" * (len(CATEGORIES) + 3),
     ]
     summary: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -394,7 +394,7 @@ def report(
         lines.append(
             f"| {row} | "
             + " | ".join("-" if v is None else f"{100 * v:.1f}" for v in cats.values())
-            + f" | {spread(overall, 100)} | {spread(ece, 1, 3)} |"
+            + f" | {spread(overall, 100)} | {spread(raw, 1, 3)} | {spread(ece, 1, 3)} |"
         )
     lines += ["", *choices(folds), *goals(summary, len(folds))]
     if {"bt", "gpm"} <= set(rows):
