@@ -40,6 +40,16 @@ def _batch(path, pairs=PAIRS):
     return tokenizer, encoded, collate_pairs(encoded, list(range(len(pairs))), 0)
 
 
+def _move_trained_parts(model) -> None:
+    """Every trained part away from its initial value, so a part that is not saved (or not
+    loaded) would change the predictions; then eval mode."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    model.eval()
+
+
 def _swap(pairs):
     return [PreferencePair(p.prompt, p.rejected, p.chosen) for p in pairs]
 
@@ -80,13 +90,7 @@ def test_bayes_draws_have_sample_axis_and_small_initial_noise(tiny_bert):
 def test_save_load_gives_identical_predictions(request, tmp_path, backbone, head, lora):
     path = request.getfixturevalue(backbone)
     model = _model(path, head, lora=lora, prompt_scaling=head == "gpm")
-    # Move every trained part away from its initial value, so a part that is not saved
-    # (or not loaded) would change the predictions.
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.requires_grad:
-                parameter.add_(0.05 * torch.randn_like(parameter))
-    model.eval()
+    _move_trained_parts(model)
     tokenizer, encoded, _ = _batch(path)
     before = predict_pairs(model, encoded, 0, n_samples=8)
     save_preference_model(
@@ -177,11 +181,7 @@ def test_reward_head_adds_the_reward_gap_to_the_skew_symmetric_score(tiny_bert, 
 
 def test_reward_head_is_saved_and_loaded(tiny_bert, tmp_path):
     model = _model(tiny_bert, "gpm", lora=True, reward_head=True)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.requires_grad:
-                parameter.add_(0.05 * torch.randn_like(parameter))
-    model.eval()
+    _move_trained_parts(model)
     tokenizer, encoded, _ = _batch(tiny_bert)
     before = predict_pairs(model, encoded, 0)
     save_preference_model(
