@@ -37,7 +37,6 @@ from termwise.recipes.pref.data import PreferencePair, encode_pairs, read_pairs
 from termwise.recipes.pref.eval import evaluate_predictions
 
 MARK = "<!-- pref_folds -->"
-TERMWISE_MODELS = ("bt", "gpm", "bayes_gpm")
 GRID_KEYS = {
     "dim": "gpm_dim",
     "tau": "gpm_tau",
@@ -98,12 +97,10 @@ class FoldRunner:
     """Trains and scores one model on one split directory, or reads its result back."""
 
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
-        from transformers import AutoTokenizer
-
-        from termwise.models.backbone import resolve_backbone
+        from termwise.models.backbone import load_tokenizer, resolve_backbone
 
         self.args, self.console = args, console
-        self.tokenizer = AutoTokenizer.from_pretrained(str(resolve_backbone(None)))
+        self.tokenizer = load_tokenizer(resolve_backbone(None))  # every model's, TRL's too
 
     def spec(
         self, name: str, overrides: dict[str, float], seed: int, split: Path
@@ -152,7 +149,6 @@ class FoldRunner:
         self, name: str, overrides: dict[str, float], seed: int, split: Path, run_dir: Path
     ) -> tuple[list[PreferencePair], np.ndarray, np.ndarray, float]:
         from pref_vs_trl import train_termwise, train_trl, trl_scores
-        from termwise.models.backbone import load_tokenizer, resolve_backbone
         from termwise.recipes.pref.dev import dev_scores
 
         args = argparse.Namespace(**{**vars(self.args), "data_dir": split, "seed": seed})
@@ -173,7 +169,7 @@ class FoldRunner:
             )
         model, config, seconds = train_termwise(name, args, run_dir, self.console)
         model.eval()
-        tokenizer = load_tokenizer(resolve_backbone(None))
+        tokenizer = self.tokenizer
         length, draws = config.backbone.scoring_length, config.bayes.n_samples
         _, held_scores, _ = dev_scores(model, tokenizer, split / "heldout.jsonl", length, draws)
         _, cal_scores, _ = dev_scores(model, tokenizer, split / "dev.jsonl", length, draws)
