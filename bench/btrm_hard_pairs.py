@@ -181,16 +181,15 @@ def training_documents(table: MembershipTable) -> list[int]:
 
 
 def replay(
-    fold: dict[str, Any], table: MembershipTable, parts: dict[str, np.ndarray], weight_of: Any
+    fold: dict[str, Any], table: MembershipTable, parts: dict[str, np.ndarray], logistic: Any
 ) -> dict[str, Any]:
-    """Pairs behind each baseline and the mean AUC with the regression reweighted per head."""
+    """Pairs behind each baseline and the mean AUC with ``logistic`` (``[rows, heads]``) as
+    the regression's part of the held-out rows' scores."""
     rows = parts["rows"]
-    documents = training_documents(table)
     behind = {"fasttext": 0, "tfidf": 0}
     ours_all: list[float] = []
     for h, head in enumerate(table.heads):
-        total = parts["neural"][:, h] + parts["lexical"][:, h]
-        total = total + weight_of(documents[h]) * parts["logistic"][:, h]
+        total = parts["neural"][:, h] + parts["lexical"][:, h] + logistic[:, h]
         positive = table.positive[rows, h]
         for key in fold["btrm"][head]["auc"]:
             fast, tfidf = fold["fasttext"][head].get(key), fold["tfidf"][head].get(key)
@@ -234,8 +233,10 @@ def main() -> None:
         table = build_table(config)
         parts = fold_parts(fold_dir, table)
         lines += fold_lines(int(fold_dir.name.split("-")[1]), fold, table, parts, args.examples)
+        documents = training_documents(table)
         for name, weight_of in CANDIDATES.items():
-            replayed[name].append(replay(fold, table, parts, weight_of))
+            weights = np.array([weight_of(count) for count in documents])
+            replayed[name].append(replay(fold, table, parts, weights * parts["logistic"]))
     lines += [
         "",
         "The regression's weight per head, replayed on the trained fold models (the joint "

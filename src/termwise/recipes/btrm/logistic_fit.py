@@ -80,6 +80,16 @@ def balanced_weights(positive: np.ndarray, negative_weight: np.ndarray) -> np.nd
     return np.where(positive, share[None, :], weights)
 
 
+def labels_and_weights(
+    table: MembershipTable, rows: np.ndarray, config: BtrmConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The regression's ``[rows, heads]`` labels and row weights (:func:`balanced_weights`
+    of the tier weights)."""
+    labels = table.positive[rows]
+    negative_weight = table.negative_weight(config.tier_weights.model_dump())[rows]
+    return labels, balanced_weights(labels, negative_weight)
+
+
 def out_of_fold_logits(
     bags: list[list[int]],
     labels: np.ndarray,
@@ -149,9 +159,7 @@ def fit_tfidf_logistic(
     row_bags = [bags[i] for i in rows]
     idf = document_frequency_idf(row_bags, settings.buckets, settings.logistic_min_df)
     features = tfidf_matrix(row_bags, idf)
-    labels = table.positive[rows]
-    negative_weight = table.negative_weight(config.tier_weights.model_dump())[rows]
-    weights = balanced_weights(labels, negative_weight)
+    labels, weights = labels_and_weights(table, rows, config)
     fold = document_fold(table.group[rows], FOLDS)
     logits = out_of_fold_logits(row_bags, labels, weights, fold, settings)
     centre = positive_centre(logits, labels, fold)
