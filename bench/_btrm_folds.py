@@ -211,10 +211,13 @@ def run_folds(args: argparse.Namespace, raw: dict[str, Any]) -> None:
         return
     default = [read_fold(args.compare_with, k) for k in range(args.folds)]
     lines = fold_lines(args, folds) + ["", *comparison_lines(args, default, folds)]
-    publish(CANDIDATE_MARK, lines, args.write, DOCS / "btrm.md")
+    publish(candidate_mark(args.output), lines, args.write, DOCS / "btrm.md")
 
 
-CANDIDATE_MARK = "<!-- btrm_candidate -->"
+def candidate_mark(output: str | Path) -> str:
+    """A candidate's own section in docs/btrm.md, named by its output folder, so that a
+    second candidate does not write over the first."""
+    return f"<!-- btrm_candidate {Path(output).name} -->"
 
 
 def read_fold(directory: Path, index: int) -> dict[str, Any]:
