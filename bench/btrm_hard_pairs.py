@@ -181,7 +181,7 @@ def training_documents(table: MembershipTable) -> list[int]:
 
 
 def replay(
-    fold: dict[str, Any], table: MembershipTable, parts: dict[str, np.ndarray], logistic: Any
+    fold: dict[str, Any], table: MembershipTable, parts: dict[str, np.ndarray], logistic: np.ndarray
 ) -> dict[str, Any]:
     """Pairs behind each baseline and the mean AUC with ``logistic`` (``[rows, heads]``) as
     the regression's part of the held-out rows' scores."""
