@@ -4,7 +4,7 @@ import torch
 from termwise.models.backbone import LexicalConfig
 from termwise.models.lexical import pack_bags
 from termwise.recipes.btrm.data import build_table
-from termwise.recipes.btrm.lexical_fit import prefit_lexical
+from termwise.recipes.btrm.lexical_fit import loss_window, prefit_lexical
 from termwise.recipes.btrm.recipe import build_model
 
 from .test_config_data import small_config
@@ -53,3 +53,9 @@ def test_no_prefit_when_off(tmp_path, tiny_bert):
     rows = table.split(heldout=False)
     assert prefit_lexical(model, table, bags, lengths, rows, weights, config) is None
     assert not model.heads.lexical.bag.weight.any()
+
+
+def test_loss_window_is_a_pass_or_a_tenth_of_the_only_one():
+    assert loss_window(passes=3, per_pass=116, batches=348) == 116
+    assert loss_window(passes=1, per_pass=116, batches=116) == 12  # first and last differ
+    assert loss_window(passes=1, per_pass=5, batches=3) == 1  # heads with no active batch skipped

@@ -37,8 +37,8 @@ from termwise.terms import multihead_bradley_terry, soft_cap
 class PrefitResult:
     passes: int
     batches: int
-    first_loss: float  # mean loss over the first pass's batches
-    last_loss: float  # mean loss over the last pass's batches
+    first_loss: float  # mean loss over the first window of batches (see loss_window)
+    last_loss: float  # mean loss over the last window
 
     def summary(self) -> str:
         return (
@@ -100,9 +100,16 @@ def prefit_lexical(
         branch.bag.weight.copy_(weight)
     if not losses:
         return None
-    window = min(per_pass, len(losses))
+    window = loss_window(settings.prefit_epochs, per_pass, len(losses))
     first, last = float(np.mean(losses[:window])), float(np.mean(losses[-window:]))
     return PrefitResult(settings.prefit_epochs, len(losses), first, last)
+
+
+def loss_window(passes: int, per_pass: int, batches: int) -> int:
+    """Batches averaged at each end of the fit: a pass when there are several, else a
+    tenth of the one pass (its first and last pass are the same batches)."""
+    window = per_pass if passes > 1 else math.ceil(per_pass / 10)
+    return max(1, min(window, batches))
 
 
 def describe(result: PrefitResult | None, console: Console) -> None:
