@@ -17,7 +17,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -46,22 +46,40 @@ def heldout_documents(table: MembershipTable) -> dict[str, int]:
     }
 
 
+def saved_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """Fold ``index`` as ``fold.json`` holds it, None when it has not finished; a fold
+    written with another config stops the run."""
+    done = args.output / f"fold-{index}" / "fold.json"
+    if not done.is_file():
+        return None
+    saved = orjson.loads(done.read_bytes())
+    if saved.get("config") == fold_config(args, raw, index):
+        return dict(saved)
+    # Never retrain over a finished fold: a path spelled another way would cost its model.
+    raise SystemExit(
+        f"{done}: written with another config "
+        f"({first_difference(saved.get('config'), fold_config(args, raw, index))}); "
+        "give another --output, or move that fold away to train it again"
+    )
+
+
+def fold_config(args: argparse.Namespace, raw: dict[str, Any], index: int) -> dict[str, Any]:
+    return {**raw, "heldout_fold": {"index": index, "folds": args.folds}}
+
+
+def fold_index(fold: dict[str, Any]) -> int:
+    return int(fold["config"]["heldout_fold"]["index"])
+
+
 def trained_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> dict[str, Any]:
     """Fold ``index``: train, score the baselines, save ``fold.json``; or read it back."""
     from btrm_vs_baselines import aucs, baseline_scores, fasttext_scores
 
+    saved = saved_fold(args, raw, index)
+    if saved is not None:
+        return saved
     output = args.output / f"fold-{index}"
-    raw = {**raw, "heldout_fold": {"index": index, "folds": args.folds}}
-    done = output / "fold.json"
-    if done.is_file():
-        saved = orjson.loads(done.read_bytes())
-        if saved.get("config") == raw:
-            return dict(saved)
-        # Never retrain over a finished fold: a path spelled another way would cost its model.
-        raise SystemExit(
-            f"{done}: written with another config ({first_difference(saved.get('config'), raw)}); "
-            "give another --output, or move that fold away to train it again"
-        )
+    raw = fold_config(args, raw, index)
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_yaml_config(output / "config.yaml", BtrmConfig)
@@ -79,7 +97,7 @@ def trained_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> d
         "fasttext": aucs(table, fasttext_scores(table, args.seed)),
         "heldout_documents": heldout_documents(table),
     }
-    done.write_bytes(orjson.dumps(fold, option=orjson.OPT_INDENT_2))
+    (output / "fold.json").write_bytes(orjson.dumps(fold, option=orjson.OPT_INDENT_2))
     return fold
 
 
@@ -149,21 +167,23 @@ def fold_lines(args: argparse.Namespace, folds: list[dict[str, Any]]) -> list[st
         title,
         "",
         f"Command: `.venv/bin/python bench/btrm_vs_baselines.py --data-dir {args.data_dir} "
-        f"--max-steps {args.max_steps} --folds {args.folds}{override_flags(args)} --output "
-        f"{args.output}{compare_flag(args)}{' --write' if args.write else ''}` (the "
-        f"{'candidate' if args.compare_with else 'default'} config on every fold; fastText and "
+        f"--max-steps {args.max_steps} --folds {args.folds}{override_flags(args)}"
+        f"{run_folds_flag(args)} --output {args.output}{compare_flag(args)}"
+        f"{' --write' if args.write else ''}` (the "
+        f"{'candidate' if args.compare_with else 'default'} config on each fold; fastText and "
         f"TF-IDF + LR on the same training rows; behind = more than {MARGIN} under; a head's "
         f"median positive judged against [{LEVEL_BAND[0]}, {LEVEL_BAND[1]}] where it has at "
         f"least {MIN_LEVEL_DOCUMENTS} held-out documents).",
         "",
+        *finished_line(len(folds), args.folds),
         "| fold | pairs | behind fastText | behind TF-IDF | behind TF-IDF at all | mean AUC "
         "btrm / fastText / TF-IDF | heads outside the band | min |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for k, (fold, s) in enumerate(zip(folds, summaries, strict=True)):
+    for fold, s in zip(folds, summaries, strict=True):
         mean = s["mean"]
         lines.append(
-            f"| {k} | {s['pairs']} | {len(s['behind']['fasttext'])} | "
+            f"| {fold_index(fold)} | {s['pairs']} | {len(s['behind']['fasttext'])} | "
             f"{len(s['behind']['tfidf'])} | {len(s['behind']['tfidf_any'])} | "
             f"{mean['btrm']:.4f} / {mean['fasttext']:.4f} / {mean['tfidf']:.4f} | "
             f"{', '.join(s['outside_band']) or '-'} | {fold['minutes']:.1f} |"
@@ -199,17 +219,31 @@ def fold_lines(args: argparse.Namespace, folds: list[dict[str, Any]]) -> list[st
     return lines
 
 
+def finished_line(finished: int, folds: int) -> list[str]:
+    return [] if finished == folds else [f"Finished folds: {finished} of {folds}.", ""]
+
+
+def run_folds_flag(args: argparse.Namespace) -> str:
+    return "" if args.run_folds is None else " --run-folds " + " ".join(map(str, args.run_folds))
+
+
 def compare_flag(args: argparse.Namespace) -> str:
     return "" if args.compare_with is None else f" --compare-with {args.compare_with}"
 
 
 def run_folds(args: argparse.Namespace, raw: dict[str, Any]) -> None:
-    folds = [trained_fold(args, raw, k) for k in range(args.folds)]
+    """Train the requested folds (``--run-folds``, default all), then report every finished
+    fold."""
+    for k in range(args.folds) if args.run_folds is None else args.run_folds:
+        trained_fold(args, raw, k)
+    folds = [fold for k in range(args.folds) if (fold := saved_fold(args, raw, k)) is not None]
+    if not folds:
+        raise SystemExit(f"{args.output}: no finished fold to report (--run-folds trains some)")
     Path(args.output).mkdir(parents=True, exist_ok=True)
     if args.compare_with is None:
         publish(MARK, fold_lines(args, folds), args.write, DOCS / "btrm.md")
         return
-    default = [read_fold(args.compare_with, k) for k in range(args.folds)]
+    default = [read_fold(args.compare_with, fold_index(fold)) for fold in folds]
     lines = fold_lines(args, folds) + ["", *comparison_lines(args, default, folds)]
     publish(candidate_mark(args.output), lines, args.write, DOCS / "btrm.md")
 
@@ -227,10 +261,16 @@ def read_fold(directory: Path, index: int) -> dict[str, Any]:
     return dict(orjson.loads(path.read_bytes()))
 
 
-def rule_checks(
-    default: list[dict[str, Any]], candidate: list[dict[str, Any]]
-) -> list[tuple[str, bool, str]]:
-    """docs/btrm.md's rule for replacing a default, condition by condition."""
+class Check(NamedTuple):
+    name: str
+    met: bool
+    value: str
+    every_fold: bool  # must hold on each fold: a finished fold that fails it decides
+
+
+def rule_checks(default: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> list[Check]:
+    """docs/btrm.md's rule for replacing a default, condition by condition, on the folds
+    both sides have."""
     d = [fold_summary(f) for f in default]
     c = [fold_summary(f) for f in candidate]
     fast = [sum(len(s["behind"]["fasttext"]) for s in side) for side in (d, c)]
@@ -240,27 +280,44 @@ def rule_checks(
     drops = [b["mean"]["btrm"] - a["mean"]["btrm"] for a, b in zip(d, c, strict=True)]
     outside = [", ".join(s["outside_band"]) for s in c if s["outside_band"]]
     return [
-        (
+        Check(
             "fewer pairs behind fastText, summed over the folds",
             fast[1] < fast[0],
             f"{fast[1]} against {fast[0]}",
+            every_fold=False,
         ),
-        (
+        Check(
             "on no fold more pairs behind TF-IDF",
             all(b <= a for a, b in tfidf),
             ", ".join(f"{b} against {a}" for a, b in tfidf),
+            every_fold=True,
         ),
-        (
+        Check(
             "every judged head inside the band on every fold",
             not outside,
             "; ".join(outside) or "all",
+            every_fold=True,
         ),
-        (
+        Check(
             "mean AUC at least the default's minus 0.001 on every fold",
             min(drops) >= -0.001,
             f"smallest change {min(drops):+.4f}",
+            every_fold=True,
         ),
     ]
+
+
+def verdict(checks: list[Check], finished: int, folds: int) -> str:
+    """The rule's verdict; on some of the folds, only what the others cannot change."""
+    if finished == folds:
+        passed = all(check.met for check in checks)
+        return "the candidate replaces the default" if passed else "the default stays"
+    if any(check.every_fold and not check.met for check in checks):
+        return (
+            f"the default stays: on {finished} of {folds} folds a condition that must hold "
+            "on every fold already fails, which the other folds cannot change"
+        )
+    return f"not decided: {finished} of {folds} folds finished"
 
 
 def comparison_lines(
@@ -269,15 +326,15 @@ def comparison_lines(
     """The candidate against the default on the same folds, and the rule's verdict."""
     same = all(a["tfidf"] == b["tfidf"] for a, b in zip(default, candidate, strict=True))
     rows = []
-    for k, (a, b) in enumerate(zip(default, candidate, strict=True)):
+    for a, b in zip(default, candidate, strict=True):
         sa, sb = fold_summary(a), fold_summary(b)
         rows.append(
-            f"| {k} | {len(sa['behind']['fasttext'])} / {len(sb['behind']['fasttext'])} | "
+            f"| {fold_index(b)} | {len(sa['behind']['fasttext'])} / "
+            f"{len(sb['behind']['fasttext'])} | "
             f"{len(sa['behind']['tfidf'])} / {len(sb['behind']['tfidf'])} | "
             f"{sa['mean']['btrm']:.4f} / {sb['mean']['btrm']:.4f} |"
         )
     checks = rule_checks(default, candidate)
-    passed = all(ok for _, ok, _ in checks)
     return [
         f"Against the default (`{args.compare_with}`), default / candidate per fold"
         + ("" if same else " (WARNING: the TF-IDF scores differ, so the folds do not match)")
@@ -289,7 +346,7 @@ def comparison_lines(
         "",
         "The rule (docs/btrm.md), condition by condition:",
         "",
-        *(f"- {'met' if ok else 'NOT met'}: {name} ({value})" for name, ok, value in checks),
+        *(f"- {'met' if c.met else 'NOT met'}: {c.name} ({c.value})" for c in checks),
         "",
-        f"Verdict: {'the candidate replaces the default' if passed else 'the default stays'}.",
+        f"Verdict: {verdict(checks, len(candidate), args.folds)}.",
     ]

@@ -237,8 +237,18 @@ def main() -> None:
         help="with --folds: the default's fold runs (its OUTPUT); the section then compares "
         "this config with it by docs/btrm.md's rule",
     )
+    parser.add_argument(
+        "--run-folds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with --folds: train only these folds (default all); the section covers every "
+        "finished fold, and a comparison on some folds says whether the rest can change it",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/btrm.md")
     args = parser.parse_args()
+    if args.run_folds and not all(0 <= k < args.folds for k in args.run_folds):
+        parser.error(f"--run-folds: every fold must be in 0..{args.folds - 1} (--folds)")
     if args.evaluate_only:
         evaluate_saved(args)
         return
