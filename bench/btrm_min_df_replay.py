@@ -63,17 +63,18 @@ def refit(
     held: np.ndarray,
     count: str,
     min_df: int,
+    inverse_l2: float | None = None,
 ) -> np.ndarray:
     """``[held rows, heads]``: the refitted regression's part of the held-out rows' scores
-    (uncentred: a constant per head, which no AUC sees)."""
+    (uncentred: a constant per head, which no AUC sees); ``inverse_l2``: its ``C``, the
+    config's by default."""
     settings = config.lexical
     rows, _ = training_rows(table, config)
     row_bags = [bags[i] for i in rows]
     idf = idf_by(row_bags, table.group[rows], settings.buckets, count, min_df)
     labels, weights = labels_and_weights(table, rows, config)
-    coef, intercept = fit_logistic(
-        tfidf_matrix(row_bags, idf), labels, weights, settings.logistic_c
-    )
+    strength = settings.logistic_c if inverse_l2 is None else inverse_l2
+    coef, intercept = fit_logistic(tfidf_matrix(row_bags, idf), labels, weights, strength)
     features = tfidf_matrix([bags[i] for i in held], idf)
     return settings.logistic_weight * (features @ coef + intercept)  # type: ignore[operator]
 
