@@ -97,7 +97,9 @@ def trained_fold(args: argparse.Namespace, raw: dict[str, Any], index: int) -> d
         "fasttext": aucs(table, fasttext_scores(table, args.seed)),
         "heldout_documents": heldout_documents(table),
     }
-    (output / "fold.json").write_bytes(orjson.dumps(fold, option=orjson.OPT_INDENT_2))
+    partial = output / "fold.json.tmp"  # renamed when whole: a killed run leaves no fold.json
+    partial.write_bytes(orjson.dumps(fold, option=orjson.OPT_INDENT_2))
+    partial.replace(output / "fold.json")
     return fold
 
 
