@@ -23,7 +23,13 @@ from sklearn.metrics import roc_auc_score
 
 from _doc import DOCS, publish
 from btrm_hard_pairs import fold_parts, pair_masks, replay
-from btrm_min_df_replay import CENTRE_TOLERANCE, centre_spread, refit, verdict
+from btrm_min_df_replay import (
+    CENTRE_TOLERANCE,
+    centre_spread,
+    refit,
+    replay_table,
+    verdict_lines,
+)
 from termwise.config import load_yaml_config
 from termwise.models.lexical import ngram_bags
 from termwise.recipes.btrm.config import BtrmConfig
@@ -134,7 +140,6 @@ def main() -> None:
         print(fold_dir.name, {name: rows[-1] for name, rows in results.items()}, flush=True)
     if max(spreads) > CENTRE_TOLERANCE:
         raise SystemExit(f"the default's refit does not reproduce the saved regression: {spreads}")
-    folds = len(spreads)
     lines = [
         "## Replayed: the regression's L2 strength (`bench/btrm_c_replay.py`)",
         "",
@@ -145,14 +150,8 @@ def main() -> None:
         f"{max(spreads):.1e}). Per fold: pairs behind fastText / behind TF-IDF (by more than "
         "0.005) / mean AUC.",
         "",
-        "| candidate | "
-        + " | ".join(f"fold {k}" for k in range(folds))
-        + " | behind fastText, summed |",
-        "|---|" + "---|" * (folds + 1),
+        *replay_table(results),
     ]
-    for name, rows in results.items():
-        cells = " | ".join(f"{r['fasttext']} / {r['tfidf']} / {r['mean']:.4f}" for r in rows)
-        lines.append(f"| {name} | {cells} | {sum(r['fasttext'] for r in rows)} |")
     lines += [
         "",
         "The per-head choice: each head's `C`, and its out-of-fold rank on the training rows "
@@ -162,10 +161,7 @@ def main() -> None:
         "|---|" + "---|" * len(heads),
         *choices,
     ]
-    default = results[next(iter(FIXED))]
-    for name in [*list(FIXED)[1:], PER_HEAD]:
-        lines += ["", f"{name}, against the rule's ranking conditions:", ""]
-        lines += [f"- {line}" for line in verdict(default, results[name])]
+    lines += verdict_lines(results)
     publish(MARK, lines, args.write, DOCS / "btrm.md")
 
 

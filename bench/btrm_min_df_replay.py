@@ -104,6 +104,32 @@ def verdict(default: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> l
     ]
 
 
+def replay_table(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per candidate and fold: pairs behind fastText / behind TF-IDF / mean AUC, and the
+    pairs behind fastText summed."""
+    folds = len(next(iter(results.values())))
+    lines = [
+        "| candidate | "
+        + " | ".join(f"fold {k}" for k in range(folds))
+        + " | behind fastText, summed |",
+        "|---|" + "---|" * (folds + 1),
+    ]
+    for name, rows in results.items():
+        cells = " | ".join(f"{r['fasttext']} / {r['tfidf']} / {r['mean']:.4f}" for r in rows)
+        lines.append(f"| {name} | {cells} | {sum(r['fasttext'] for r in rows)} |")
+    return lines
+
+
+def verdict_lines(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """:func:`verdict` of every candidate against the first (the default)."""
+    default, *candidates = results
+    lines: list[str] = []
+    for name in candidates:
+        lines += ["", f"{name}, against the rule's ranking conditions:", ""]
+        lines += [f"- {line}" for line in verdict(results[default], results[name])]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("runs/btrm-folds"))
@@ -128,7 +154,6 @@ def main() -> None:
             print(fold_dir.name, name, results[name][-1], flush=True)
     if max(spreads) > CENTRE_TOLERANCE:
         raise SystemExit(f"the default's refit does not reproduce the saved regression: {spreads}")
-    folds = len(spreads)
     lines = [
         "## Replayed: the regression's min_df counted by document (`bench/btrm_min_df_replay.py`)",
         "",
@@ -139,18 +164,9 @@ def main() -> None:
         f"{max(spreads):.1e}). Per fold: pairs behind fastText / behind TF-IDF (by more than "
         "0.005) / mean AUC.",
         "",
-        "| candidate | "
-        + " | ".join(f"fold {k}" for k in range(folds))
-        + " | behind fastText, summed |",
-        "|---|" + "---|" * (folds + 1),
+        *replay_table(results),
     ]
-    for name, rows in results.items():
-        cells = " | ".join(f"{r['fasttext']} / {r['tfidf']} / {r['mean']:.4f}" for r in rows)
-        lines.append(f"| {name} | {cells} | {sum(r['fasttext'] for r in rows)} |")
-    default = results[next(iter(CANDIDATES))]
-    for name in list(CANDIDATES)[1:]:
-        lines += ["", f"{name}, against the rule's ranking conditions:", ""]
-        lines += [f"- {line}" for line in verdict(default, results[name])]
+    lines += verdict_lines(results)
     publish(MARK, lines, args.write, DOCS / "btrm.md")
 
 
