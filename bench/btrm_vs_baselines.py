@@ -19,6 +19,7 @@ fastText comes from the bench extra (``pip install -e '.[bench]'``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ def baseline_scores(table: MembershipTable) -> np.ndarray:
         model.fit(x_train[labelled], positive[labelled])
         scores[:, h] = model.decision_function(x_test)
     return scores
+
+
+def require_fasttext() -> None:
+    """Stop before training when the fastText arm cannot run: it runs after the model."""
+    if importlib.util.find_spec("fasttext") is None:
+        raise SystemExit(
+            "bench/btrm_vs_baselines.py: the fasttext module is missing; install the bench "
+            "extra first (.venv/bin/python -m pip install -e '.[bench]', as make bench-btrm does)"
+        )
 
 
 def fasttext_scores(table: MembershipTable, seed: int = 0) -> np.ndarray:
@@ -249,6 +259,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run_folds and not all(0 <= k < args.folds for k in args.run_folds):
         parser.error(f"--run-folds: every fold must be in 0..{args.folds - 1} (--folds)")
+    require_fasttext()
     if args.evaluate_only:
         evaluate_saved(args)
         return
