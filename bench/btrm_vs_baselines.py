@@ -205,6 +205,14 @@ def main() -> None:
         "--soft-weight", type=float, default=None, help="override tier_weights.soft_neg"
     )
     parser.add_argument(
+        "--train-on-unlevelled",
+        action="store_const",
+        const=True,
+        default=None,
+        help="set train_on_unlevelled: train on the kept-out documents of heads too small "
+        "for a level",
+    )
+    parser.add_argument(
         "--logistic-weight",
         type=float,
         default=None,
@@ -317,15 +325,17 @@ CONFIG_OVERRIDES: dict[str, tuple[str, ...]] = {
     "soft_weight": ("tier_weights", "soft_neg"),
     "logistic_weight": ("lexical", "logistic_weight"),
     "hard_negative_gamma": ("hard_negative_gamma",),
+    "train_on_unlevelled": ("train_on_unlevelled",),
 }
 
 
 def override_flags(args: argparse.Namespace) -> str:
     """The given override flags, as they were typed."""
+    flags = {dest: getattr(args, dest, None) for dest in CONFIG_OVERRIDES}
     return "".join(
-        f" --{dest.replace('_', '-')} {getattr(args, dest)}"
-        for dest in CONFIG_OVERRIDES
-        if getattr(args, dest, None) is not None
+        f" --{dest.replace('_', '-')}" + ("" if value is True else f" {value}")
+        for dest, value in flags.items()
+        if value is not None
     )
 
 

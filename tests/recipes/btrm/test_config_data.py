@@ -13,6 +13,7 @@ from termwise.recipes.btrm.data import (
     head_sources,
     heldout_groups,
     is_heldout,
+    kept_out_for_levelled_heads,
     level_rows,
     level_sample,
     plan_batches,
@@ -229,6 +230,23 @@ def test_level_rows_take_whole_documents_among_the_training_rows():
     assert np.array_equal(chosen, level_rows(table, rows[::-1], 0.1)[::-1])
     assert set(level_rows(table, rows[:30], 0.1)) <= set(rows[:30])  # only among the given
     assert len(level_rows(table, rows, 0.0)) == 0
+
+
+def test_kept_out_documents_of_unlevelled_heads_return_to_training():
+    # head 0: 30 documents kept out (levelled); head 1: 3 (raw); "neg": no head's positive
+    table = synthetic_table({"big": 60, "small": 6, "neg": 10}, {"big": 0, "small": 1, "neg": None})
+    table.group = np.array(
+        [f"big{i // 2}" for i in range(60)]
+        + [f"small{i // 2}" for i in range(6)]
+        + [f"neg{i}" for i in range(10)]
+    )
+    table.positive[60, 0] = True  # small0 is a positive of the levelled head too
+    kept_out = np.arange(76)
+    kept = kept_out_for_levelled_heads(table, kept_out, minimum=20)
+    returned = set(table.group[np.setdiff1d(kept_out, kept)])
+    assert returned == {"small1", "small2"}  # whole documents, only the unlevelled head's
+    assert len(kept) == 76 - 4
+    assert len(kept_out_for_levelled_heads(table, kept_out, minimum=3)) == 76  # both levelled
 
 
 def test_level_sample_takes_positives_of_every_head_and_is_fixed(tmp_path):

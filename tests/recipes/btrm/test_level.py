@@ -7,7 +7,8 @@ from termwise.config import load_yaml_config
 from termwise.models.lexical import pack_bags
 from termwise.recipes.btrm.after_training import score_training_rows
 from termwise.recipes.btrm.config import BtrmConfig
-from termwise.recipes.btrm.level import fit_level
+from termwise.recipes.btrm.data import unseen_documents
+from termwise.recipes.btrm.level import MIN_UNSEEN_DOCUMENTS, fit_level
 from termwise.recipes.btrm.logistic_fit import fit_tfidf_logistic
 from termwise.recipes.btrm.prepared import score_rows
 from termwise.recipes.btrm.recipe import build_model, prepare
@@ -98,7 +99,6 @@ def test_a_summary_with_no_head_levelled_says_none_was_fitted():
 
 
 def test_unseen_documents_count_the_positive_documents_kept_out(tmp_path, tiny_bert):
-    from termwise.recipes.btrm.after_training import unseen_documents
     from termwise.recipes.btrm.recipe import training_rows
 
     config = load_yaml_config(write_tiny_config(tmp_path, tiny_bert), BtrmConfig)
@@ -109,3 +109,19 @@ def test_unseen_documents_count_the_positive_documents_kept_out(tmp_path, tiny_b
         documents = {table.group[i] for i in kept_out if table.positive[i, h]}
         assert counts[h] == len(documents)
     assert counts.sum() > 0
+
+
+def test_train_on_unlevelled_trains_on_the_raw_heads_kept_out_documents(tmp_path, tiny_bert):
+    from termwise.recipes.btrm.recipe import training_rows
+
+    config = load_yaml_config(write_tiny_config(tmp_path, tiny_bert), BtrmConfig)
+    table = prepare(config).table
+    train, kept_out = training_rows(table, config)
+    returning = config.model_copy(update={"train_on_unlevelled": True})
+    train_more, kept_fewer = training_rows(table, returning)
+    assert len(kept_fewer) < len(kept_out)  # the tiny corpus has heads too small to level
+    assert set(kept_fewer) <= set(kept_out)
+    assert set(train_more) == set(train) | (set(kept_out) - set(kept_fewer))
+    before, after = unseen_documents(table, kept_out), unseen_documents(table, kept_fewer)
+    small = before < MIN_UNSEEN_DOCUMENTS
+    assert (after[small] == 0).all() and (after[~small] == before[~small]).all()

@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 
 from termwise.recipes.btrm.config import BtrmConfig
-from termwise.recipes.btrm.data import MembershipTable, level_sample
+from termwise.recipes.btrm.data import level_sample, unseen_documents
 from termwise.recipes.btrm.level import fit_level
 from termwise.recipes.btrm.logistic_fit import LogisticReport, fit_tfidf_logistic
 from termwise.recipes.btrm.model import MultiHeadRewardModel
@@ -93,14 +93,6 @@ def attach_level(
         markup=False,
     )
     console.print(level.summary(table.heads), markup=False)
-
-
-def unseen_documents(table: MembershipTable, kept_out: np.ndarray) -> np.ndarray:
-    """Per head, the documents among its positives in the rows kept out of training."""
-    groups = table.group[kept_out]
-    return np.array(
-        [len(np.unique(groups[table.positive[kept_out, h]])) for h in range(len(table.heads))]
-    )
 
 
 def score_training_rows(

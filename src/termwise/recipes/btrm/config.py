@@ -185,6 +185,14 @@ class BtrmConfig(StrictModel):
         "than 20 positive documents among the kept-out ones keeps its raw scores, and "
         "training says which. 0: no level.",
     )
+    train_on_unlevelled: bool = Field(
+        False,
+        description="Train on the kept-out documents whose every positive head has fewer "
+        "than 20 positive documents kept out: such a head keeps its raw scores, so they set "
+        "no level and only take from its training. Documents that are no head's positive, "
+        "and the positives of heads that are levelled, stay kept out (docs/btrm.md judges "
+        "this on 5 document folds).",
+    )
     max_rows_per_source: int | None = Field(
         None,
         le=MAX_COUNT,

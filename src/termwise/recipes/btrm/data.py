@@ -95,6 +95,30 @@ def level_rows(table: MembershipTable, rows: np.ndarray, fraction: float) -> np.
     return rows[[g in held for g in groups]]
 
 
+def unseen_documents(table: MembershipTable, kept_out: np.ndarray) -> np.ndarray:
+    """Per head, the documents among its positives in the rows kept out of training."""
+    groups = table.group[kept_out]
+    return np.array(
+        [len(np.unique(groups[table.positive[kept_out, h]])) for h in range(len(table.heads))]
+    )
+
+
+def kept_out_for_levelled_heads(
+    table: MembershipTable, kept_out: np.ndarray, minimum: int
+) -> np.ndarray:
+    """The rows of ``kept_out`` to keep out when a head with fewer than ``minimum`` of its
+    positive documents among them keeps its raw scores (``train_on_unlevelled``): all but
+    the rows of documents that are a positive of such a head and of no levelled one. A
+    document that is no head's positive stays: it is a negative for the levelled heads'
+    level."""
+    unlevelled = unseen_documents(table, kept_out) < minimum
+    positive, groups = table.positive[kept_out], table.group[kept_out]
+    of_unlevelled = set(groups[(positive & unlevelled).any(axis=1)].tolist())
+    of_levelled = set(groups[(positive & ~unlevelled).any(axis=1)].tolist())
+    returned = of_unlevelled - of_levelled
+    return kept_out[[g not in returned for g in groups]]
+
+
 def level_sample(
     table: MembershipTable, rows: np.ndarray, per_head: int = 200, others: int = 1000
 ) -> np.ndarray:

@@ -31,8 +31,14 @@ from termwise.models.backbone import adapted_backbone
 from termwise.objective import Objective
 from termwise.recipes.btrm.after_training import FitAfterTraining
 from termwise.recipes.btrm.config import BtrmConfig
-from termwise.recipes.btrm.data import MembershipTable, level_rows, plan_batches
+from termwise.recipes.btrm.data import (
+    MembershipTable,
+    kept_out_for_levelled_heads,
+    level_rows,
+    plan_batches,
+)
 from termwise.recipes.btrm.evaluate import evaluate_model, print_evaluation
+from termwise.recipes.btrm.level import MIN_UNSEEN_DOCUMENTS
 from termwise.recipes.btrm.lexical_fit import describe, prefit_lexical
 from termwise.recipes.btrm.model import MultiHeadRewardModel, save_reward_model
 from termwise.recipes.btrm.prepared import PlannedBatches, Prepared, at_scoring_length, prepare
@@ -177,6 +183,8 @@ def training_rows(table: MembershipTable, config: BtrmConfig) -> tuple[np.ndarra
     """The rows the heads and the regression are fitted on, and the rows of the training
     documents kept out of training to set the score level."""
     level = level_rows(table, table.split(heldout=False), config.level_fraction)
+    if config.train_on_unlevelled:
+        level = kept_out_for_levelled_heads(table, level, MIN_UNSEEN_DOCUMENTS)
     return np.setdiff1d(table.split(heldout=False), level), level
 
 
