@@ -102,6 +102,7 @@ def test_unseen_documents_count_the_positive_documents_kept_out(tmp_path, tiny_b
     from termwise.recipes.btrm.recipe import training_rows
 
     config = load_yaml_config(write_tiny_config(tmp_path, tiny_bert), BtrmConfig)
+    config = config.model_copy(update={"train_on_unlevelled": False})  # every head's kept out
     table = prepare(config).table
     _, kept_out = training_rows(table, config)
     counts = unseen_documents(table, kept_out)
@@ -116,7 +117,8 @@ def test_train_on_unlevelled_trains_on_the_raw_heads_kept_out_documents(tmp_path
 
     config = load_yaml_config(write_tiny_config(tmp_path, tiny_bert), BtrmConfig)
     table = prepare(config).table
-    train, kept_out = training_rows(table, config)
+    keeping = config.model_copy(update={"train_on_unlevelled": False})
+    train, kept_out = training_rows(table, keeping)
     returning = config.model_copy(update={"train_on_unlevelled": True})
     train_more, kept_fewer = training_rows(table, returning)
     assert len(kept_fewer) < len(kept_out)  # the tiny corpus has heads too small to level

@@ -190,8 +190,9 @@ class BtrmConfig(StrictModel):
         description="Train on the kept-out documents whose every positive head has fewer "
         "than 20 positive documents kept out: such a head keeps its raw scores, so they set "
         "no level and only take from its training. Documents that are no head's positive, "
-        "and the positives of heads that are levelled, stay kept out (docs/btrm.md judges "
-        "this on 5 document folds).",
+        "and the positives of heads that are levelled, stay kept out. Off by default: on 5 "
+        "document folds it trails fastText on fewer pairs but TF-IDF on more on one fold "
+        "(docs/btrm.md).",
     )
     max_rows_per_source: int | None = Field(
         None,
